@@ -1,0 +1,139 @@
+"""The one chat client: streamed OpenAI-style chat completions through the `openai` package.
+
+The client's own retries are off and its timeout explicit, so that timings are honest and every
+infrastructure retry is ours to bound and count. A model's answer is never retried, however wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .base import BackendError, ChatRequest, Completion
+from .retry import RetryPolicy, Transient, run_with_retries
+from .server import Server
+from .stream import StreamAccumulator
+
+if TYPE_CHECKING:
+    import openai
+
+# Module prefixes of the HTTP stacks the openai package has shipped with; older releases let
+# their transport errors escape a stream's iterator unwrapped.
+_TRANSPORT_MODULES = ("httpx", "httpcore", "httpx2", "h11", "anyio")
+
+
+class ChatClient:
+    def __init__(
+        self,
+        server: Server,
+        *,
+        timeout_s: float,
+        api_key: str | None = None,
+        stream_usage: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import openai  # heavy: imported only once a backend actually chats
+
+        self.server = server
+        self.timeout_s = timeout_s
+        self.stream_usage = stream_usage
+        self.extra_body = dict(extra_body or {})
+        self.retry = retry or RetryPolicy()
+        self._clock = clock
+        self._sleep = sleep
+        self._openai = openai
+        self._client: openai.OpenAI = openai.OpenAI(
+            base_url=server.openai_url,
+            # Local servers ignore the key, but the client refuses to start without one.
+            api_key=api_key or "not-needed",
+            timeout=timeout_s,
+            max_retries=0,
+        )
+
+    def complete(self, request: ChatRequest) -> Completion:
+        body = self._body(request)
+        return run_with_retries(lambda retries: self._attempt(request, body, retries), self.retry, self._sleep)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            # Always sent: Ollama's /v1 layer forces 1.0 when it is missing.
+            "temperature": request.temperature,
+            "stream": True,
+        }
+        if self.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.tools:
+            body["tools"] = request.tools
+        return body
+
+    def _attempt(self, request: ChatRequest, body: dict[str, Any], retries: int) -> Completion:
+        timeout = request.timeout_s or self.timeout_s
+        accumulator = StreamAccumulator(started_at=self._clock())
+        completions: Any = self._client.chat.completions
+        errors = self._openai
+        try:
+            stream = completions.create(**body, timeout=timeout, extra_body=self.extra_body or None)
+            try:
+                for chunk in stream:
+                    now = self._clock()
+                    accumulator.feed(_as_dict(chunk), now)
+                    if now - accumulator.started_at > timeout:
+                        raise self._too_slow(request, timeout)
+            finally:
+                stream.close()
+        except errors.APITimeoutError as exc:
+            raise self._too_slow(request, timeout) from exc
+        except errors.APIConnectionError as exc:
+            raise Transient(self._connection_lost(accumulator, exc)) from exc
+        except errors.APIStatusError as exc:
+            error = self.server.error(
+                f"chat with model {request.model!r} answered HTTP {exc.status_code}: {_message(exc)}"
+            )
+            if exc.status_code >= 500:
+                raise Transient(error) from exc
+            raise error from exc
+        except errors.APIError as exc:
+            # An error event inside the stream: the server gave up on this request.
+            raise self.server.error(f"chat with model {request.model!r} failed: {_message(exc)}") from exc
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES:
+                raise Transient(self._connection_lost(accumulator, exc)) from exc
+            raise
+        return accumulator.finish(self._clock(), retries=retries)
+
+    def _too_slow(self, request: ChatRequest, timeout: float) -> BackendError:
+        return self.server.error(f"model {request.model!r} gave no complete answer within {timeout:g}s")
+
+    def _connection_lost(self, accumulator: StreamAccumulator, exc: Exception) -> BackendError:
+        if accumulator.first_token_at is None and accumulator.model_id is None:
+            return self.server.unreachable(_message(exc))
+        return self.server.error(f"connection dropped mid-answer ({_message(exc)})")
+
+
+def _as_dict(chunk: Any) -> Mapping[str, Any]:
+    if isinstance(chunk, Mapping):
+        return chunk
+    # openai's models keep unknown server fields (timings, stats, reasoning) as extras.
+    dumped: Mapping[str, Any] = chunk.model_dump()
+    return dumped
+
+
+def _message(exc: Exception) -> str:
+    cause = exc.__cause__
+    text = str(exc)
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text} ({cause})"
+    return text or type(exc).__name__
+

@@ -1,0 +1,173 @@
+"""Collection: a task file becomes one CaseItem per (model, task, case)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest._code.code import TerminalRepr
+from _pytest.nodes import Node
+
+from .backends.base import BackendError
+from .results import PROPERTY, CaseResult, GenerationStats, Outcome
+from .session import STATE, RunState
+from .spec import Task, TaskFileError, load_task_file
+from .suites import get_suite
+from .suites.base import Generation, Verdict
+
+
+class CaseFailed(Exception):
+    """The model's answer did not pass this case (outcome other than passed/error)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(f"{verdict.outcome}: {verdict.detail}")
+        self.verdict = verdict
+
+
+class CaseError(Exception):
+    """Infrastructure trouble: the case could not be judged (outcome `error`)."""
+
+
+class TaskFileItem(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        state = self.config.stash[STATE]
+        try:
+            task_file = load_task_file(self.path)
+        except TaskFileError as exc:
+            raise self.CollectError(str(exc)) from None
+        for model in state.settings.models:
+            for task in task_file.tasks:
+                for case in task.cases:
+                    name = f"{task.id}::{case.id}[{model}]"
+                    # An explicit nodeid keeps --lf working for names with brackets (pytest 9.2).
+                    item = CaseItem.from_parent(
+                        self,
+                        name=name,
+                        nodeid=f"{self.nodeid}::{name}",
+                        suite=task_file.suite,
+                        task=task,
+                        case=case,
+                        model=model,
+                    )
+                    yield item
+
+
+class CaseItem(pytest.Item):
+    def __init__(
+        self, *, suite: str, task: Task, case: Any, model: str, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.task = task
+        self.case = case
+        self.model = model
+        self.generation: Generation | None = None
+        for keyword in (suite, model, task.id, case.id, *task.tags):
+            self.extra_keyword_matches.add(keyword)
+        self.add_marker("llmbench")
+        self.add_marker(suite)
+        if task.difficulty:
+            self.add_marker(task.difficulty)
+
+    @property
+    def task_key(self) -> tuple[str, str]:
+        parent = self.parent.nodeid if self.parent else ""
+        return (self.model, f"{parent}::{self.task.id}")
+
+    @property
+    def state(self) -> RunState:
+        return self.config.stash[STATE]
+
+    def _record(self, outcome: Outcome, detail: str = "") -> None:
+        generation = self.generation
+        stats = generation.stats if generation is not None else GenerationStats()
+        load = self.state.manager.loads.get(self.model)
+        result = CaseResult(
+            model=self.model,
+            suite=self.suite,
+            task=self.task.id,
+            case=self.case.id,
+            outcome=outcome,
+            detail=detail,
+            file=self.parent.nodeid if self.parent else "",
+            generation=stats,
+            load_s=load.seconds if load is not None else None,
+        )
+        self.user_properties[:] = [p for p in self.user_properties if p[0] != PROPERTY]
+        self.user_properties.append((PROPERTY, result.to_json()))
+        self.user_properties.append(("llmbench_outcome", outcome))
+        if stats.completion_tokens is not None:
+            self.user_properties.append(("llmbench_completion_tokens", stats.completion_tokens))
+        self.user_properties.append(("llmbench_seconds", round(stats.seconds, 3)))
+
+    def setup(self) -> None:
+        state = self.state
+        try:
+            state.manager.ensure_loaded(self.model)
+            memo = state.generations.get(self.task_key)
+            if memo is None:
+                suite = get_suite(self.suite)
+                try:
+                    memo = suite.generate(
+                        self.task, self.model, state.manager.chat,
+                        state.request_settings(self.model),
+                    )  # fmt: skip
+                except BackendError as exc:
+                    memo = exc
+                state.generations[self.task_key] = memo
+            if isinstance(memo, BackendError):
+                raise memo
+        except BackendError as exc:
+            self._record("error", exc.message)
+            raise CaseError(exc.message) from None
+        self.generation = memo
+
+    def runtest(self) -> None:
+        assert self.generation is not None
+        state = self.state
+        suite = get_suite(self.suite)
+        if self.task_key not in state.executions:
+            state.executions[self.task_key] = suite.execute(
+                self.task, self.generation, state.sandbox
+            )
+        verdict = suite.score(self.task, self.case, self.generation, state.executions[self.task_key])
+        self._record(verdict.outcome, verdict.detail)
+        if verdict.outcome == "error":
+            raise CaseError(verdict.detail)
+        if verdict.outcome != "passed":
+            raise CaseFailed(verdict)
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, CaseFailed):
+            return self._explain(excinfo.value.verdict)
+        if isinstance(excinfo.value, CaseError):
+            return f"error: {excinfo.value}"
+        if not isinstance(excinfo.value, BaseException):  # pragma: no cover
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def _explain(self, verdict: Verdict) -> str:
+        lines = [f"{verdict.outcome}: {verdict.detail}".rstrip(": ")]
+        answer = self.generation.answer if self.generation else ""
+        if answer:
+            shown = answer if len(answer) <= 1500 else answer[:1500] + "\n[... cut]"
+            lines += ["", f"answer of {self.model}:", shown]
+        return "\n".join(lines)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.suite}: {self.name}"
+
+
+def case_result_of(report: pytest.TestReport) -> CaseResult | None:
+    for key, value in report.user_properties:
+        if key == PROPERTY:
+            return CaseResult.from_json(str(value))
+    return None
+
+
+def is_task_file(node: Node) -> bool:
+    return isinstance(node, TaskFileItem)

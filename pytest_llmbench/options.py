@@ -1,0 +1,174 @@
+"""Command-line options with ini and LLMBENCH_* environment twins, resolved into one Settings.
+
+Precedence: command line > environment > ini file > default. Settings is plain frozen data so
+that xdist can ship it to workers unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .backends.builtin import PSEUDO_MODELS
+
+DEFAULT_MAX_TOKENS = 16384
+DEFAULT_TEMPERATURE = 0.2
+DEFAULT_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, its ini/env twins, how to parse it and its help text."""
+
+    dest: str
+    flag: str
+    help: str
+    default: Any = None
+    parse: Callable[[str], Any] = str
+    is_flag: bool = False
+    ini_type: str = "string"
+
+    @property
+    def ini(self) -> str:
+        return "llmbench_" + self.dest
+
+    @property
+    def env(self) -> str:
+        return "LLMBENCH_" + self.dest.upper()
+
+
+def _models(text: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in text.replace("\n", ",").split(",") if m.strip())
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _endpoints(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in _models(text):
+        model, sep, url = item.rpartition("=")
+        if not sep or not model or not url:
+            raise pytest.UsageError(f"--llmbench-endpoint expects MODEL=URL, got {item!r}")
+        pairs.append((model, url))
+    return tuple(pairs)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("models", "--models", "comma-separated model keys to benchmark, as the backend names "
+           "them; 'reference' and 'null' are built-in pseudo-models", (), _models),
+    Option("oracle", "--oracle", "model key whose failures flag suspect tasks"),
+    Option("max_tokens", "--max-tokens", "generation cap per request (default 16384; the "
+           "embedded backend defaults to what fits its context)", None, int),
+    Option("backend", "--llmbench-backend", "backend: lmstudio (default), openai, ollama, "
+           "llamacpp, vllm, embedded", "lmstudio"),
+    Option("base_url", "--llmbench-base-url", "server root, e.g. http://localhost:1234 "
+           "(a trailing /v1 is accepted)"),
+    Option("temperature", "--llmbench-temperature", "sampling temperature (default 0.2)",
+           DEFAULT_TEMPERATURE, float),
+    Option("seed", "--llmbench-seed", "sampling seed sent to the server", None, int),
+    Option("jsonl", "--llmbench-jsonl", "JSONL file results are appended to "
+           "(default .llmbench/results.jsonl in the rootdir)", None, Path),
+    Option("markdown", "--llmbench-markdown", "write the comparison table as markdown here",
+           None, Path),
+    Option("list", "--llmbench-list", "list the backend's installed models and exit",
+           False, _bool, is_flag=True, ini_type="bool"),
+    Option("timeout", "--llmbench-timeout", "seconds per request (default 600)",
+           DEFAULT_TIMEOUT_S, float),
+    Option("context_length", "--llmbench-context", "context length to load models with",
+           None, int),
+    Option("endpoint", "--llmbench-endpoint", "MODEL=URL: serve this model from another "
+           "server of the same backend (repeatable)", (), _endpoints),
+    Option("isolation", "--llmbench-isolation", "required sandbox tier: full, reduced or auto "
+           "(default: the strongest available, never none)", "auto"),
+)  # fmt: skip
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmbench", "benchmark local language models")
+    for opt in OPTIONS:
+        if opt.is_flag:
+            group.addoption(opt.flag, action="store_true", default=None, dest="llmbench_" + opt.dest,
+                            help=f"{opt.help} [env {opt.env}]")
+        elif opt.dest == "endpoint":
+            group.addoption(opt.flag, action="append", default=None, dest="llmbench_" + opt.dest,
+                            metavar="MODEL=URL", help=f"{opt.help} [env {opt.env}]")
+        else:
+            group.addoption(opt.flag, default=None, dest="llmbench_" + opt.dest,
+                            help=f"{opt.help} [env {opt.env}]")
+        parser.addini(opt.ini, help=opt.help, type=opt.ini_type,  # type: ignore[arg-type]
+                      default=None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[str, ...] = ()
+    oracle: str | None = None
+    max_tokens: int | None = None
+    backend: str = "lmstudio"
+    base_url: str | None = None
+    temperature: float = DEFAULT_TEMPERATURE
+    seed: int | None = None
+    jsonl: Path | None = None
+    markdown: Path | None = None
+    list: bool = False
+    timeout: float = DEFAULT_TIMEOUT_S
+    context_length: int | None = None
+    endpoint: tuple[tuple[str, str], ...] = ()
+    isolation: str = "auto"
+    rootdir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return dict(self.endpoint)
+
+    @property
+    def real_models(self) -> tuple[str, ...]:
+        return tuple(m for m in self.models if m not in PSEUDO_MODELS)
+
+    @property
+    def jsonl_path(self) -> Path:
+        return self.jsonl or self.rootdir / ".llmbench" / "results.jsonl"
+
+
+def _raw_value(config: pytest.Config, opt: Option) -> Any:
+    cli = config.getoption("llmbench_" + opt.dest)
+    if cli is not None:
+        if opt.dest == "endpoint":
+            return ",".join(cli)
+        return cli
+    if opt.env in os.environ:
+        return os.environ[opt.env]
+    ini = config.getini(opt.ini)
+    if ini not in (None, "", []):
+        return ini
+    return None
+
+
+def resolve(config: pytest.Config) -> Settings:
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        raw = _raw_value(config, opt)
+        if raw is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, str):
+            values[opt.dest] = raw
+            continue
+        try:
+            values[opt.dest] = opt.parse(raw)
+        except ValueError:
+            raise pytest.UsageError(f"{opt.flag}: cannot use {raw!r}") from None
+    if values.get("isolation", "auto") not in ("auto", "full", "reduced"):
+        raise pytest.UsageError("--llmbench-isolation must be one of auto, full, reduced")
+    oracle = values.get("oracle")
+    models = values.get("models", ())
+    if oracle and oracle not in models:
+        # `pytest --oracle=a` alone benchmarks a: the oracle is always part of the run.
+        values["models"] = (*models, oracle)
+    return Settings(rootdir=Path(config.rootpath), **values)

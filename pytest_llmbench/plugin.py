@@ -1,0 +1,203 @@
+"""pytest hooks, and nothing else: each hook hands its work to the module that owns it.
+
+Heavy modules (backends, sandbox, suites) load only when a run names models, so `pytest --help`
+and ordinary test runs in a project that has this plugin installed stay fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__
+from .options import Settings, add_options, resolve
+from .session import STATE, ModelManager, RunState
+
+MARKERS = {
+    "llmbench": "a benchmark case generated from a task file",
+    "python": "llmbench python-suite case",
+    "cli": "llmbench cli-suite case",
+    "tooling": "llmbench tooling-suite case",
+    "easy": "llmbench task of difficulty easy",
+    "medium": "llmbench task of difficulty medium",
+    "hard": "llmbench task of difficulty hard",
+}
+NO_MODELS_HINT = (
+    "llmbench: no models named, so no benchmark items are collected. Name models with "
+    "--models=KEY[,KEY] (or LLMBENCH_MODELS); list installed ones with `pytest --llmbench-list`; "
+    "`--models=reference,null` checks the tasks without a server."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+    parser.addini(
+        "llmbench_tasks", "directories holding benchmark task files", type="linelist",
+        default=["tasks"],
+    )  # fmt: skip
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _task_roots(config: pytest.Config) -> list[Path]:
+    return [Path(config.rootpath, entry) for entry in config.getini("llmbench_tasks")]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    settings = resolve(config)
+    config.stash[STATE] = RunState(settings, ModelManager(settings))
+    if settings.models and config.args_source != pytest.Config.ArgsSource.ARGS:
+        # `pytest --models=a` with no paths means: benchmark the task roots, not the testpaths.
+        roots = [str(root) for root in _task_roots(config) if root.exists()]
+        if roots:
+            config.args[:] = roots
+    if config.pluginmanager.hasplugin("xdist"):
+        from . import xdist
+
+        config.pluginmanager.register(xdist.ByModelPlugin(), "llmbench-xdist")
+    if settings.models and not _is_worker(config):
+        config.pluginmanager.register(ResultCollector(config.stash[STATE]), "llmbench-results")
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    settings = resolve(config)
+    if not settings.list:
+        return None
+    from .listing import list_models
+
+    return list_models(settings, config)
+
+
+def pytest_report_header(config: pytest.Config) -> str | list[str]:
+    settings = config.stash[STATE].settings
+    if not settings.models:
+        return NO_MODELS_HINT
+    where = settings.base_url or "default URL"
+    if not settings.real_models:
+        where = "built-in pseudo-models only, no server"
+    return f"llmbench: models {', '.join(settings.models)} via {settings.backend} ({where})"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    config = parent.config
+    if not config.stash[STATE].settings.models:
+        return None
+    explicit = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    under_root = any(file_path.is_relative_to(root.resolve()) for root in _task_roots(config))
+    if file_path.resolve() not in explicit and not under_root:
+        return None
+    from .collect import TaskFileItem
+
+    item: pytest.Collector = TaskFileItem.from_parent(parent, path=file_path)
+    return item
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group items by model, in --models order, so each model loads once."""
+    models = config.stash[STATE].settings.models
+    if not models:
+        return
+    rank = {model: index for index, model in enumerate(models)}
+    items.sort(key=lambda item: rank.get(getattr(item, "model", None), -1))  # type: ignore[arg-type]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = session.config.stash[STATE]
+    if not state.settings.models or session.config.option.collectonly:
+        return
+    from .sandbox import SandboxUnavailable
+
+    # Isolation is checked before any model is called: a run that cannot isolate model code
+    # as asked stops here rather than halfway through.
+    try:
+        state.sandbox  # noqa: B018
+    except SandboxUnavailable as exc:
+        pytest.exit(f"llmbench: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    model = getattr(item, "model", None)
+    if model is None or getattr(nextitem, "model", None) == model:
+        return
+    state = item.config.stash[STATE]
+    state.manager.unload(model)
+    state.forget(model)
+
+
+class ResultCollector:
+    """Controller-side: gathers each item's CaseResult from its report (also from workers)."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # A case's verdict is on its call report, or on its setup report when setup failed.
+        if not (report.when == "call" or (report.when == "setup" and report.failed)):
+            return
+        from .collect import case_result_of
+
+        result = case_result_of(report)
+        if result is not None:
+            self.state.results.append(result)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash[STATE]
+    state.manager.close()
+    if _is_worker(config) or not state.results:
+        return
+    from .report import write_outputs
+
+    write_outputs(state, run_info(config, state))
+
+
+def run_info(config: pytest.Config, state: RunState) -> Any:
+    from .report import RunInfo
+
+    settings: Settings = state.settings
+    digest = hashlib.sha256()
+    for name in sorted({r.file for r in state.results}):
+        path = Path(config.rootpath, name)
+        digest.update(name.encode() + (path.read_bytes() if path.is_file() else b""))
+    return RunInfo(
+        run_id=state.run_id,
+        timestamp=RunInfo.now(),
+        backend=settings.backend,
+        plugin_version=__version__,
+        tasks_digest=digest.hexdigest()[:16],
+        settings={
+            "max_tokens": settings.max_tokens,
+            "temperature": settings.temperature,
+            "seed": settings.seed,
+            "timeout_s": settings.timeout,
+            "context_length": settings.context_length,
+            "isolation": state.isolation_tier,
+        },
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _is_worker(config):
+        return
+    state = config.stash[STATE]
+    from .report import summary_lines
+
+    for line in summary_lines(state):
+        markup = {"red": True, "bold": True} if line.startswith("SUSPECT") else {}
+        if line.startswith("llmbench "):
+            terminalreporter.write_sep("=", line, **markup)
+        else:
+            terminalreporter.write_line(line, **markup)
+

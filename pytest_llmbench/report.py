@@ -1,0 +1,175 @@
+"""Rendering results: the comparison table (terminal and markdown), JSONL lines, the oracle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .results import SUITES, CaseResult, ModelReport, aggregate
+
+if TYPE_CHECKING:
+    from .session import RunState
+
+COLUMNS = ("model", *SUITES, "total", "time", "tok/s")
+
+
+def _fraction(counts: tuple[int, int]) -> str:
+    passed, total = counts
+    return f"{passed}/{total}" if total else "-"
+
+
+def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for report in reports:
+        tps = report.tokens_per_second
+        notes = [
+            f"{report.count(outcome)} {label}"
+            for outcome, label in (("truncated", "truncated"), ("timeout", "timeout"),
+                                   ("error", "errors"))
+            if report.count(outcome)
+        ]  # fmt: skip
+        name = report.model + (" (oracle)" if report.model == oracle else "")
+        rows.append(
+            [
+                name,
+                *(_fraction(report.suite_counts(s)) for s in SUITES),
+                _fraction((report.passed, report.total)),
+                f"{report.seconds:.1f}s",
+                f"{tps:.0f}" if tps is not None else "-",
+                ", ".join(notes),
+            ]
+        )
+    return rows
+
+
+def render_table(reports: Sequence[ModelReport], oracle: str | None = None) -> str:
+    header = [*COLUMNS, "notes"]
+    rows = table_rows(reports, oracle)
+    if not any(r[-1] for r in rows):
+        header, rows = header[:-1], [r[:-1] for r in rows]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = cells
+        out = [first.ljust(widths[0])] + [c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)]
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -> str:
+    header = [*COLUMNS, "notes"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table_rows(reports, oracle):
+        row[0] = f"`{row[0]}`"
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    timestamp: str
+    backend: str
+    plugin_version: str
+    tasks_digest: str
+    settings: dict[str, Any]
+
+    @staticmethod
+    def now() -> str:
+        return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def jsonl_line(report: ModelReport, run: RunInfo, base_url: str | None, load_s: float | None) -> str:
+    record = {
+        **{k: v for k, v in asdict(run).items() if k != "settings"},
+        "model": report.model,
+        "base_url": base_url,
+        "settings": run.settings,
+        "load_seconds": load_s,
+        "passed": report.passed,
+        "total": report.total,
+        "seconds": round(report.seconds, 3),
+        "completion_tokens": report.completion_tokens,
+        "tokens_per_second": report.tokens_per_second,
+        "results": [task.to_dict() for task in report.tasks],
+    }
+    return json.dumps(record, sort_keys=False, default=str)
+
+
+def append_jsonl(path: Path, lines: Sequence[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(line + "\n")
+
+
+def oracle_lines(results: Sequence[CaseResult], oracle: str) -> list[str]:
+    """The oracle's verdict: suite:task:case it did not pass (errors are not its fault)."""
+    suspects = [
+        f"{r.suite}:{r.task}:{r.case} ({r.outcome}{': ' + r.detail if r.detail else ''})"
+        for r in results
+        if r.model == oracle and r.outcome not in ("passed", "error")
+    ]
+    if not suspects:
+        return [f"Oracle OK: {oracle} passed every case it ran"]
+    return [f"SUSPECT TASK(S): the oracle {oracle} failed {len(suspects)} case(s); "
+            "check these tasks before trusting the other columns:"] + [
+        f"  {s}" for s in suspects
+    ]  # fmt: skip
+
+
+def unpassed_tasks(results: Sequence[CaseResult]) -> list[str]:
+    """Tasks that no model (other than `null`) passed in full: broken, or very hard."""
+    full: dict[tuple[str, str], dict[str, bool]] = {}
+    for r in results:
+        if r.model == "null":
+            continue
+        per_model = full.setdefault((r.suite, r.task), {})
+        per_model[r.model] = per_model.get(r.model, True) and r.outcome == "passed"
+    return [f"{suite}:{task}" for (suite, task), models in full.items() if not any(models.values())]
+
+
+def summary_lines(state: RunState) -> list[str]:
+    """Everything the terminal summary prints for a run, top to bottom."""
+    settings = state.settings
+    if not settings.models:
+        return []
+    lines: list[str] = []
+    for url, exc in state.manager.unreachable.items():
+        lines.append(f"llmbench: cannot reach {url}")
+        lines.append(exc.message)
+    if not state.results:
+        return lines
+    reports = aggregate(state.results, settings.models)
+    lines.append("llmbench results")
+    lines.append(render_table(reports, settings.oracle))
+    lines.append(
+        f"time excludes model loading; isolation: {state.isolation_tier}; "
+        f"max_tokens: {settings.max_tokens or 'backend default'}; JSONL: {settings.jsonl_path}"
+    )
+    if settings.oracle:
+        lines += oracle_lines(state.results, settings.oracle)
+    never = unpassed_tasks(state.results)
+    if never and len({r.model for r in state.results} - {"null"}) > 0:
+        lines.append(f"tasks no model passed: {', '.join(never)}")
+    return lines
+
+
+def write_outputs(state: RunState, run: RunInfo) -> None:
+    """Append one JSONL line per model; write the markdown table if asked."""
+    settings = state.settings
+    reports = aggregate(state.results, settings.models)
+    lines = []
+    for report in reports:
+        load = next((r.load_s for r in state.results if r.model == report.model and r.load_s), None)
+        url = None if report.model in ("reference", "null") else state.manager.url_for(report.model)
+        lines.append(jsonl_line(report, run, url, load))
+    append_jsonl(settings.jsonl_path, lines)
+    if settings.markdown is not None:
+        settings.markdown.parent.mkdir(parents=True, exist_ok=True)
+        settings.markdown.write_text(render_markdown(reports, settings.oracle), encoding="utf-8")

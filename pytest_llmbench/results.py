@@ -1,0 +1,152 @@
+"""Per-case results and their aggregation into per-task and per-model reports.
+
+CaseResult travels on each item's report as a JSON user property, so that the controller can
+aggregate results produced on xdist workers exactly as it does its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Outcome = Literal["passed", "failed", "truncated", "no_answer", "timeout", "error"]
+OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "truncated", "no_answer", "timeout", "error")
+SUITES = ("python", "cli", "tooling")
+PROPERTY = "llmbench"  # the user_properties key that carries a CaseResult
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """What producing one (model, task) answer cost; shared by all of that task's cases."""
+
+    seconds: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    tokens_counted_by: str = "none"
+    ttft_s: float | None = None
+    requests: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    model: str
+    suite: str
+    task: str
+    case: str
+    outcome: Outcome
+    detail: str = ""
+    file: str = ""
+    generation: GenerationStats = field(default_factory=GenerationStats)
+    load_s: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CaseResult:
+        data: dict[str, Any] = json.loads(text)
+        data["generation"] = GenerationStats(**data.get("generation", {}))
+        return cls(**data)
+
+
+@dataclass
+class TaskResult:
+    suite: str
+    task: str
+    cases: list[CaseResult]
+
+    @property
+    def passed(self) -> int:
+        return sum(c.outcome == "passed" for c in self.cases)
+
+    @property
+    def total(self) -> int:
+        return len(self.cases)
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        return dict(Counter(c.outcome for c in self.cases))
+
+    @property
+    def generation(self) -> GenerationStats:
+        return self.cases[0].generation
+
+    def to_dict(self) -> dict[str, Any]:
+        gen = self.generation
+        return {
+            "suite": self.suite,
+            "task": self.task,
+            "passed": self.passed,
+            "total": self.total,
+            "outcomes": self.outcomes,
+            "seconds": round(gen.seconds, 3),
+            "prompt_tokens": gen.prompt_tokens,
+            "completion_tokens": gen.completion_tokens,
+            "reasoning_tokens": gen.reasoning_tokens,
+            "tokens_counted_by": gen.tokens_counted_by,
+            "ttft_s": gen.ttft_s,
+            "retries": gen.retries,
+            "cases": [
+                {"id": c.case, "outcome": c.outcome, **({"detail": c.detail} if c.detail else {})}
+                for c in self.cases
+            ],
+        }
+
+
+@dataclass
+class ModelReport:
+    model: str
+    tasks: list[TaskResult]
+
+    def suite_counts(self, suite: str) -> tuple[int, int]:
+        tasks = [t for t in self.tasks if t.suite == suite]
+        return sum(t.passed for t in tasks), sum(t.total for t in tasks)
+
+    @property
+    def passed(self) -> int:
+        return sum(t.passed for t in self.tasks)
+
+    @property
+    def total(self) -> int:
+        return sum(t.total for t in self.tasks)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(t.outcomes.get(outcome, 0) for t in self.tasks)
+
+    @property
+    def seconds(self) -> float:
+        return sum(t.generation.seconds for t in self.tasks)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(t.generation.completion_tokens or 0 for t in self.tasks)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        timed = [t.generation for t in self.tasks if t.generation.completion_tokens]
+        seconds = sum(g.seconds for g in timed)
+        if not timed or seconds <= 0:
+            return None
+        return sum(g.completion_tokens or 0 for g in timed) / seconds
+
+
+def aggregate(results: list[CaseResult], model_order: tuple[str, ...]) -> list[ModelReport]:
+    """Group case results by model then task, in the run's model order and task order."""
+    by_model: dict[str, dict[tuple[str, str, str], list[CaseResult]]] = {}
+    for result in results:
+        key = (result.file, result.suite, result.task)
+        by_model.setdefault(result.model, {}).setdefault(key, []).append(result)
+    order = [m for m in model_order if m in by_model] + sorted(
+        m for m in by_model if m not in model_order
+    )
+    return [
+        ModelReport(
+            model,
+            [TaskResult(suite, task, cases) for (_, suite, task), cases in by_model[model].items()],
+        )
+        for model in order
+    ]

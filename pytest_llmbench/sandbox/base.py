@@ -1,0 +1,87 @@
+"""What the suites ask of a sandbox, and the plain data it hands back.
+
+The sandbox runs model-written code and commands and returns plain values; the verdict is
+computed by the suites in the parent. Expected values never enter the sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Tier = Literal["full", "reduced", "none"]
+
+
+@dataclass(frozen=True)
+class PyCall:
+    """One case's call: `setup` runs first (in a copy of the module's namespace), then `call`
+    (a Python expression, default `<entry_point>(*args, **kwargs)`) gives the result."""
+
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    setup: str | None = None
+    call: str | None = None
+    timeout_s: float = 10.0
+
+
+PyStatus = Literal["ok", "raised", "timeout", "crashed", "bad_result", "load_error"]
+
+
+@dataclass(frozen=True)
+class PyOutcome:
+    """What one call produced.
+
+    ok: `value` holds the result as a plain value (None, bool, int, float, str, list, tuple,
+        dict with str keys), exact types preserved.
+    raised: the call raised; `exception` is the exception's type name.
+    timeout: the call ran past its deadline.
+    crashed: the interpreter died or exited during the call.
+    bad_result: the result was not a plain value or was too large/deep.
+    load_error: the model's code failed to load or lacks the entry point.
+    """
+
+    status: PyStatus
+    value: Any = None
+    exception: str | None = None
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    kind: Literal["file", "dir", "symlink", "other"]
+    content: bytes | None = None  # regular files only, capped
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    timed_out: bool
+    files: Mapping[str, FileEntry]  # work-dir relative path -> entry, inspected after the run
+    seconds: float = 0.0
+    output_truncated: bool = False
+
+
+class Sandbox(Protocol):
+    tier: Tier
+
+    def run_python(
+        self, code: str, entry_point: str, calls: Sequence[PyCall]
+    ) -> list[PyOutcome]:
+        """Load `code` once, then run each call with its own deadline; one outcome per call."""
+        ...
+
+    def run_shell(
+        self,
+        command: str,
+        files: Mapping[str, str],
+        tools: Sequence[str],
+        timeout_s: float,
+    ) -> ShellResult:
+        """Run `command` with /bin/sh in a fresh work dir holding `files`, with only `tools`
+        on PATH; report output, exit code and the resulting files."""
+        ...

@@ -1,0 +1,477 @@
+"""The YAML task format: pydantic models and a loader whose errors name file, line, task, field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Suite = Literal["python", "cli", "tooling"]
+Difficulty = Literal["easy", "medium", "hard"]
+
+DEFAULT_TIMEOUT_S = 10.0
+# The original harness's allowlist: read and format tools, no network, no deletion.
+DEFAULT_CLI_TOOLS: tuple[str, ...] = (
+    "echo", "printf", "cat", "ls", "wc", "sort", "head", "tail", "grep", "cut",
+    "awk", "tr", "sed", "uniq", "mkdir", "touch", "python3",
+)  # fmt: skip
+
+_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskBase(_Model):
+    id: Annotated[str, Field(pattern=_ID_PATTERN)]
+    prompt: str
+    tags: tuple[str, ...] = ()
+    difficulty: Difficulty | None = None
+    system: str | None = None  # overrides the suite's system prompt
+
+
+# --------------------------------------------------------------------------- python
+
+
+class PythonCase(_Model):
+    id: Annotated[str, Field(pattern=_ID_PATTERN)]
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    setup: str | None = None
+    call: str | None = None
+    expect: Any = None
+    validate_: str | None = Field(default=None, alias="validate")
+    raises: str | None = None
+    float_tol: float | None = None
+    timeout_s: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_check(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            given = [k for k in ("expect", "validate", "raises") if k in data]
+            if len(given) != 1:
+                raise ValueError(
+                    "a python case needs exactly one of 'expect', 'validate', 'raises'"
+                    + (f" (got {', '.join(given)})" if given else "")
+                )
+        return data
+
+    @field_validator("validate_", "setup", "call")
+    @classmethod
+    def _compiles(cls, value: str | None, info: Any) -> str | None:
+        if value is not None:
+            mode = "exec" if info.field_name == "setup" else "eval"
+            try:
+                compile(value, f"<{info.field_name}>", mode)
+            except SyntaxError as exc:
+                raise ValueError(f"not valid Python: {exc.msg}") from None
+        return value
+
+    @property
+    def has_expect(self) -> bool:
+        return "expect" in self.model_fields_set
+
+
+class PythonTask(TaskBase):
+    entry_point: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    reference: str
+    cases: Annotated[list[PythonCase], Field(min_length=1)]
+    float_tol: float | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    mutants: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- cli
+
+
+class FileCheck(_Model):
+    name: str
+    content: str
+
+
+class CliCase(_Model):
+    id: Annotated[str, Field(pattern=_ID_PATTERN)]
+    stdout: str | None = None
+    stdout_lines: list[str] | None = None
+    stdout_words: list[str] | None = None
+    file: FileCheck | None = None
+    exit_code: int | None = None
+
+    @model_validator(mode="after")
+    def _one_check(self) -> CliCase:
+        given = [
+            k
+            for k in ("stdout", "stdout_lines", "stdout_words", "file", "exit_code")
+            if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "a cli case checks exactly one of stdout, stdout_lines, stdout_words, file, "
+                f"exit_code (got {', '.join(given) or 'none'})"
+            )
+        return self
+
+
+class CliTask(TaskBase):
+    reference: str  # the reference command
+    files: dict[str, str] = Field(default_factory=dict)
+    tools: tuple[str, ...] = DEFAULT_CLI_TOOLS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    cases: Annotated[list[CliCase], Field(min_length=1)]
+    mutants: list[str] = Field(default_factory=list)
+
+    @field_validator("files")
+    @classmethod
+    def _relative_names(cls, files: dict[str, str]) -> dict[str, str]:
+        for name in files:
+            parts = Path(name).parts
+            if not parts or Path(name).is_absolute() or ".." in parts:
+                raise ValueError(f"file name {name!r} must be a relative path inside the work dir")
+        return files
+
+
+# --------------------------------------------------------------------------- tooling
+# Argument matchers (semantics in suites/matching.py). In YAML a matcher is a literal (equal,
+# exact types, int accepted for float; lists in order and dicts key by key, recursively, their
+# elements being matchers too) or a dict with exactly one of the heads `contains`, `one_of`,
+# `equals`, `approx` plus that head's modifiers. A literal dict with such a key must be wrapped
+# in `{equals: ...}`.
+
+
+class _ArgMatcherBase(_Model):
+    optional: bool = False  # the argument may be omitted; if given it must match
+
+
+class Contains(_ArgMatcherBase):
+    """A string containing `contains`, case-insensitively."""
+
+    contains: str
+
+
+class OneOf(_ArgMatcherBase):
+    """Any of the options (each a matcher). `normalize`: strings compared after the BFCL
+    normalisation; `unordered`: list options match in any order."""
+
+    one_of: Annotated[list[Any], Field(min_length=1)]
+    unordered: bool = False
+    normalize: bool = False
+
+
+class Equals(_ArgMatcherBase):
+    """`equals` as a literal, with the modifiers a bare literal cannot carry."""
+
+    equals: Any
+    unordered: bool = False
+    normalize: bool = False
+
+
+class Approx(_ArgMatcherBase):
+    """A number within max(tol, rel * |approx|) of `approx`."""
+
+    approx: float
+    tol: Annotated[float, Field(ge=0)] = 1e-6
+    rel: Annotated[float, Field(ge=0)] = 0.0
+
+
+_MATCHER_HEADS: dict[str, type[_ArgMatcherBase]] = {
+    "contains": Contains,
+    "one_of": OneOf,
+    "equals": Equals,
+    "approx": Approx,
+}
+
+
+def _matcher_tag(value: Any) -> str:
+    if isinstance(value, _ArgMatcherBase):
+        return next(k for k, v in _MATCHER_HEADS.items() if isinstance(value, v))
+    if isinstance(value, dict):
+        heads = [str(k) for k in value if k in _MATCHER_HEADS]
+        if len(heads) == 1:
+            return heads[0]
+        if len(heads) > 1:
+            return "ambiguous"
+    return "literal"
+
+
+def _ambiguous(value: Any) -> Any:
+    heads = [k for k in value if k in _MATCHER_HEADS]
+    raise ValueError(
+        f"a matcher has exactly one of {', '.join(_MATCHER_HEADS)} (got {', '.join(heads)}); "
+        "wrap a literal dict in {equals: ...}"
+    )
+
+
+ArgMatcher = Annotated[
+    Annotated[Contains, Tag("contains")]
+    | Annotated[OneOf, Tag("one_of")]
+    | Annotated[Equals, Tag("equals")]
+    | Annotated[Approx, Tag("approx")]
+    | Annotated[Any, BeforeValidator(_ambiguous), Tag("ambiguous")]
+    | Annotated[Any, Tag("literal")],
+    Discriminator(_matcher_tag),
+]
+
+
+def _check_nested_matchers(args: dict[str, Any]) -> dict[str, Any]:
+    from .suites.matching import MatcherError, check_matcher
+
+    for name, matcher in args.items():
+        try:
+            check_matcher(matcher, name)
+        except MatcherError as exc:
+            raise ValueError(str(exc)) from None
+    return args
+
+
+class ToolCallSpec(_Model):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class FunctionSpec(_Model):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class OpenAIToolSpec(_Model):
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class ExpectedCall(_Model):
+    """One call of a `calls` case: a tool name and argument matchers."""
+
+    name: str
+    args: dict[str, ArgMatcher] = Field(default_factory=dict)
+
+    _nested = field_validator("args")(classmethod(lambda cls, v: _check_nested_matchers(v)))
+
+
+class ToolingCase(_Model):
+    """One expectation over all the calls the model made. Exactly one kind:
+
+    - `called: NAME` (+ `args`): some call to NAME satisfies every matcher;
+    - `not_called: NAME`: no call to NAME;
+    - `calls: [{name, args}, ...]`: distinct calls satisfy each listed expectation (matched by
+      best assignment); `same_turn`: all of them within one assistant turn; `only`: no other
+      call in that scope (the turn, or the whole exchange);
+    - `no_call: true`: the model made no tool call at all and answered in text.
+
+    `strict` (with called/calls): the call must also be valid for the tool's schema and carry
+    no argument without a matcher (the BFCL checker's rule).
+    """
+
+    id: Annotated[str, Field(pattern=_ID_PATTERN)]
+    called: str | None = None
+    args: dict[str, ArgMatcher] = Field(default_factory=dict)
+    not_called: str | None = None
+    calls: Annotated[list[ExpectedCall], Field(min_length=1)] | None = None
+    no_call: bool = False
+    strict: bool = False
+    same_turn: bool = False
+    only: bool = False
+
+    @field_validator("args")
+    @classmethod
+    def _nested(cls, args: dict[str, Any]) -> dict[str, Any]:
+        return _check_nested_matchers(args)
+
+    @model_validator(mode="after")
+    def _one_check(self) -> ToolingCase:
+        given = [
+            k
+            for k, v in (
+                ("called", self.called),
+                ("not_called", self.not_called),
+                ("calls", self.calls),
+                ("no_call", self.no_call or None),
+            )
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "a tooling case needs exactly one of 'called', 'not_called', 'calls', "
+                f"'no_call: true' (got {', '.join(given) or 'none'})"
+            )
+        if self.called is None and self.args:
+            raise ValueError("'args' only applies to 'called'")
+        if self.strict and self.called is None and self.calls is None:
+            raise ValueError("'strict' only applies to 'called' and 'calls'")
+        if (self.same_turn or self.only) and self.calls is None:
+            raise ValueError("'same_turn' and 'only' only apply to 'calls'")
+        return self
+
+    @property
+    def tool_names(self) -> list[str]:
+        """The tool names this case refers to."""
+        names = [n for n in (self.called, self.not_called) if n is not None]
+        return names + [c.name for c in self.calls or ()]
+
+
+class ToolingTask(TaskBase):
+    tools: Annotated[list[str | OpenAIToolSpec], Field(min_length=1)]
+    max_steps: Annotated[int, Field(ge=1, le=20)] = 4
+    reference: list[list[ToolCallSpec]]
+    # What the reference pseudo-model says in text after its last turn of calls (needed by
+    # tasks whose right answer is no call at all, e.g. `no_call` cases).
+    reference_text: str | None = None
+    cases: Annotated[list[ToolingCase], Field(min_length=1)]
+    mutants: list[list[list[ToolCallSpec]]] = Field(default_factory=list)
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t if isinstance(t, str) else t.function.name for t in self.tools]
+
+    @model_validator(mode="after")
+    def _known_tools(self) -> ToolingTask:
+        from .suites.toolbox import TOOLBOX
+
+        names = self.tool_names
+        for tool in self.tools:
+            if isinstance(tool, str) and tool not in TOOLBOX:
+                raise ValueError(
+                    f"unknown toolbox tool {tool!r} (built-in: {', '.join(sorted(TOOLBOX))})"
+                )
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tool {dupes[0]!r} is listed twice")
+        for case in self.cases:
+            for name in case.tool_names:
+                if name not in names:
+                    raise ValueError(f"case {case.id!r} names tool {name!r}, which is not offered")
+        for turn in self.reference:
+            for call in turn:
+                if call.name not in names:
+                    raise ValueError(f"the reference calls {call.name!r}, which is not offered")
+        return self
+
+
+Task = PythonTask | CliTask | ToolingTask
+_TASK_CLASS: dict[str, type[TaskBase]] = {
+    "python": PythonTask,
+    "cli": CliTask,
+    "tooling": ToolingTask,
+}
+
+
+class TaskFile(_Model):
+    suite: Suite
+    tasks: list[PythonTask] | list[CliTask] | list[ToolingTask]
+    path: Path | None = None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class TaskFileError(Exception):
+    """A task file that cannot be used; the message names file, line, task and field."""
+
+    def __init__(
+        self, path: Path, line: int | None, task: str | None, field: str | None, message: str
+    ) -> None:
+        where = f"{path}:{line}" if line else str(path)
+        parts = [where]
+        if task:
+            parts.append(f"task {task!r}")
+        if field:
+            parts.append(f"field {field!r}")
+        super().__init__(f"{': '.join(parts)}: {message}")
+        self.path, self.line, self.task, self.field = path, line, task, field
+
+
+def _node_at(node: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
+    """The deepest YAML node along a pydantic error location (best effort)."""
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == key), None)
+            if match is None:
+                break
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            if key >= len(node.value):
+                break
+            node = node.value[key]
+        else:
+            continue  # pydantic union branch names and the like
+    return node
+
+
+def _task_id(data: Any, index: int) -> str | None:
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if isinstance(tasks, list) and index < len(tasks) and isinstance(tasks[index], dict):
+        value = tasks[index].get("id")
+        return str(value) if value is not None else f"#{index + 1}"
+    return None
+
+
+def load_task_file(path: Path) -> TaskFile:
+    """Read and validate one task file; raise TaskFileError pointing at the first problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TaskFileError(path, None, None, None, f"cannot read: {exc.strerror}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TaskFileError(path, line, None, None, f"invalid YAML: {problem}") from None
+    if not isinstance(data, dict) or root is None:
+        raise TaskFileError(path, 1, None, None, "expected a mapping with 'suite' and 'tasks'")
+    suite = data.get("suite")
+    if suite not in _TASK_CLASS:
+        line = _node_at(root, ("suite",)).start_mark.line + 1
+        raise TaskFileError(
+            path, line, None, "suite", f"must be one of python, cli, tooling (got {suite!r})"
+        )
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        line = _node_at(root, ("tasks",)).start_mark.line + 1
+        raise TaskFileError(path, line, None, "tasks", "must be a non-empty list of tasks")
+    task_class = _TASK_CLASS[suite]
+    parsed: list[Any] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(tasks):
+        try:
+            task = task_class.model_validate(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            loc = ("tasks", index, *error["loc"])
+            node = _node_at(root, loc)
+            field = ".".join(str(p) for p in error["loc"]) or None
+            raise TaskFileError(
+                path, node.start_mark.line + 1, _task_id(data, index), field, error["msg"]
+            ) from None
+        if task.id in seen:
+            node = _node_at(root, ("tasks", index, "id"))
+            raise TaskFileError(
+                path, node.start_mark.line + 1, task.id, "id", "duplicate task id in this file"
+            )
+        seen[task.id] = index
+        case_ids = [c.id for c in task.cases]  # type: ignore[attr-defined]
+        dupes = sorted({c for c in case_ids if case_ids.count(c) > 1})
+        if dupes:
+            node = _node_at(root, ("tasks", index, "cases"))
+            raise TaskFileError(
+                path, node.start_mark.line + 1, task.id, "cases", f"duplicate case id {dupes[0]!r}"
+            )
+        parsed.append(task)
+    return TaskFile(suite=suite, tasks=parsed, path=path)

@@ -1,0 +1,126 @@
+"""What every suite provides: build the request, produce one generation, score one case.
+
+A suite is data plus a scorer. Generation talks to a model through a `chat` callable and knows
+nothing of pytest; scoring works on plain data in the parent process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from ..answer import split_reasoning
+from ..backends.base import ChatRequest, Completion, ToolCall
+from ..results import GenerationStats, Outcome
+from ..sandbox.base import Sandbox
+
+Chat = Callable[[ChatRequest], Completion]
+TaskT = TypeVar("TaskT", contravariant=True)
+CaseT = TypeVar("CaseT", contravariant=True)
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """The sampling knobs every request of a run carries."""
+
+    max_tokens: int
+    temperature: float
+    seed: int | None
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class ToolExchange:
+    """One tool call the model made and what the mock tool answered."""
+
+    step: int
+    call: ToolCall
+    arguments: dict[str, Any] | None  # None: malformed JSON
+    result: Any
+
+
+@dataclass(frozen=True)
+class Generation:
+    completions: tuple[Completion, ...]
+    answer: str  # final content with thinking removed
+    reasoning: str
+    truncated: bool  # the last request stopped at max_tokens
+    exchanges: tuple[ToolExchange, ...] = ()
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    detail: str = ""
+
+
+class Suite(Protocol, Generic[TaskT, CaseT]):
+    name: str
+
+    def generate(self, task: TaskT, model: str, chat: Chat, settings: RequestSettings) -> Generation:
+        """Ask the model for its answer to `task` (one request, or a tool loop)."""
+        ...
+
+    def execute(self, task: TaskT, generation: Generation, sandbox: Sandbox) -> Any:
+        """Run what the model produced once per task; the result is shared by the cases."""
+        ...
+
+    def score(self, task: TaskT, case: CaseT, generation: Generation, execution: Any) -> Verdict:
+        """The verdict for one case, computed in the parent on plain data."""
+        ...
+
+
+def single_answer(
+    model: str,
+    messages: list[dict[str, Any]],
+    reference: str,
+    chat: Chat,
+    settings: RequestSettings,
+) -> Generation:
+    """One request, one answer: the python and cli suites."""
+    request = ChatRequest(
+        model=model,
+        messages=messages,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        seed=settings.seed,
+        timeout_s=settings.timeout_s,
+        reference=reference,
+    )
+    completion = chat(request)
+    answer, inline = split_reasoning(completion.content)
+    reasoning = "\n".join(r for r in (completion.reasoning, inline) if r)
+    return Generation(
+        completions=(completion,),
+        answer=answer,
+        reasoning=reasoning,
+        truncated=completion.finish_reason == "length",
+        stats=stats_of((completion,)),
+    )
+
+
+def stats_of(completions: tuple[Completion, ...]) -> GenerationStats:
+    def total(values: list[int | None]) -> int | None:
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+    counted = {c.usage.counted_by for c in completions} - {"none"}
+    return GenerationStats(
+        seconds=sum(c.wall_s for c in completions),
+        prompt_tokens=total([c.usage.prompt_tokens for c in completions]),
+        completion_tokens=total([c.usage.completion_tokens for c in completions]),
+        reasoning_tokens=total([c.usage.reasoning_tokens for c in completions]),
+        tokens_counted_by="+".join(sorted(counted)) or "none",
+        ttft_s=completions[0].ttft_s if completions else None,
+        requests=len(completions),
+        retries=sum(c.retries for c in completions),
+    )
+
+
+def missing_answer(generation: Generation, what: str) -> Verdict:
+    """The verdict when there is nothing to run: cut off (truncated) or never given."""
+    if generation.truncated:
+        return Verdict("truncated", f"the answer hit max_tokens before {what} was complete")
+    return Verdict("no_answer", f"the answer contains no {what}")

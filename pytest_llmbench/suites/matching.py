@@ -1,0 +1,598 @@
+"""Argument matching for the tooling suite, compatible with the Berkeley Function Calling
+Leaderboard's AST checker, plus what it lacks (numeric tolerance, schema defaults, parallel
+calls matched by best assignment instead of greedily).
+
+A matcher is plain YAML/JSON data (or one of the spec's matcher models):
+
+- a literal (string, number, bool, null) means *equal*, with exact types: a bool is never a
+  number, an int is accepted where a float is expected (and either where the schema says
+  ``number``), a float is not accepted for an int;
+- a literal list means the same length and each element matching in order (elements are
+  matchers themselves); a literal dict means the same keys, each value matching (values are
+  matchers, so nesting is recursive; a key whose matcher is optional may be absent);
+- ``{equals: V}``: V as a literal, with the modifiers below;
+- ``{one_of: [A, B, ...]}``: any of the options (each a matcher);
+- ``{contains: s}``: a string containing s, case-insensitively;
+- ``{approx: x, tol: 1e-6, rel: 0}``: a number within ``max(tol, rel * |x|)`` of x.
+
+Modifiers: ``optional: true`` (the argument may be omitted; if given it must match),
+``normalize: true`` on equals/one_of (strings, also inside lists and dicts, compared after the
+leaderboard's normalisation: spaces and ``,./-_*^`` removed, lower case, ``'`` read as ``"``),
+``unordered: true`` on equals/one_of (a list matches in any order, as a multiset).
+
+An omitted argument whose matcher is not optional still matches when the tool's schema declares
+it optional with a ``default`` that satisfies the matcher. With ``strict=True`` the call must
+also be valid for the schema (required arguments present, no unknown argument, JSON types) and
+carry no argument that has no matcher, as the leaderboard demands.
+
+A dict with one of the keys ``equals``, ``one_of``, ``contains``, ``approx`` is a matcher (and
+may carry only that matcher's modifiers); any other dict is a literal. To match a literal dict
+with such a key, wrap it: ``{equals: {...}}`` (the wrapped level is taken literally).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..spec import ToolingCase
+
+__all__ = [
+    "MatcherError",
+    "ToolUse",
+    "best_assignment",
+    "bfcl_normalize",
+    "check_case",
+    "check_matcher",
+    "match_arguments",
+    "match_calls",
+    "match_value",
+]
+
+_HEADS: dict[str, frozenset[str]] = {
+    "equals": frozenset({"optional", "unordered", "normalize"}),
+    "one_of": frozenset({"optional", "unordered", "normalize"}),
+    "contains": frozenset({"optional"}),
+    "approx": frozenset({"optional", "tol", "rel"}),
+}
+DEFAULT_TOL = 1e-6
+_BFCL_STRIP = re.compile(r"[ ,./\-_*^]")
+
+
+class MatcherError(ValueError):
+    """A matcher that cannot be used (raised by `check_matcher`, for the task loader)."""
+
+
+def bfcl_normalize(text: str) -> str:
+    """The leaderboard's string normalisation (its `standardize_string`)."""
+    return _BFCL_STRIP.sub("", text).lower().replace("'", '"')
+
+
+# --------------------------------------------------------------------------- matcher parsing
+
+
+@dataclass(frozen=True)
+class _Matcher:
+    kind: str  # "literal", "equals", "one_of", "contains", "approx"
+    value: Any
+    optional: bool = False
+    unordered: bool = False
+    normalize: bool = False
+    tol: float = DEFAULT_TOL
+    rel: float = 0.0
+
+
+def _as_plain(matcher: Any) -> Any:
+    dump = getattr(matcher, "model_dump", None)
+    if callable(dump):  # one of the spec's pydantic matcher models
+        return dump(by_alias=True, exclude_defaults=True)
+    return matcher
+
+
+def _matcher_head(data: Mapping[Any, Any]) -> str | None:
+    """The matcher head of a dict, or None for a literal dict (one without any head key)."""
+    heads = [k for k in data if k in _HEADS]
+    return heads[0] if len(heads) == 1 else None
+
+
+def _parse(matcher: Any) -> _Matcher:
+    data = _as_plain(matcher)
+    if isinstance(data, Mapping):
+        head = _matcher_head(data)
+        if head is not None:
+            return _Matcher(
+                kind=head,
+                value=data[head],
+                optional=bool(data.get("optional", False)),
+                unordered=bool(data.get("unordered", False)),
+                normalize=bool(data.get("normalize", False)),
+                tol=float(data.get("tol", DEFAULT_TOL)),
+                rel=float(data.get("rel", 0.0)),
+            )
+    return _Matcher(kind="literal", value=data)
+
+
+def check_matcher(matcher: Any, where: str = "") -> None:
+    """Raise MatcherError if `matcher` (recursively) is malformed: several heads in one dict, a
+    modifier its head does not take, a one_of that is not a non-empty list, a contains that is
+    not a string, an approx/tol/rel that is not a number."""
+    label = where or "matcher"
+    data = _as_plain(matcher)
+    if isinstance(data, Mapping):
+        heads = [k for k in data if k in _HEADS]
+        if len(heads) > 1:
+            raise MatcherError(
+                f"{label}: a matcher has exactly one of {', '.join(_HEADS)} "
+                f"(got {', '.join(heads)}); wrap a literal dict in {{equals: ...}}"
+            )
+        if heads:
+            bad = [k for k in data if k != heads[0] and k not in _HEADS[heads[0]]]
+            if bad:
+                raise MatcherError(f"{label}: {heads[0]} does not take {bad[0]!r}")
+            for flag in ("optional", "unordered", "normalize"):
+                if flag in data and not isinstance(data[flag], bool):
+                    raise MatcherError(f"{label}: {flag} must be true or false")
+    m = _parse(matcher)
+    if m.kind == "one_of":
+        if not isinstance(m.value, list) or not m.value:
+            raise MatcherError(f"{label}: one_of needs a non-empty list")
+        for index, option in enumerate(m.value):
+            check_matcher(option, f"{label}.one_of[{index}]")
+    elif m.kind == "contains":
+        if not isinstance(m.value, str):
+            raise MatcherError(f"{label}: contains needs a string")
+    elif m.kind == "approx":
+        for key in ("approx", "tol", "rel"):
+            value = data.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise MatcherError(f"{label}: {key} needs a number")
+            if key != "approx" and value < 0:
+                raise MatcherError(f"{label}: {key} must be >= 0")
+    elif isinstance(m.value, Mapping):
+        for key, sub in m.value.items():
+            if not isinstance(key, str):
+                raise MatcherError(f"{label}: dict keys must be strings")
+            check_matcher(sub, f"{label}.{key}")
+    elif isinstance(m.value, (list, tuple)):
+        for index, sub in enumerate(m.value):
+            check_matcher(sub, f"{label}[{index}]")
+    elif not isinstance(m.value, (str, int, float, bool, type(None))):
+        raise MatcherError(f"{label}: unsupported literal {type(m.value).__name__}")
+
+
+def is_optional(matcher: Any) -> bool:
+    """Whether the matcher lets its argument be omitted."""
+    return _parse(matcher).optional
+
+
+# --------------------------------------------------------------------------- value matching
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _schema_type(schema: Mapping[str, Any] | None) -> str | None:
+    if not schema:
+        return None
+    kind = schema.get("type")
+    return kind if isinstance(kind, str) else None
+
+
+def _sub_schema(schema: Mapping[str, Any] | None, key: str | int) -> Mapping[str, Any] | None:
+    if not schema:
+        return None
+    if isinstance(key, int):
+        items = schema.get("items")
+        return items if isinstance(items, Mapping) else None
+    props = schema.get("properties")
+    if isinstance(props, Mapping):
+        sub = props.get(key)
+        return sub if isinstance(sub, Mapping) else None
+    return None
+
+
+def _match_scalar(
+    expected: Any, actual: Any, schema: Mapping[str, Any] | None, normalize: bool, path: str
+) -> str | None:
+    if expected is None or isinstance(expected, bool):
+        if actual is expected or (isinstance(actual, bool) and actual == expected):
+            return None
+        return f"{path}: expected {_show(expected)}, got {_show(actual)}"
+    if isinstance(expected, str):
+        if not isinstance(actual, str):
+            return f"{path}: expected a string {_show(expected)}, got {_show(actual)}"
+        same = (
+            bfcl_normalize(actual) == bfcl_normalize(expected) if normalize else actual == expected
+        )
+        return None if same else f"{path}: expected {_show(expected)}, got {_show(actual)}"
+    if _is_number(expected):
+        if not _is_number(actual):
+            return f"{path}: expected a number {_show(expected)}, got {_show(actual)}"
+        kind = _schema_type(schema)
+        if kind == "integer" and not isinstance(actual, int):
+            return f"{path}: expected an integer, got {_show(actual)}"
+        if isinstance(expected, int) and isinstance(actual, float) and kind != "number":
+            return f"{path}: expected the integer {expected}, got the float {_show(actual)}"
+        if actual != expected:
+            return f"{path}: expected {_show(expected)}, got {_show(actual)}"
+        return None
+    return f"{path}: cannot compare with {_show(expected)}"
+
+
+def _match_list(
+    expected: Sequence[Any],
+    actual: Any,
+    schema: Mapping[str, Any] | None,
+    normalize: bool,
+    unordered: bool,
+    path: str,
+) -> str | None:
+    if not isinstance(actual, (list, tuple)):
+        return f"{path}: expected a list, got {_show(actual)}"
+    if len(actual) != len(expected):
+        return f"{path}: expected {len(expected)} items, got {len(actual)}"
+    item_schema = _sub_schema(schema, 0)
+    if not unordered:
+        for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
+            why = match_value(want, got, item_schema, path=f"{path}[{index}]", _normalize=normalize)
+            if why:
+                return why
+        return None
+    grid = [
+        [
+            match_value(want, got, item_schema, path=path, _normalize=normalize) is None
+            for got in actual
+        ]
+        for want in expected
+    ]
+    assignment = best_assignment(grid)
+    missing = [expected[i] for i, col in enumerate(assignment) if col is None]
+    if missing:
+        return f"{path}: no item matches {_show(missing[0])} (in any order)"
+    return None
+
+
+def _match_dict(
+    expected: Mapping[str, Any],
+    actual: Any,
+    schema: Mapping[str, Any] | None,
+    normalize: bool,
+    path: str,
+) -> str | None:
+    if not isinstance(actual, Mapping):
+        return f"{path}: expected an object, got {_show(actual)}"
+    for key, want in expected.items():
+        sub = f"{path}.{key}" if path else str(key)
+        if key not in actual:
+            if _parse(want).optional:
+                continue
+            return f"{sub}: missing"
+        why = match_value(
+            want, actual[key], _sub_schema(schema, key), path=sub, _normalize=normalize
+        )
+        if why:
+            return why
+    extra = [k for k in actual if k not in expected]
+    if extra:
+        return f"{path or 'object'}: unexpected key {extra[0]!r}"
+    return None
+
+
+def match_value(
+    matcher: Any,
+    actual: Any,
+    schema: Mapping[str, Any] | None = None,
+    *,
+    path: str = "value",
+    _normalize: bool = False,
+) -> str | None:
+    """None if `actual` satisfies `matcher`, else a short reason naming `path`.
+
+    `schema` is the JSON schema of the value (it decides whether an int/float mix is fine)."""
+    m = _parse(matcher)
+    normalize = _normalize or m.normalize
+    if m.kind == "contains":
+        if not isinstance(actual, str):
+            return f"{path}: expected a string containing {_show(m.value)}, got {_show(actual)}"
+        if str(m.value).lower() in actual.lower():
+            return None
+        return f"{path}: {_show(actual)} does not contain {_show(m.value)}"
+    if m.kind == "approx":
+        if not _is_number(actual):
+            return f"{path}: expected a number near {m.value}, got {_show(actual)}"
+        if _schema_type(schema) == "integer" and not isinstance(actual, int):
+            return f"{path}: expected an integer, got {_show(actual)}"
+        target = float(m.value)
+        if abs(float(actual) - target) <= max(m.tol, m.rel * abs(target)):
+            return None
+        allowed = max(m.tol, m.rel * abs(target))
+        return f"{path}: {_show(actual)} is not within {allowed:g} of {target:g}"
+    if m.kind == "one_of":
+        options: list[Any] = m.value if isinstance(m.value, list) else [m.value]
+        for option in options:
+            why = _literal_or_matcher(option, actual, schema, normalize, m.unordered, path)
+            if why is None:
+                return None
+        shown = ", ".join(_show(_as_plain(o), 30) for o in options[:4])
+        more = ", ..." if len(options) > 4 else ""
+        return f"{path}: {_show(actual)} is not one of [{shown}{more}]"
+    return _literal_or_matcher(m.value, actual, schema, normalize, m.unordered, path, literal=True)
+
+
+def _literal_or_matcher(
+    value: Any,
+    actual: Any,
+    schema: Mapping[str, Any] | None,
+    normalize: bool,
+    unordered: bool,
+    path: str,
+    literal: bool = False,
+) -> str | None:
+    plain = _as_plain(value)
+    if not literal and isinstance(plain, Mapping) and _matcher_head(plain) is not None:
+        return match_value(plain, actual, schema, path=path, _normalize=normalize)
+    if isinstance(plain, Mapping):
+        return _match_dict(plain, actual, schema, normalize, path)
+    if isinstance(plain, (list, tuple)):
+        return _match_list(plain, actual, schema, normalize, unordered, path)
+    return _match_scalar(plain, actual, schema, normalize, path)
+
+
+# --------------------------------------------------------------------------- arguments
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list, tuple),
+    "object": (dict,),
+    "null": (type(None),),
+}
+
+
+def schema_type_error(value: Any, schema: Mapping[str, Any] | None, path: str) -> str | None:
+    """A reason if `value` does not fit the JSON type of `schema` (recursively into arrays and
+    objects with properties); exact types, an int accepted for a number, never a bool."""
+    if not schema:
+        return None
+    kind = schema.get("type")
+    kinds = [kind] if isinstance(kind, str) else list(kind) if isinstance(kind, list) else []
+    known = [k for k in kinds if k in _JSON_TYPES]
+    if known:
+        fits = any(
+            isinstance(value, _JSON_TYPES[k])
+            and not (k in ("integer", "number") and isinstance(value, bool))
+            for k in known
+        )
+        if not fits:
+            return f"{path}: expected {'/'.join(known)}, got {type(value).__name__} {_show(value)}"
+    enum = schema.get("enum")
+    if isinstance(enum, list) and value not in enum:
+        return f"{path}: {_show(value)} is not one of {enum}"
+    if isinstance(value, (list, tuple)):
+        items = schema.get("items")
+        if isinstance(items, Mapping):
+            for index, item in enumerate(value):
+                why = schema_type_error(item, items, f"{path}[{index}]")
+                if why:
+                    return why
+    if isinstance(value, Mapping):
+        props = schema.get("properties")
+        if isinstance(props, Mapping):
+            for key, item in value.items():
+                sub = props.get(key)
+                if isinstance(sub, Mapping):
+                    why = schema_type_error(item, sub, f"{path}.{key}")
+                    if why:
+                        return why
+    return None
+
+
+def match_arguments(
+    matchers: Mapping[str, Any],
+    arguments: Mapping[str, Any],
+    schema: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = False,
+) -> str | None:
+    """None if the call's `arguments` satisfy every matcher, else a short human reason.
+
+    `schema` is the function's `parameters` JSON schema (types, required, defaults). With
+    `strict`, the call must also be schema-valid and have no argument without a matcher."""
+    properties: Mapping[str, Any] = (schema or {}).get("properties") or {}
+    required = set((schema or {}).get("required") or ())
+    if strict:
+        for name in sorted(required):
+            if name not in arguments:
+                return f"missing required argument {name!r}"
+        for name, value in arguments.items():
+            if name not in matchers:
+                return f"unexpected argument {name!r}"
+            if schema is not None and name not in properties:
+                return f"unknown argument {name!r}"
+            why = schema_type_error(value, properties.get(name), name)
+            if why:
+                return why
+    for name, matcher in matchers.items():
+        sub = properties.get(name)
+        sub_schema = sub if isinstance(sub, Mapping) else None
+        if name not in arguments:
+            if is_optional(matcher):
+                continue
+            if sub_schema is not None and "default" in sub_schema and name not in required:
+                if match_value(matcher, sub_schema["default"], sub_schema, path=name) is None:
+                    continue
+                default = _show(sub_schema["default"])
+                return f"{name}: omitted, and its default {default} does not match"
+            return f"missing argument {name!r}"
+        why = match_value(matcher, arguments[name], sub_schema, path=name)
+        if why:
+            return why
+    return None
+
+
+# --------------------------------------------------------------------------- assignment
+
+
+def best_assignment(compatible: Sequence[Sequence[bool]]) -> list[int | None]:
+    """A maximum matching of rows (expectations) to columns (calls) where `compatible[r][c]`.
+
+    Returns, per row, the column it got or None. Each column is used at most once. Unlike a
+    greedy pass, a call that fits several expectations goes where it leaves the most satisfied
+    (Kuhn's augmenting paths; deterministic: lower columns are tried first)."""
+    rows = len(compatible)
+    cols = max((len(r) for r in compatible), default=0)
+    owner: list[int | None] = [None] * cols
+
+    def augment(row: int, seen: list[bool]) -> bool:
+        for col, ok in enumerate(compatible[row]):
+            if not ok or seen[col]:
+                continue
+            seen[col] = True
+            current = owner[col]
+            if current is None or augment(current, seen):
+                owner[col] = row
+                return True
+        return False
+
+    for row in range(rows):
+        augment(row, [False] * cols)
+    result: list[int | None] = [None] * rows
+    for col, owned_by in enumerate(owner):
+        if owned_by is not None:
+            result[owned_by] = col
+    return result
+
+
+class ToolUse(Protocol):
+    """A call the model made, as the scorer records it (the suite's ToolExchange fits)."""
+
+    @property
+    def step(self) -> int: ...
+
+    @property
+    def arguments(self) -> dict[str, Any] | None: ...  # None: malformed JSON
+
+
+def _call_name(use: Any) -> str:
+    call = getattr(use, "call", None)
+    name = getattr(call, "name", None) if call is not None else getattr(use, "name", None)
+    return str(name)
+
+
+SchemaLookup = Callable[[str], "Mapping[str, Any] | None"]
+
+
+def match_calls(
+    expected: Sequence[tuple[str, Mapping[str, Any]]],
+    made: Sequence[tuple[str, Mapping[str, Any] | None]],
+    schema_of: SchemaLookup | None = None,
+    *,
+    strict: bool = False,
+) -> tuple[list[int | None], list[str]]:
+    """Match expected calls (name, matchers) to calls made (name, arguments or None for
+    malformed JSON), one call per expectation, by best assignment.
+
+    Returns the assignment (per expectation, the index of its call or None) and, per
+    expectation, the reason it failed against its best candidate ("" when assigned)."""
+    grid: list[list[bool]] = []
+    reasons: list[list[str]] = []
+    for name, matchers in expected:
+        row: list[bool] = []
+        why_row: list[str] = []
+        schema = schema_of(name) if schema_of else None
+        for made_name, arguments in made:
+            if made_name != name:
+                row.append(False)
+                why_row.append("")
+            elif arguments is None:
+                row.append(False)
+                why_row.append(f"{name}: arguments were not valid JSON")
+            else:
+                why = match_arguments(matchers, arguments, schema, strict=strict)
+                row.append(why is None)
+                why_row.append(why or "")
+        grid.append(row)
+        reasons.append(why_row)
+    assignment = best_assignment(grid)
+    explained: list[str] = []
+    for index, (name, _) in enumerate(expected):
+        if assignment[index] is not None:
+            explained.append("")
+            continue
+        candidates = [r for r in reasons[index] if r]
+        if candidates:
+            explained.append(f"{name} called with wrong arguments: {candidates[0]}")
+        elif any(made_name == name for made_name, _ in made):
+            explained.append(f"{name}: its matching call is already taken by another expectation")
+        else:
+            explained.append(f"{name} was not called")
+    return assignment, explained
+
+
+def _group_by_step(uses: Iterable[Any]) -> dict[int, list[Any]]:
+    groups: dict[int, list[Any]] = {}
+    for use in uses:
+        groups.setdefault(int(getattr(use, "step", 0)), []).append(use)
+    return groups
+
+
+def check_case(
+    case: ToolingCase, uses: Sequence[Any], schema_of: SchemaLookup | None = None
+) -> str | None:
+    """Check one tooling case against every call the model made: None if it passes, else why.
+
+    `uses` are the calls in order, each with `.call.name` (or `.name`), `.arguments` (a dict,
+    or None for malformed JSON) and `.step` (the assistant turn it came in)."""
+    made = [(_call_name(u), getattr(u, "arguments", None)) for u in uses]
+    if getattr(case, "no_call", False):
+        if made:
+            return f"expected no tool call, got {', '.join(n for n, _ in made)}"
+        return None
+    if case.not_called is not None:
+        count = sum(1 for n, _ in made if n == case.not_called)
+        return f"called {case.not_called} ({count}x)" if count else None
+    if case.called is not None:
+        schema = schema_of(case.called) if schema_of else None
+        reasons: list[str] = []
+        for name, arguments in made:
+            if name != case.called:
+                continue
+            if arguments is None:
+                reasons.append("arguments were not valid JSON")
+                continue
+            why = match_arguments(case.args, arguments, schema, strict=case.strict)
+            if why is None:
+                return None
+            reasons.append(why)
+        if not reasons:
+            calls = ", ".join(n for n, _ in made) or "none"
+            return f"{case.called} was not called (calls: {calls})"
+        return f"{case.called} called with wrong arguments: {'; '.join(reasons)}"
+    expected = [(c.name, c.args) for c in case.calls or ()]
+    scopes = list(_group_by_step(uses).values()) if case.same_turn else [list(uses)]
+    best: str = "no tool call"
+    for scope in scopes:
+        scoped = [(_call_name(u), getattr(u, "arguments", None)) for u in scope]
+        _, explained = match_calls(expected, scoped, schema_of, strict=case.strict)
+        failed = [e for e in explained if e]
+        if not failed:
+            if case.only and len(scoped) != len(expected):
+                extra = len(scoped) - len(expected)
+                best = f"{extra} call(s) beyond the {len(expected)} expected"
+                continue
+            return None
+        best = failed[0] + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "")
+    if case.same_turn and len(scopes) > 1:
+        return f"no single turn has all {len(expected)} calls: {best}"
+    return best

@@ -1,0 +1,136 @@
+"""The python suite: the model writes a function or class; hidden cases run it in the sandbox."""
+
+from __future__ import annotations
+
+import builtins
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..answer import PYTHON_LANGS, CodeBlock, first_block
+from ..sandbox.base import PyCall, PyOutcome, Sandbox
+from ..spec import PythonCase, PythonTask
+from .base import Chat, Generation, RequestSettings, Verdict, missing_answer, single_answer
+
+SYSTEM = (
+    "You are a careful Python programmer. Answer with a single ```python fenced code block "
+    "that defines exactly what is asked for, with any imports it needs, and no prose outside "
+    "the block. Do not read input or print; the code will be imported and called."
+)
+
+
+@dataclass(frozen=True)
+class PythonExecution:
+    verdict: Verdict | None  # set when nothing could run (no code, cut off)
+    outcomes: dict[str, PyOutcome]
+
+
+def values_equal(expected: Any, actual: Any, float_tol: float | None) -> bool:
+    """Exact type and value; with `float_tol`, floats (and ints standing for floats) compare
+    within that absolute-or-relative tolerance."""
+    if float_tol is not None and isinstance(expected, float) and type(actual) in (int, float):
+        if math.isnan(expected):
+            return isinstance(actual, float) and math.isnan(actual)
+        return math.isclose(expected, float(actual), rel_tol=float_tol, abs_tol=float_tol)
+    if type(expected) is not type(actual):
+        return False
+    if isinstance(expected, (list, tuple)):
+        return len(expected) == len(actual) and all(
+            values_equal(e, a, float_tol) for e, a in zip(expected, actual, strict=True)
+        )
+    if isinstance(expected, dict):
+        return expected.keys() == actual.keys() and all(
+            values_equal(expected[k], actual[k], float_tol) for k in expected
+        )
+    return bool(expected == actual)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class PythonSuite:
+    name = "python"
+
+    def generate(
+        self, task: PythonTask, model: str, chat: Chat, settings: RequestSettings
+    ) -> Generation:
+        messages = [
+            {"role": "system", "content": task.system or SYSTEM},
+            {"role": "user", "content": task.prompt},
+        ]
+        reference = f"```python\n{task.reference.rstrip()}\n```"
+        return single_answer(model, messages, reference, chat, settings)
+
+    def extract(self, generation: Generation) -> CodeBlock | None:
+        return first_block(generation.answer, PYTHON_LANGS)
+
+    def execute(
+        self, task: PythonTask, generation: Generation, sandbox: Sandbox
+    ) -> PythonExecution:
+        block = self.extract(generation)
+        if block is None or not block.code.strip() or (generation.truncated and not block.closed):
+            return PythonExecution(missing_answer(generation, "a python code block"), {})
+        calls = [
+            PyCall(
+                args=tuple(case.args),
+                kwargs=dict(case.kwargs),
+                setup=case.setup,
+                call=case.call,
+                timeout_s=case.timeout_s or task.timeout_s,
+            )
+            for case in task.cases
+        ]
+        outcomes = sandbox.run_python(block.code, task.entry_point, calls)
+        return PythonExecution(None, {c.id: o for c, o in zip(task.cases, outcomes, strict=True)})
+
+    def score(
+        self,
+        task: PythonTask,
+        case: PythonCase,
+        generation: Generation,
+        execution: PythonExecution,
+    ) -> Verdict:
+        if execution.verdict is not None:
+            return execution.verdict
+        out = execution.outcomes[case.id]
+        if out.status == "timeout":
+            return Verdict("timeout", f"ran past its {case.timeout_s or task.timeout_s:g}s limit")
+        if out.status == "raised":
+            if case.raises is not None and out.exception == case.raises:
+                return Verdict("passed")
+            return Verdict("failed", f"raised {out.exception}: {out.detail}".strip())
+        if out.status != "ok":
+            return Verdict("failed", f"{out.status.replace('_', ' ')}: {out.detail}".strip())
+        if case.raises is not None:
+            return Verdict("failed", f"expected {case.raises}, returned {_short(out.value)}")
+        if case.validate_ is not None:
+            return self._validate(case, out.value)
+        tol = case.float_tol if case.float_tol is not None else task.float_tol
+        if values_equal(case.expect, out.value, tol):
+            return Verdict("passed")
+        return Verdict("failed", f"expected {_short(case.expect)}, got {_short(out.value)}")
+
+    @staticmethod
+    def _validate(case: PythonCase, result: Any) -> Verdict:
+        # The validator is the task author's code and runs in the parent over plain values
+        # that came back from the sandbox; the model's code never sees it.
+        scope = {"args": list(case.args), "kwargs": dict(case.kwargs), "result": result}
+        try:
+            ok = eval(case.validate_ or "False", {"__builtins__": _VALIDATOR_BUILTINS}, scope)
+        except Exception as exc:
+            return Verdict("failed", f"validator rejected {_short(result)}: {type(exc).__name__}")
+        if ok is True:
+            return Verdict("passed")
+        return Verdict("failed", f"validator rejected {_short(result)}")
+
+
+_VALIDATOR_BUILTINS = {
+    name: getattr(builtins, name)
+    for name in (
+        "abs", "all", "any", "bool", "dict", "enumerate", "float", "int", "isinstance", "len",
+        "list", "max", "min", "range", "round", "set", "sorted", "str", "sum", "tuple", "type",
+        "zip", "frozenset",
+    )
+}  # fmt: skip

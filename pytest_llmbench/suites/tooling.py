@@ -1,0 +1,161 @@
+"""The tooling suite: the model gets tool specs and a goal; the calls it makes are checked.
+
+Generation is a multi-turn loop against mock tools, up to the task's `max_steps` requests:
+each call is answered by its mock, the results go back to the model, and the loop ends when
+the model replies without calls.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..answer import split_reasoning
+from ..backends.base import ChatRequest, Completion, ToolCall
+from ..sandbox.base import Sandbox
+from ..spec import OpenAIToolSpec, ToolingCase, ToolingTask
+from .base import (
+    Chat,
+    Generation,
+    RequestSettings,
+    ToolExchange,
+    Verdict,
+    missing_answer,
+    stats_of,
+)
+from .matching import match_arguments
+from .toolbox import FALLBACK_RESULT, TOOLBOX
+
+SYSTEM = (
+    "You can call the provided tools. Use them to do what the user asks, with concrete "
+    "arguments; when a later step needs an earlier tool's result, call the tools in turn. "
+    "When the task is done, answer briefly in text."
+)
+
+
+def tool_dicts(task: ToolingTask) -> list[dict[str, Any]]:
+    """The OpenAI `tools` list for a task: toolbox names resolved, bare specs as given."""
+    out: list[dict[str, Any]] = []
+    for tool in task.tools:
+        if isinstance(tool, str):
+            out.append(TOOLBOX[tool].spec)
+        else:
+            out.append(tool.model_dump(mode="json", exclude_none=True))
+    return out
+
+
+def _schema(task: ToolingTask, name: str) -> dict[str, Any] | None:
+    for tool in task.tools:
+        if isinstance(tool, str) and tool == name and tool in TOOLBOX:
+            params: dict[str, Any] = TOOLBOX[tool].spec["function"].get("parameters", {})
+            return params
+        if isinstance(tool, OpenAIToolSpec) and tool.function.name == name:
+            return tool.function.parameters
+    return None
+
+
+def run_tool(task: ToolingTask, call: ToolCall) -> tuple[dict[str, Any] | None, Any]:
+    """The parsed arguments and the mock's answer to one call (errors are answers too)."""
+    arguments = call.parsed_arguments()
+    if call.name not in task.tool_names:
+        return arguments, {"error": f"unknown tool {call.name!r}"}
+    if arguments is None:
+        return None, {"error": "arguments are not a valid JSON object"}
+    mock = TOOLBOX.get(call.name)
+    return arguments, mock.run(arguments) if mock is not None else FALLBACK_RESULT
+
+
+def _assistant_message(completion: Completion) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": completion.content or None,
+        "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in completion.tool_calls
+        ],
+    }
+
+
+def _reference_turns(task: ToolingTask) -> list[list[dict[str, Any]]]:
+    return [[call.model_dump(mode="json") for call in turn] for turn in task.reference]
+
+
+class ToolingSuite:
+    name = "tooling"
+
+    def generate(
+        self, task: ToolingTask, model: str, chat: Chat, settings: RequestSettings
+    ) -> Generation:
+        tools = tool_dicts(task)
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": task.system or SYSTEM},
+            {"role": "user", "content": task.prompt},
+        ]
+        completions: list[Completion] = []
+        exchanges: list[ToolExchange] = []
+        for step in range(task.max_steps):
+            completion = chat(
+                ChatRequest(
+                    model=model,
+                    messages=list(messages),
+                    max_tokens=settings.max_tokens,
+                    temperature=settings.temperature,
+                    seed=settings.seed,
+                    tools=tools,
+                    timeout_s=settings.timeout_s,
+                    reference=_reference_turns(task),
+                )
+            )
+            completions.append(completion)
+            if not completion.tool_calls:
+                break
+            messages.append(_assistant_message(completion))
+            for call in completion.tool_calls:
+                arguments, result = run_tool(task, call)
+                exchanges.append(ToolExchange(step, call, arguments, result))
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)}
+                )
+        last = completions[-1]
+        answer, inline = split_reasoning(last.content)
+        reasoning = "\n".join(r for c in completions for r in (c.reasoning,) if r)
+        return Generation(
+            completions=tuple(completions),
+            answer=answer,
+            reasoning="\n".join(r for r in (reasoning, inline) if r),
+            truncated=any(c.finish_reason == "length" for c in completions),
+            exchanges=tuple(exchanges),
+            stats=stats_of(tuple(completions)),
+        )
+
+    def execute(self, task: ToolingTask, generation: Generation, sandbox: Sandbox) -> None:
+        return None  # the calls already ran against the mocks during generation
+
+    def score(
+        self, task: ToolingTask, case: ToolingCase, generation: Generation, execution: None
+    ) -> Verdict:
+        if not generation.exchanges:
+            if generation.truncated:
+                return missing_answer(generation, "a tool call")
+            return Verdict("no_answer", "the model made no tool call")
+        if case.not_called is not None:
+            used = [x for x in generation.exchanges if x.call.name == case.not_called]
+            if used:
+                return Verdict("failed", f"called {case.not_called} ({len(used)}x)")
+            return Verdict("passed")
+        name = case.called
+        reasons: list[str] = []
+        for exchange in generation.exchanges:
+            if exchange.call.name != name:
+                continue
+            if exchange.arguments is None:
+                reasons.append("arguments were not valid JSON")
+                continue
+            why = match_arguments(case.args, exchange.arguments, _schema(task, name))
+            if why is None:
+                return Verdict("passed")
+            reasons.append(why)
+        if not reasons:
+            made = ", ".join(x.call.name for x in generation.exchanges)
+            return Verdict("failed", f"{name} was not called (calls: {made})")
+        return Verdict("failed", f"{name} called with wrong arguments: {'; '.join(reasons)}")

@@ -1,0 +1,219 @@
+"""End-to-end runs of the plugin (pytester) against the scripted loopback server."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+from conftest import bad_script, case_outcomes, good_script, read_jsonl, thinker_script
+
+
+def run_bench(bench: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
+    return bench.runpytest(
+        "--llmbench-backend=openai",
+        f"--llmbench-base-url={url}",
+        "--llmbench-jsonl=out/results.jsonl",
+        "-p",
+        "no:cacheprovider",
+        *args,
+    )
+
+
+@pytest.fixture
+def server(fake_openai: Any) -> Any:
+    return fake_openai({"good": good_script(), "bad": bad_script(), "thinker": thinker_script()})
+
+
+def test_outcomes_per_case_for_scripted_models(bench_dir: pytest.Pytester, server: Any) -> None:
+    result = run_bench(bench_dir, server.url, "--models=good,bad,thinker")
+    rows = read_jsonl(bench_dir.path / "out/results.jsonl")
+    outcomes = case_outcomes(rows)
+    good = {k[1:]: v for k, v in outcomes.items() if k[0] == "good"}
+    assert set(good.values()) == {"passed"}, good
+    assert len(good) == 7
+    bad = {k[1:]: v for k, v in outcomes.items() if k[0] == "bad"}
+    assert bad == {
+        ("python", "add", "small"): "failed",
+        ("python", "add", "negative"): "failed",
+        # a - b happens to be right for nothing here: 0.1 - 0.2 != 0.3
+        ("python", "add", "floats"): "failed",
+        ("cli", "count_lines", "three"): "truncated",
+        ("tooling", "weather", "called"): "no_answer",
+        ("tooling", "weather", "not_time"): "no_answer",
+        ("tooling", "lookup_then_email", "emailed"): "failed",
+    }
+    thinker = {k[1:]: v for k, v in outcomes.items() if k[0] == "thinker"}
+    assert thinker[("python", "add", "small")] == "passed"
+    assert thinker[("cli", "count_lines", "three")] == "passed"
+    assert thinker[("tooling", "weather", "called")] == "no_answer"
+    result.assert_outcomes(passed=7 + 4, failed=3 + 7)
+
+
+def test_table_and_jsonl_metadata(bench_dir: pytest.Pytester, server: Any) -> None:
+    result = run_bench(bench_dir, server.url, "--models=good,bad", "--llmbench-seed=7")
+    text = result.stdout.str()
+    assert "llmbench results" in text
+    table = [line for line in text.splitlines() if line.startswith(("good", "bad", "model"))]
+    assert table[0].split()[:7] == ["model", "python", "cli", "tooling", "total", "time", "tok/s"]
+    assert table[1].split()[:5] == ["good", "3/3", "1/1", "3/3", "7/7"]
+    assert table[2].split()[:5] == ["bad", "0/3", "0/1", "0/3", "0/7"]
+    assert "1 truncated" in table[2]
+    rows = read_jsonl(bench_dir.path / "out/results.jsonl")
+    assert [r["model"] for r in rows] == ["good", "bad"]
+    for row in rows:
+        assert row["backend"] == "openai"
+        assert row["base_url"] == server.url
+        assert row["settings"]["seed"] == 7
+        assert row["settings"]["temperature"] == 0.2
+        assert row["run_id"] == rows[0]["run_id"]
+        for key in ("timestamp", "plugin_version", "tasks_digest"):
+            assert row[key]
+        by_task = {t["task"]: t for t in row["results"]}
+        assert by_task["add"]["total"] == 3
+        assert by_task["add"]["completion_tokens"] > 0
+    # what the server received: the seed and the temperature, for every chat request
+    bodies = server.chat_requests()
+    assert bodies and all(b["seed"] == 7 and b["temperature"] == 0.2 for b in bodies)
+
+
+def test_one_generation_per_model_and_task(bench_dir: pytest.Pytester, server: Any) -> None:
+    run_bench(bench_dir, server.url, "--models=good")
+    bodies = server.chat_requests()
+    # add (1 request) + count_lines (1) + weather (2 turns) + lookup_then_email (3 turns)
+    assert len(bodies) == 7
+
+
+def test_jsonl_is_appended_run_after_run(bench_dir: pytest.Pytester, server: Any) -> None:
+    run_bench(bench_dir, server.url, "--models=good")
+    run_bench(bench_dir, server.url, "--models=good")
+    rows = read_jsonl(bench_dir.path / "out/results.jsonl")
+    assert len(rows) == 2 and rows[0]["run_id"] != rows[1]["run_id"]
+
+
+def test_junit_xml_carries_case_properties(bench_dir: pytest.Pytester, server: Any) -> None:
+    run_bench(bench_dir, server.url, "--models=bad", "--junitxml=out/junit.xml")
+    tree = ET.parse(bench_dir.path / "out/junit.xml")
+    props: dict[str, dict[str, str]] = {}
+    for case in tree.iter("testcase"):
+        props[case.get("name", "")] = {
+            p.get("name", ""): p.get("value", "") for p in case.iter("property")
+        }
+    assert props["count_lines::three[bad]"]["llmbench_outcome"] == "truncated"
+    assert props["add::small[bad]"]["llmbench_outcome"] == "failed"
+    assert int(props["add::small[bad]"]["llmbench_completion_tokens"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("cli", {"count_lines::three[good]", "count_lines::three[bad]"}),
+        ("weather and good", {"weather::called[good]", "weather::not_time[good]"}),
+        ("bad and python", {"add::small[bad]", "add::negative[bad]", "add::floats[bad]"}),
+    ],
+)
+def test_k_selects_suites_tasks_and_models(
+    bench_dir: pytest.Pytester, server: Any, expr: str, expected: set[str]
+) -> None:
+    result = run_bench(bench_dir, server.url, "--models=good,bad", "-k", expr, "-rA")
+    ran = {
+        line.split("::", 1)[1].split(" ")[0]
+        for line in result.stdout.lines
+        if line.startswith(("PASSED", "FAILED"))
+    }
+    assert ran == expected
+
+
+def test_m_selects_by_suite_marker(bench_dir: pytest.Pytester, server: Any) -> None:
+    result = run_bench(bench_dir, server.url, "--models=good", "-m", "tooling")
+    result.assert_outcomes(passed=3)
+
+
+def test_node_ids_are_readable_and_stable(bench_dir: pytest.Pytester, server: Any) -> None:
+    result = run_bench(bench_dir, server.url, "--models=good", "--collect-only", "-q")
+    assert "tasks/python/small_python.yaml::add::small[good]" in result.stdout.lines
+
+
+def test_items_run_grouped_by_model(bench_dir: pytest.Pytester, server: Any) -> None:
+    result = run_bench(bench_dir, server.url, "--models=good,bad", "-v")
+    models = [
+        line.split("[", 1)[1].split("]")[0]
+        for line in result.stdout.lines
+        if "::" in line and line.rstrip().endswith("]") is False and "[" in line
+    ]
+    first_bad = models.index("bad")
+    assert all(m == "good" for m in models[:first_bad])
+    assert all(m == "bad" for m in models[first_bad:])
+
+
+def test_xdist_gives_the_same_outcomes(bench_dir: pytest.Pytester, server: Any) -> None:
+    run_bench(bench_dir, server.url, "--models=good,bad,thinker", "-n", "0")
+    plain = case_outcomes(read_jsonl(bench_dir.path / "out/results.jsonl"))
+    (bench_dir.path / "out/results.jsonl").unlink()
+    result = run_bench(bench_dir, server.url, "--models=good,bad,thinker", "-n", "2")
+    rows = read_jsonl(bench_dir.path / "out/results.jsonl")
+    assert [r["model"] for r in rows] == ["good", "bad", "thinker"]
+    assert case_outcomes(rows) == plain
+    assert result.stdout.str().count("llmbench results") == 1
+
+
+def test_xdist_puts_each_model_on_one_worker(bench_dir: pytest.Pytester, server: Any) -> None:
+    result = run_bench(bench_dir, server.url, "--models=good,bad", "-n", "2", "-v")
+    workers: dict[str, set[str]] = {}
+    for line in result.stdout.lines:
+        if line.startswith("[gw") and "[" in line[4:]:
+            worker = line[1:4]
+            model = line.rsplit("[", 1)[1].split("]")[0]
+            workers.setdefault(model, set()).add(worker)
+    assert set(workers) == {"good", "bad"}
+    assert all(len(w) == 1 for w in workers.values()), workers
+
+
+def test_oracle_flags_suspect_tasks(bench_dir: pytest.Pytester, server: Any) -> None:
+    result = run_bench(bench_dir, server.url, "--models=good", "--oracle=bad")
+    text = result.stdout.str()
+    assert "SUSPECT TASK(S)" in text
+    assert "cli:count_lines:three (truncated" in text
+    ok = run_bench(bench_dir, server.url, "--models=good,bad", "--oracle=good")
+    assert "Oracle OK" in ok.stdout.str()
+
+
+def test_unreachable_backend_is_one_clear_error(bench_dir: pytest.Pytester) -> None:
+    result = run_bench(bench_dir, "http://127.0.0.1:9", "--models=ghost,reference", "-m", "python")
+    text = result.stdout.str()
+    assert "http://127.0.0.1:9" in text
+    result.assert_outcomes(errors=3, passed=3)
+    assert "Traceback" not in text
+    rows = read_jsonl(bench_dir.path / "out/results.jsonl")
+    ghost = next(r for r in rows if r["model"] == "ghost")
+    assert ghost["results"][0]["outcomes"] == {"error": 3}
+
+
+def test_server_errors_are_errors_not_failures(
+    bench_dir: pytest.Pytester, fake_openai: Any
+) -> None:
+    from fakes.openai_server import Reply
+
+    server = fake_openai({"flaky": lambda body: Reply(status=500)})
+    result = run_bench(bench_dir, server.url, "--models=flaky", "-m", "python")
+    result.assert_outcomes(errors=3)
+
+
+def test_no_models_collects_nothing_and_says_how(bench_dir: pytest.Pytester) -> None:
+    result = bench_dir.runpytest("tasks", "-p", "no:cacheprovider")
+    assert "--models=" in result.stdout.str() and "--llmbench-list" in result.stdout.str()
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_malformed_task_file_names_file_line_task_field(bench_dir: pytest.Pytester) -> None:
+    bad = bench_dir.path / "tasks" / "python" / "broken.yaml"
+    bad.write_text(
+        "suite: python\ntasks:\n  - id: oops\n    prompt: x\n    entry_point: f\n"
+        "    reference: 'def f(): pass'\n    cases:\n      - id: a\n        args: [1]\n"
+        "        expect: 1\n        timeout_s: soon\n"
+    )
+    result = bench_dir.runpytest("--models=reference", "-p", "no:cacheprovider")
+    text = result.stdout.str()
+    assert "broken.yaml:11" in text
+    assert "task 'oops'" in text and "cases.0.timeout_s" in text
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the run

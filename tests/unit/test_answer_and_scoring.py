@@ -1,0 +1,202 @@
+"""Unit tests: answer extraction, the cli path rule, value comparison, verdicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_llmbench.answer import PYTHON_LANGS, SHELL_LANGS, code_blocks, first_block, shell_command
+from pytest_llmbench.backends.base import Completion, ToolCall
+from pytest_llmbench.sandbox.base import FileEntry, PyOutcome, ShellResult
+from pytest_llmbench.spec import CliCase, CliTask, PythonCase, PythonTask
+from pytest_llmbench.suites.base import Generation
+from pytest_llmbench.suites.cli import CliExecution, CliSuite, path_violation
+from pytest_llmbench.suites.python import PythonExecution, PythonSuite, values_equal
+
+
+def test_first_python_block_wins_over_other_languages() -> None:
+    text = "Here:\n```text\nnot code\n```\n```python\ndef f():\n    return 1\n```\n```python\nx=2\n```"
+    block = first_block(text, PYTHON_LANGS)
+    assert block is not None and block.code == "def f():\n    return 1" and block.closed
+
+
+def test_unlabelled_block_is_accepted_when_no_labelled_one() -> None:
+    block = first_block("```\nprint(1)\n```", PYTHON_LANGS)
+    assert block is not None and block.code == "print(1)"
+
+
+def test_unclosed_block_is_marked() -> None:
+    (block,) = code_blocks("```python\ndef f(:\n")
+    assert not block.closed and block.code.startswith("def f")
+
+
+def test_longer_fences_may_hold_shorter_ones() -> None:
+    (block,) = code_blocks("````python\ns = '''\n```\n'''\n````")
+    assert block.code == "s = '''\n```\n'''"
+
+
+def test_shell_command_skips_comments_and_prompt() -> None:
+    block = first_block("```bash\n# count\n$ wc -l < data.txt\n```", SHELL_LANGS)
+    assert block is not None and shell_command(block) == "wc -l < data.txt"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "awk '$1 ~ /x/' data.txt",
+        "cat file.rm",
+        "sed 's/a/b/g' in.txt > out.txt",
+        "grep -c foo data.txt",
+        "sort names.txt | uniq -c",
+        "mkdir -p a/b/c && touch a/b/c/d",
+        "awk -F, '{print $2}' data.csv",
+    ],
+)
+def test_path_rule_allows_ordinary_commands(command: str) -> None:
+    assert path_violation(command) is None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cat /etc/passwd",
+        "cat ..",
+        "cat ../secret",
+        "cat ~/.ssh/id_rsa",
+        "ls sub/../..",
+        "wc -l < /etc/hosts",
+        "cat '/etc/shadow'",
+        "grep --file=/etc/passwd x",
+        "echo $(cat /etc/hostname)",
+        "cd .. && ls",
+    ],
+)
+def test_path_rule_rejects_leaving_the_work_dir(command: str) -> None:
+    assert path_violation(command) is not None
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "tol", "same"),
+    [
+        (3, 3, None, True),
+        (3, 3.0, None, False),
+        (True, 1, None, False),
+        (1, True, None, False),
+        ([1, 2], (1, 2), None, False),
+        ([[1, 2]], [[1, 2]], None, True),
+        ({"a": 1}, {"a": 1}, None, True),
+        (0.3, 0.1 + 0.2, None, False),
+        (0.3, 0.1 + 0.2, 1e-9, True),
+        (3.0, 3, 1e-9, True),
+        ([0.5, 1.5], [0.5000001, 1.5], 1e-3, True),
+        ("IV", "IV", None, True),
+    ],
+)
+def test_values_equal_is_exact_in_type(expected: Any, actual: Any, tol: Any, same: bool) -> None:
+    assert values_equal(expected, actual, tol) is same
+
+
+def _python_task(**case: Any) -> PythonTask:
+    return PythonTask.model_validate(
+        {
+            "id": "t",
+            "prompt": "p",
+            "entry_point": "f",
+            "reference": "def f(): pass",
+            "cases": [{"id": "c", "args": [[2, 7, 11, 15], 9], **case}],
+        }
+    )
+
+
+def _generation(answer: str, truncated: bool = False) -> Generation:
+    return Generation((Completion(answer),), answer, "", truncated)
+
+
+def _score_python(task: PythonTask, outcome: PyOutcome) -> str:
+    execution = PythonExecution(None, {"c": outcome})
+    return PythonSuite().score(task, task.cases[0], _generation("x"), execution).outcome
+
+
+def test_validator_accepts_any_right_answer() -> None:
+    task = _python_task(validate="sorted(result) == [0, 1] and type(result) in (list, tuple)")
+    assert _score_python(task, PyOutcome("ok", value=[1, 0])) == "passed"
+    assert _score_python(task, PyOutcome("ok", value=(0, 1))) == "passed"
+    assert _score_python(task, PyOutcome("ok", value=[0, 2])) == "failed"
+    assert _score_python(task, PyOutcome("ok", value=None)) == "failed"
+
+
+def test_expected_exception_is_an_outcome() -> None:
+    task = _python_task(raises="ValueError")
+    assert _score_python(task, PyOutcome("raised", exception="ValueError")) == "passed"
+    assert _score_python(task, PyOutcome("raised", exception="TypeError")) == "failed"
+    assert _score_python(task, PyOutcome("ok", value=1)) == "failed"
+
+
+def test_python_timeouts_and_crashes_are_distinct() -> None:
+    task = _python_task(expect=[0, 1])
+    assert _score_python(task, PyOutcome("timeout")) == "timeout"
+    assert _score_python(task, PyOutcome("crashed", detail="exit 1")) == "failed"
+    assert _score_python(task, PyOutcome("load_error", detail="NameError")) == "failed"
+
+
+def test_python_case_needs_exactly_one_check() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        PythonCase.model_validate({"id": "c", "expect": 1, "raises": "ValueError"})
+    with pytest.raises(ValueError, match="exactly one"):
+        PythonCase.model_validate({"id": "c"})
+
+
+class _NoSandbox:
+    tier = "none"
+
+    def run_python(self, *args: Any) -> Any:
+        raise AssertionError("nothing must run")
+
+    def run_shell(self, *args: Any) -> Any:
+        raise AssertionError("nothing must run")
+
+
+def test_truncated_python_answer_is_truncated_not_failed() -> None:
+    task = _python_task(expect=[0, 1])
+    execution = PythonSuite().execute(task, _generation("```python\ndef f(", True), _NoSandbox())
+    assert execution.verdict is not None and execution.verdict.outcome == "truncated"
+    no_code = PythonSuite().execute(task, _generation("I would use a dict."), _NoSandbox())
+    assert no_code.verdict is not None and no_code.verdict.outcome == "no_answer"
+
+
+def _cli_task() -> CliTask:
+    return CliTask.model_validate(
+        {
+            "id": "t",
+            "prompt": "p",
+            "reference": "cat a > b",
+            "files": {"a": "x\n"},
+            "cases": [{"id": "out", "file": {"name": "b", "content": "x"}}],
+        }
+    )
+
+
+def test_cli_file_check_does_not_trust_symlinks() -> None:
+    task = _cli_task()
+    case: CliCase = task.cases[0]
+    link = ShellResult("", "", 0, False, {"b": FileEntry("symlink")})
+    verdict = CliSuite().score(task, case, _generation(""), CliExecution(None, "ln", link))
+    assert verdict.outcome == "failed" and "symlink" in verdict.detail
+    real = ShellResult("", "", 0, False, {"b": FileEntry("file", b"x\n")})
+    assert CliSuite().score(task, case, _generation(""), CliExecution(None, "c", real)).outcome == (
+        "passed"
+    )
+
+
+def test_cli_rejected_command_never_runs() -> None:
+    execution = CliSuite().execute(_cli_task(), _generation("```bash\ncat /etc/passwd\n```"), _NoSandbox())
+    assert execution.verdict is not None and execution.verdict.outcome == "failed"
+    assert "absolute path" in execution.verdict.detail
+
+
+def test_tool_call_arguments_parse_or_report_malformed() -> None:
+    assert ToolCall("1", "f", '{"a": 1}').parsed_arguments() == {"a": 1}
+    assert ToolCall("1", "f", "").parsed_arguments() == {}
+    assert ToolCall("1", "f", '{"a": ').parsed_arguments() is None
+    assert ToolCall("1", "f", "[1]").parsed_arguments() is None

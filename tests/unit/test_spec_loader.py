@@ -1,0 +1,120 @@
+"""Unit tests: task files load, and bad ones name file, line, task and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_llmbench.spec import (
+    DEFAULT_CLI_TOOLS,
+    CliTask,
+    PythonTask,
+    TaskFileError,
+    ToolingTask,
+    load_task_file,
+)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tasks.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """\
+suite: python
+tasks:
+  - id: two_sum
+    prompt: Write two_sum.
+    entry_point: two_sum
+    difficulty: easy
+    tags: [arrays]
+    reference: |
+      def two_sum(nums, target): ...
+    timeout_s: 3
+    cases:
+      - id: basic
+        args: [[2, 7, 11, 15], 9]
+        validate: sorted(result) == [0, 1]
+      - id: kw
+        args: [[3, 3]]
+        kwargs: {target: 6}
+        expect: [0, 1]
+        timeout_s: 1
+"""
+
+
+def test_a_good_file_loads(tmp_path: Path) -> None:
+    loaded = load_task_file(write(tmp_path, GOOD))
+    assert loaded.suite == "python"
+    (task,) = loaded.tasks
+    assert isinstance(task, PythonTask)
+    assert task.timeout_s == 3 and task.cases[1].timeout_s == 1
+    assert task.cases[0].validate_ == "sorted(result) == [0, 1]"
+    assert task.cases[1].kwargs == {"target": 6}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "task", "field", "words"),
+    [
+        ("suite: ruby\ntasks: []\n", 1, None, "suite", "python, cli, tooling"),
+        ("suite: python\n", 1, None, "tasks", "non-empty"),
+        ("suite: python\ntasks:\n  - id: a\n    prompt: [unclosed\n", 5, None, None, "invalid YAML"),
+        (GOOD.replace("entry_point: two_sum", "entry_point: 2sum"), 5, "two_sum",
+         "entry_point", "pattern"),
+        (GOOD.replace("timeout_s: 1", "timeout_s: soon"), 19, "two_sum",
+         "cases.1.timeout_s", "number"),
+        (GOOD.replace("        validate: sorted(result) == [0, 1]\n", ""), 12, "two_sum",
+         "cases.0", "exactly one"),
+        (GOOD.replace("validate: sorted(result) == [0, 1]", "validate: 'sorted(result'"), 14,
+         "two_sum", "cases.0.validate", "not valid Python"),
+        (GOOD.replace("id: kw", "id: basic"), 12, "two_sum", "cases", "duplicate case id"),
+        (GOOD.replace("    tags: [arrays]\n", "    tags: [arrays]\n    colour: red\n"), 8,
+         "two_sum", "colour", "Extra inputs"),
+    ],
+)  # fmt: skip
+def test_errors_name_file_line_task_field(
+    tmp_path: Path, text: str, line: int, task: str | None, field: str | None, words: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(TaskFileError) as info:
+        load_task_file(path)
+    error = info.value
+    message = str(error)
+    assert message.startswith(f"{path}:{line}"), message
+    assert error.task == task and error.field == field, message
+    assert words in message
+
+
+def test_cli_tasks_default_to_the_seed_tools(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "suite: cli\ntasks:\n  - id: c\n    prompt: p\n    reference: wc -l < a\n"
+        "    files: {a: 'x'}\n    cases: [{id: one, stdout_words: ['1']}]\n",
+    )
+    (task,) = load_task_file(path).tasks
+    assert isinstance(task, CliTask) and task.tools == DEFAULT_CLI_TOOLS
+
+
+def test_cli_files_must_stay_in_the_work_dir(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "suite: cli\ntasks:\n  - id: c\n    prompt: p\n    reference: ls\n"
+        "    files: {'../a': 'x'}\n    cases: [{id: one, exit_code: 0}]\n",
+    )
+    with pytest.raises(TaskFileError, match="relative path"):
+        load_task_file(path)
+
+
+def test_tooling_tasks_take_toolbox_names_and_bare_specs(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "suite: tooling\ntasks:\n  - id: t\n    prompt: p\n"
+        "    tools:\n      - get_weather\n      - type: function\n        function:\n"
+        "          name: lookup\n          parameters: {type: object, properties: {}}\n"
+        "    reference: [[{name: lookup, arguments: {}}]]\n"
+        "    cases: [{id: c, called: lookup}, {id: n, not_called: get_weather}]\n",
+    )
+    (task,) = load_task_file(path).tasks
+    assert isinstance(task, ToolingTask) and task.tool_names == ["get_weather", "lookup"]
