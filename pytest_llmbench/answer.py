@@ -34,9 +34,11 @@ def code_blocks(text: str) -> list[CodeBlock]:
         if opening is None:
             return blocks
         fence = opening.group("fence")
-        language = opening.group("info").strip().split(" ")[0].lower() if opening.group(
-            "info"
-        ).strip() else ""
+        language = (
+            opening.group("info").strip().split(" ")[0].lower()
+            if opening.group("info").strip()
+            else ""
+        )
         body_start = opening.end() + 1
         closing = re.compile(
             rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$", re.MULTILINE

@@ -55,9 +55,7 @@ class TaskFileItem(pytest.File):
 
 
 class CaseItem(pytest.Item):
-    def __init__(
-        self, *, suite: str, task: Task, case: Any, model: str, **kwargs: Any
-    ) -> None:
+    def __init__(self, *, suite: str, task: Task, case: Any, model: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.suite = suite
         self.task = task
@@ -129,10 +127,12 @@ class CaseItem(pytest.Item):
         state = self.state
         suite = get_suite(self.suite)
         if self.task_key not in state.executions:
-            state.executions[self.task_key] = suite.execute(
-                self.task, self.generation, state.sandbox
-            )
-        verdict = suite.score(self.task, self.case, self.generation, state.executions[self.task_key])
+            # Only suites that run model output need the sandbox (and its self-test).
+            sandbox = state.sandbox if suite.uses_sandbox else None
+            state.executions[self.task_key] = suite.execute(self.task, self.generation, sandbox)
+        verdict = suite.score(
+            self.task, self.case, self.generation, state.executions[self.task_key]
+        )
         self._record(verdict.outcome, verdict.detail)
         if verdict.outcome == "error":
             raise CaseError(verdict.detail)

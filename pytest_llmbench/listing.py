@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _pytest.config import create_terminal_writer
 
 from .backends.base import BackendError, ModelInfo
 from .options import Settings
@@ -40,7 +41,8 @@ def model_table(models: list[ModelInfo]) -> str:
 def list_models(settings: Settings, config: pytest.Config) -> int:
     from .backends import make_backend
 
-    writer = config.get_terminal_writer()
+    # This runs in pytest_cmdline_main, before the terminal reporter exists.
+    writer = create_terminal_writer(config)
     try:
         backend = make_backend(
             settings.backend, settings.base_url, timeout_s=min(settings.timeout, 30.0)

@@ -94,16 +94,35 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmbench", "benchmark local language models")
     for opt in OPTIONS:
         if opt.is_flag:
-            group.addoption(opt.flag, action="store_true", default=None, dest="llmbench_" + opt.dest,
-                            help=f"{opt.help} [env {opt.env}]")
+            group.addoption(
+                opt.flag,
+                action="store_true",
+                default=None,
+                dest="llmbench_" + opt.dest,
+                help=f"{opt.help} [env {opt.env}]",
+            )
         elif opt.dest == "endpoint":
-            group.addoption(opt.flag, action="append", default=None, dest="llmbench_" + opt.dest,
-                            metavar="MODEL=URL", help=f"{opt.help} [env {opt.env}]")
+            group.addoption(
+                opt.flag,
+                action="append",
+                default=None,
+                dest="llmbench_" + opt.dest,
+                metavar="MODEL=URL",
+                help=f"{opt.help} [env {opt.env}]",
+            )
         else:
-            group.addoption(opt.flag, default=None, dest="llmbench_" + opt.dest,
-                            help=f"{opt.help} [env {opt.env}]")
-        parser.addini(opt.ini, help=opt.help, type=opt.ini_type,  # type: ignore[arg-type]
-                      default=None)
+            group.addoption(
+                opt.flag,
+                default=None,
+                dest="llmbench_" + opt.dest,
+                help=f"{opt.help} [env {opt.env}]",
+            )
+        parser.addini(
+            opt.ini,
+            help=opt.help,
+            type=opt.ini_type,  # type: ignore[arg-type]
+            default=None,
+        )
 
 
 @dataclass(frozen=True)

@@ -111,18 +111,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: rank.get(getattr(item, "model", None), -1))  # type: ignore[arg-type]
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    state = session.config.stash[STATE]
-    if not state.settings.models or session.config.option.collectonly:
-        return
+def _check_isolation(config: pytest.Config) -> None:
+    """Stop before any model is called if model code cannot be isolated as asked."""
     from .sandbox import SandboxUnavailable
 
-    # Isolation is checked before any model is called: a run that cannot isolate model code
-    # as asked stops here rather than halfway through.
     try:
-        state.sandbox  # noqa: B018
+        config.stash[STATE].sandbox  # noqa: B018
     except SandboxUnavailable as exc:
         pytest.exit(f"llmbench: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    # An xdist controller collects nothing; it checks for its workers on the same machine.
+    xdist_controller = getattr(config.option, "dist", "no") != "no" and not _is_worker(config)
+    if config.stash[STATE].settings.models and xdist_controller and not config.option.collectonly:
+        _check_isolation(config)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly or session.testsfailed:
+        return  # nothing will run: collection-only, or collection errors stop the run
+    if any(getattr(item, "suite", None) in ("python", "cli") for item in session.items):
+        _check_isolation(session.config)
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -200,4 +211,3 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_sep("=", line, **markup)
         else:
             terminalreporter.write_line(line, **markup)
-

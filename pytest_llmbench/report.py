@@ -9,12 +9,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .results import SUITES, CaseResult, ModelReport, aggregate
+from .results import SUITES, CaseResult, ModelReport, Outcome, aggregate
 
 if TYPE_CHECKING:
     from .session import RunState
 
 COLUMNS = ("model", *SUITES, "total", "time", "tok/s")
+NOTED: tuple[tuple[Outcome, str], ...] = (
+    ("truncated", "truncated"),
+    ("no_answer", "no answer"),
+    ("timeout", "timeout"),
+    ("error", "errors"),
+)
 
 
 def _fraction(counts: tuple[int, int]) -> str:
@@ -28,10 +34,9 @@ def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[
         tps = report.tokens_per_second
         notes = [
             f"{report.count(outcome)} {label}"
-            for outcome, label in (("truncated", "truncated"), ("timeout", "timeout"),
-                                   ("error", "errors"))
+            for outcome, label in NOTED
             if report.count(outcome)
-        ]  # fmt: skip
+        ]
         name = report.model + (" (oracle)" if report.model == oracle else "")
         rows.append(
             [
@@ -84,7 +89,9 @@ class RunInfo:
         return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def jsonl_line(report: ModelReport, run: RunInfo, base_url: str | None, load_s: float | None) -> str:
+def jsonl_line(
+    report: ModelReport, run: RunInfo, base_url: str | None, load_s: float | None
+) -> str:
     record = {
         **{k: v for k, v in asdict(run).items() if k != "settings"},
         "model": report.model,

@@ -7,6 +7,7 @@ xdist.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -95,10 +96,9 @@ class ModelManager:
             return
         self.loaded = None
         self.events.append(("unload", model))
-        try:
+        # A model that cannot be unloaded must not fail the next model's run.
+        with contextlib.suppress(BackendError):
             self.backend_for(model).unload(model)
-        except BackendError:
-            pass  # a model that cannot be unloaded must not fail the next model's run
 
     def chat(self, request: ChatRequest) -> Completion:
         return self.backend_for(request.model).chat(request)
@@ -113,10 +113,8 @@ class ModelManager:
         if self.loaded is not None:
             self.unload(self.loaded)
         for backend in self._backends.values():
-            try:
+            with contextlib.suppress(BackendError):
                 backend.close()
-            except BackendError:
-                pass
 
 
 @dataclass

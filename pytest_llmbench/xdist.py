@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from xdist.scheduler import LoadScopeScheduling
+from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
 
 def model_of(nodeid: str) -> str | None:
@@ -21,11 +21,11 @@ def model_of(nodeid: str) -> str | None:
     return tail[tail.index("[") + 1 : -1]
 
 
-class ByModelScheduling(LoadScopeScheduling):
+class ByModelScheduling(LoadScopeScheduling):  # type: ignore[misc]
     def _split_scope(self, nodeid: str) -> str:
         model = model_of(nodeid)
         if model is None:
-            return super()._split_scope(nodeid)
+            return str(super()._split_scope(nodeid))
         return "llmbench-model:" + model
 
 

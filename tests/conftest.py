@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakes.openai_server import FakeOpenAI, Reply, Script, by_prompt  # noqa: E402
+from fakes.openai_server import FakeOpenAI, Reply, Script, by_prompt
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,7 +100,7 @@ WRONG_CODE = "```python\ndef add(a, b):\n    return a - b\n```"
 def good_script() -> Script:
     return by_prompt(
         {
-            "add": Reply(GOOD_CODE),
+            "def add": Reply(GOOD_CODE),
             "lines": Reply("```bash\nwc -l < data.txt\n```"),
             "weather": [
                 Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]),
@@ -125,7 +125,7 @@ def good_script() -> Script:
 def bad_script() -> Script:
     return by_prompt(
         {
-            "add": Reply(WRONG_CODE),
+            "def add": Reply(WRONG_CODE),
             "lines": Reply("```bash\nwc -l < da", finish_reason="length"),
             "weather": Reply("I cannot check the weather."),
             "Alice": [
@@ -140,7 +140,7 @@ def thinker_script() -> Script:
     """Right answers, wrapped in thinking that itself holds a wrong code block."""
     return by_prompt(
         {
-            "add": Reply(f"<think>maybe\n{WRONG_CODE}\nno.</think>\n{GOOD_CODE}"),
+            "def add": Reply(f"<think>maybe\n{WRONG_CODE}\nno.</think>\n{GOOD_CODE}"),
             "lines": Reply(
                 "```bash\nwc -l < data.txt\n```", reasoning_content="```bash\nrm -rf x\n```"
             ),

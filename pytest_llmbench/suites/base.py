@@ -58,12 +58,15 @@ class Verdict:
 
 class Suite(Protocol, Generic[TaskT, CaseT]):
     name: str
+    uses_sandbox: bool
 
-    def generate(self, task: TaskT, model: str, chat: Chat, settings: RequestSettings) -> Generation:
+    def generate(
+        self, task: TaskT, model: str, chat: Chat, settings: RequestSettings
+    ) -> Generation:
         """Ask the model for its answer to `task` (one request, or a tool loop)."""
         ...
 
-    def execute(self, task: TaskT, generation: Generation, sandbox: Sandbox) -> Any:
+    def execute(self, task: TaskT, generation: Generation, sandbox: Sandbox | None) -> Any:
         """Run what the model produced once per task; the result is shared by the cases."""
         ...
 

@@ -1,4 +1,5 @@
-"""The cli suite: the model writes one shell command; it runs in the sandbox; its effect is checked."""
+"""The cli suite: the model writes one shell command; it runs in the sandbox; its effect is
+checked."""
 
 from __future__ import annotations
 
@@ -81,8 +82,11 @@ def _lines(text: str) -> list[str]:
 
 class CliSuite:
     name = "cli"
+    uses_sandbox = True
 
-    def generate(self, task: CliTask, model: str, chat: Chat, settings: RequestSettings) -> Generation:
+    def generate(
+        self, task: CliTask, model: str, chat: Chat, settings: RequestSettings
+    ) -> Generation:
         messages = [
             {"role": "system", "content": task.system or SYSTEM},
             {"role": "user", "content": self.prompt(task)},
@@ -93,17 +97,26 @@ class CliSuite:
     def prompt(task: CliTask) -> str:
         files = ", ".join(sorted(task.files)) or "none"
         tools = ", ".join(task.tools)
-        return f"{task.prompt}\n\nFiles in the current directory: {files}.\nAvailable tools: {tools}."
+        return (
+            f"{task.prompt}\n\nFiles in the current directory: {files}.\nAvailable tools: {tools}."
+        )
 
-    def execute(self, task: CliTask, generation: Generation, sandbox: Sandbox) -> CliExecution:
+    def execute(
+        self, task: CliTask, generation: Generation, sandbox: Sandbox | None
+    ) -> CliExecution:
         block = first_block(generation.answer, SHELL_LANGS)
         command = shell_command(block) if block is not None else ""
         if not command or (generation.truncated and block is not None and not block.closed):
             return CliExecution(missing_answer(generation, "shell command"), command, None)
         problem = path_violation(command)
         if problem is not None:
-            return CliExecution(Verdict("failed", f"rejected before running: {problem}"), command, None)
-        return CliExecution(None, command, sandbox.run_shell(command, task.files, task.tools, task.timeout_s))
+            return CliExecution(
+                Verdict("failed", f"rejected before running: {problem}"), command, None
+            )
+        assert sandbox is not None, "the cli suite runs commands in the sandbox"
+        return CliExecution(
+            None, command, sandbox.run_shell(command, task.files, task.tools, task.timeout_s)
+        )
 
     def score(
         self, task: CliTask, case: CliCase, generation: Generation, execution: CliExecution
@@ -113,25 +126,44 @@ class CliSuite:
         run = execution.result
         assert run is not None
         if run.timed_out:
-            return Verdict("timeout", f"`{execution.command}` ran past its {task.timeout_s:g}s limit")
+            return Verdict(
+                "timeout", f"`{execution.command}` ran past its {task.timeout_s:g}s limit"
+            )
         if case.exit_code is not None:
-            return self._check(run.exit_code == case.exit_code, f"exit code {run.exit_code}, expected {case.exit_code}")
+            return self._check(
+                run.exit_code == case.exit_code,
+                f"exit code {run.exit_code}, expected {case.exit_code}",
+            )
         if run.exit_code != 0:
             tail = run.stderr.strip().splitlines()[-1:] or [""]
-            return Verdict("failed", f"`{execution.command}` exited {run.exit_code}: {tail[0][:200]}")
+            return Verdict(
+                "failed", f"`{execution.command}` exited {run.exit_code}: {tail[0][:200]}"
+            )
         if case.stdout is not None:
-            return self._check(run.stdout.rstrip("\n") == case.stdout.rstrip("\n"), f"stdout was {run.stdout[:200]!r}")
+            return self._check(
+                run.stdout.rstrip("\n") == case.stdout.rstrip("\n"),
+                f"stdout was {run.stdout[:200]!r}",
+            )
         if case.stdout_lines is not None:
-            return self._check(_lines(run.stdout) == _lines("\n".join(case.stdout_lines)), f"stdout lines were {_lines(run.stdout)[:20]!r}")
+            return self._check(
+                _lines(run.stdout) == _lines("\n".join(case.stdout_lines)),
+                f"stdout lines were {_lines(run.stdout)[:20]!r}",
+            )
         if case.stdout_words is not None:
-            return self._check(run.stdout.split() == case.stdout_words, f"stdout words were {run.stdout.split()[:20]!r}")
+            return self._check(
+                run.stdout.split() == case.stdout_words,
+                f"stdout words were {run.stdout.split()[:20]!r}",
+            )
         assert case.file is not None
         entry = run.files.get(case.file.name)
         if entry is None or entry.kind != "file" or entry.content is None:
             kind = "missing" if entry is None else f"a {entry.kind}"
             return Verdict("failed", f"{case.file.name} is {kind}, expected a file")
         text = entry.content.decode("utf-8", errors="replace")
-        return self._check(text.rstrip("\n") == case.file.content.rstrip("\n"), f"{case.file.name} holds {text[:200]!r}")
+        return self._check(
+            text.rstrip("\n") == case.file.content.rstrip("\n"),
+            f"{case.file.name} holds {text[:200]!r}",
+        )
 
     @staticmethod
     def _check(ok: bool, why_not: str) -> Verdict:

@@ -52,6 +52,7 @@ def _short(value: Any, limit: int = 200) -> str:
 
 class PythonSuite:
     name = "python"
+    uses_sandbox = True
 
     def generate(
         self, task: PythonTask, model: str, chat: Chat, settings: RequestSettings
@@ -67,7 +68,7 @@ class PythonSuite:
         return first_block(generation.answer, PYTHON_LANGS)
 
     def execute(
-        self, task: PythonTask, generation: Generation, sandbox: Sandbox
+        self, task: PythonTask, generation: Generation, sandbox: Sandbox | None
     ) -> PythonExecution:
         block = self.extract(generation)
         if block is None or not block.code.strip() or (generation.truncated and not block.closed):
@@ -82,6 +83,7 @@ class PythonSuite:
             )
             for case in task.cases
         ]
+        assert sandbox is not None, "the python suite runs code in the sandbox"
         outcomes = sandbox.run_python(block.code, task.entry_point, calls)
         return PythonExecution(None, {c.id: o for c, o in zip(task.cases, outcomes, strict=True)})
 

@@ -82,6 +82,7 @@ def _reference_turns(task: ToolingTask) -> list[list[dict[str, Any]]]:
 
 class ToolingSuite:
     name = "tooling"
+    uses_sandbox = False
 
     def generate(
         self, task: ToolingTask, model: str, chat: Chat, settings: RequestSettings
@@ -128,7 +129,7 @@ class ToolingSuite:
             stats=stats_of(tuple(completions)),
         )
 
-    def execute(self, task: ToolingTask, generation: Generation, sandbox: Sandbox) -> None:
+    def execute(self, task: ToolingTask, generation: Generation, sandbox: Sandbox | None) -> None:
         return None  # the calls already ran against the mocks during generation
 
     def score(

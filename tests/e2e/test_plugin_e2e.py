@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+
 from conftest import bad_script, case_outcomes, good_script, read_jsonl, thinker_script
 
 
@@ -16,6 +17,8 @@ def run_bench(bench: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
         "--llmbench-jsonl=out/results.jsonl",
         "-p",
         "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
         *args,
     )
 

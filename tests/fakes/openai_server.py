@@ -106,7 +106,9 @@ class FakeOpenAI:
             def do_GET(self) -> None:
                 fake._record("GET", self.path, {})
                 if self.path.rstrip("/") == "/v1/models":
-                    models = [{"id": m, "object": "model", "owned_by": "fake"} for m in fake.scripts]
+                    models = [
+                        {"id": m, "object": "model", "owned_by": "fake"} for m in fake.scripts
+                    ]
                     self._json(200, {"object": "list", "data": models})
                 else:
                     self._json(404, {"error": {"message": f"no route {self.path}"}})

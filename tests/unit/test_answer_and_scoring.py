@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.answer import PYTHON_LANGS, SHELL_LANGS, code_blocks, first_block, shell_command
+from pytest_llmbench.answer import (
+    PYTHON_LANGS,
+    SHELL_LANGS,
+    code_blocks,
+    first_block,
+    shell_command,
+)
 from pytest_llmbench.backends.base import Completion, ToolCall
 from pytest_llmbench.sandbox.base import FileEntry, PyOutcome, ShellResult
 from pytest_llmbench.spec import CliCase, CliTask, PythonCase, PythonTask
@@ -16,7 +22,9 @@ from pytest_llmbench.suites.python import PythonExecution, PythonSuite, values_e
 
 
 def test_first_python_block_wins_over_other_languages() -> None:
-    text = "Here:\n```text\nnot code\n```\n```python\ndef f():\n    return 1\n```\n```python\nx=2\n```"
+    text = (
+        "Here:\n```text\nnot code\n```\n```python\ndef f():\n    return 1\n```\n```python\nx=2\n```"
+    )
     block = first_block(text, PYTHON_LANGS)
     assert block is not None and block.code == "def f():\n    return 1" and block.closed
 
@@ -190,7 +198,9 @@ def test_cli_file_check_does_not_trust_symlinks() -> None:
 
 
 def test_cli_rejected_command_never_runs() -> None:
-    execution = CliSuite().execute(_cli_task(), _generation("```bash\ncat /etc/passwd\n```"), _NoSandbox())
+    execution = CliSuite().execute(
+        _cli_task(), _generation("```bash\ncat /etc/passwd\n```"), _NoSandbox()
+    )
     assert execution.verdict is not None and execution.verdict.outcome == "failed"
     assert "absolute path" in execution.verdict.detail
 

@@ -60,7 +60,8 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
     [
         ("suite: ruby\ntasks: []\n", 1, None, "suite", "python, cli, tooling"),
         ("suite: python\n", 1, None, "tasks", "non-empty"),
-        ("suite: python\ntasks:\n  - id: a\n    prompt: [unclosed\n", 5, None, None, "invalid YAML"),
+        ("suite: python\ntasks:\n  - id: a\n    prompt: [unclosed\n", 5, None, None,
+         "invalid YAML"),
         (GOOD.replace("entry_point: two_sum", "entry_point: 2sum"), 5, "two_sum",
          "entry_point", "pattern"),
         (GOOD.replace("timeout_s: 1", "timeout_s: soon"), 19, "two_sum",

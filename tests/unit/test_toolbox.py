@@ -45,13 +45,29 @@ def test_spec_is_a_full_openai_tool(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "arguments", "expected"),
     [
-        ("get_user", {"name": "Alice"}, {"name": "Alice", "email": "alice@example.com", "id": "u-42"}),
-        ("get_user", {"name": "bob smith"}, {"name": "bob smith", "email": "bob@example.com", "id": "u-42"}),
-        ("get_user", {"name": "Dave"}, {"name": "Dave", "email": "carol@example.com", "id": "u-42"}),
+        (
+            "get_user",
+            {"name": "Alice"},
+            {"name": "Alice", "email": "alice@example.com", "id": "u-42"},
+        ),
+        (
+            "get_user",
+            {"name": "bob smith"},
+            {"name": "bob smith", "email": "bob@example.com", "id": "u-42"},
+        ),
+        (
+            "get_user",
+            {"name": "Dave"},
+            {"name": "Dave", "email": "carol@example.com", "id": "u-42"},
+        ),
         ("send_email", {"to": "x@y.z", "subject": "s"}, {"status": "sent", "to": "x@y.z"}),
         ("get_weather", {"city": "Oslo"}, {"city": "Oslo", "temp_c": 18, "condition": "cloudy"}),
         ("get_time", {"timezone": "Asia/Tokyo"}, {"zone": "Asia/Tokyo", "time": "14:30"}),
-        ("search", {"query": "mars"}, [{"title": "Result for mars", "url": "https://example.com/a"}]),
+        (
+            "search",
+            {"query": "mars"},
+            [{"title": "Result for mars", "url": "https://example.com/a"}],
+        ),
         (
             "read_file",
             {"path": "Report.txt"},
@@ -59,19 +75,37 @@ def test_spec_is_a_full_openai_tool(name: str) -> None:
         ),
         ("read_file", {"path": "notes.txt"}, {"path": "notes.txt", "content": "hello"}),
         ("word_count", {"text": "a b  c\nd"}, {"count": 4}),
-        ("get_exchange_rate", {"base": "USD", "quote": "EUR"}, {"base": "USD", "quote": "EUR", "rate": 0.92}),
+        (
+            "get_exchange_rate",
+            {"base": "USD", "quote": "EUR"},
+            {"base": "USD", "quote": "EUR", "rate": 0.92},
+        ),
         ("calculator", {"expression": "250 * 0.92"}, {"result": 230.0}),
         ("calculator", {"expression": "-(2 + 3) / 2"}, {"result": -2.5}),
-        ("create_ticket", {"title": "t", "assignee_email": "b@x"}, {"id": "TICK-1", "title": "t", "status": "open"}),
+        (
+            "create_ticket",
+            {"title": "t", "assignee_email": "b@x"},
+            {"id": "TICK-1", "title": "t", "status": "open"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_seed_results(name: str, arguments: dict[str, Any], expected: Any) -> None:
     assert TOOLBOX[name].run(arguments) == expected
 
 
 @pytest.mark.parametrize(
     "expression",
-    ["__import__('os')", "2 ** 10", "abs(-1)", "1 / 0", "1 +", "x", "'a' * 3", "True + 1", "9" * 600],
+    [
+        "__import__('os')",
+        "2 ** 10",
+        "abs(-1)",
+        "1 / 0",
+        "1 +",
+        "x",
+        "'a' * 3",
+        "True + 1",
+        "9" * 600,
+    ],
 )
 def test_calculator_rejects_everything_but_arithmetic(expression: str) -> None:
     assert TOOLBOX["calculator"].run({"expression": expression}) == {"error": "invalid expression"}
@@ -110,7 +144,9 @@ def test_a_crashing_handler_becomes_an_error_result() -> None:
     def boom(arguments: Any) -> Any:
         raise RuntimeError("kaput")
 
-    tool = MockTool("boom", {"type": "function", "function": {"name": "boom", "parameters": {}}}, boom)
+    tool = MockTool(
+        "boom", {"type": "function", "function": {"name": "boom", "parameters": {}}}, boom
+    )
     assert tool.run({}) == {"error": "RuntimeError: kaput"}
 
 

@@ -1,0 +1,315 @@
+"""Fork-server for model-written Python; this file runs INSIDE the sandbox.
+
+It is passed to `/usr/bin/python3 -I -S -c` as source, so it may import only the standard
+library and must not import this package (the sandbox user may not be able to read it).
+argv: `-c RESULT_FD INPUT_FD`.
+
+It loads the model's code once, then forks one child per call, so a call that monkeypatches
+builtins, starts threads or exits the interpreter cannot affect the next call. After each call
+every other process it can signal is killed (`kill(-1)`: in the full tier that is everything in
+the sandbox's PID namespace, in the reduced tier everything of the sandbox's exclusive uid).
+
+Frames to the harness on RESULT_FD: `>IBI` (call index, kind, payload length) + payload.
+None of this is trusted by the harness: model code runs in this process and can forge anything;
+the harness checks frame order and decodes values itself.
+"""
+
+from __future__ import annotations
+
+import builtins
+import marshal
+import os
+import select
+import signal
+import struct
+import sys
+import time
+from typing import Any
+
+import _json  # the C helper only: `import json` would pull in `re` (about 7 ms of start-up)
+
+K_LOADED = 1
+K_LOAD_ERROR = 2
+K_RESULT = 3
+K_CRASHED = 4
+K_TIMEOUT = 5
+K_TOO_LARGE = 6
+
+_HEADER = struct.Struct(">IBI")
+_LENGTH = struct.Struct(">Q")
+
+# Bound before any model code runs, so the model rebinding `os.fork` & co. in the shared
+# modules does not change what this server calls.
+_fork = os.fork
+_write = os.write
+_read = os.read
+_kill = os.kill
+_waitpid = os.waitpid
+_exit = os._exit
+_select = select.select
+_monotonic = time.monotonic
+_type = type
+_repr_int = int.__repr__
+_repr_float = float.__repr__
+_quote = _json.encode_basestring_ascii
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[_write(fd, view) :]
+
+
+def _send(fd: int, index: int, kind: int, payload: bytes = b"") -> None:
+    _write_all(fd, _HEADER.pack(index, kind, len(payload)) + payload)
+
+
+def _encode(value: Any, depth: int, budget: list[int], out: list[str]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _Unsupported("result has too many values")
+    if depth > _LIMITS["max_depth"]:
+        raise _Unsupported("result is nested too deeply")
+    kind = _type(value)
+    if value is None:
+        out.append("null")
+    elif kind is bool:
+        out.append("true" if value else "false")
+    elif kind is int:
+        try:
+            out.append(_repr_int(value))
+        except ValueError:
+            raise _Unsupported("integer too large") from None
+    elif kind is float:
+        text = _repr_float(value)
+        out.append({"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(text, text))
+    elif kind is str:
+        out.append(_quote(value))
+    elif kind is list or kind is tuple:
+        out.append("[" if kind is list else '{"t":[')
+        for position, item in enumerate(value):
+            if position:
+                out.append(",")
+            _encode(item, depth + 1, budget, out)
+        out.append("]" if kind is list else "]}")
+    elif kind is dict:
+        out.append('{"d":{')
+        for position, (key, item) in enumerate(value.items()):
+            if _type(key) is not str:
+                raise _Unsupported(f"dict key of type {_type(key).__name__}")
+            if position:
+                out.append(",")
+            out.append(_quote(key))
+            out.append(":")
+            _encode(item, depth + 1, budget, out)
+        out.append("}}")
+    else:
+        raise _Unsupported(f"result of type {kind.__name__} is not plain data")
+
+
+_LIMITS: dict[str, int] = {"max_depth": 64, "max_nodes": 100_000, "max_result": 1 << 20}
+
+
+def _exception_name(exc: BaseException) -> str:
+    kind = _type(exc)
+    if kind.__module__ == "builtins":
+        return kind.__name__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except BaseException:
+        return "<unprintable exception>"
+    return text if _type(text) is str else "<unprintable exception>"
+
+
+def _run_call(namespace: dict[str, Any], entry: str, call: tuple[Any, ...]) -> bytes:
+    """Run one call in this (forked) process and return the payload for the harness."""
+    _index, args, kwargs, setup, expression, _timeout = call
+    ns = dict(namespace)
+    try:
+        if setup:
+            exec(compile(setup, "<setup>", "exec"), ns)
+        if expression:
+            value = eval(compile(expression, "<call>", "eval"), ns)
+        else:
+            value = ns[entry](*args, **kwargs)
+    except SystemExit as exc:
+        return b"X" + f"SystemExit({_safe_str(exc)[:200]})".encode("utf-8", "replace")
+    except BaseException as exc:
+        report = {"type": _exception_name(exc), "message": _safe_str(exc)[:2000]}
+        parts: list[str] = []
+        _encode(report, 0, [10], parts)
+        return b"E" + "".join(parts).encode("ascii")
+    parts = []
+    try:
+        _encode(value, 0, [_LIMITS["max_nodes"]], parts)
+    except _Unsupported as exc:
+        return b"U" + str(exc).encode("utf-8", "replace")
+    except RecursionError:
+        return b"U" + b"result is nested too deeply"
+    return b"V" + "".join(parts).encode("ascii")
+
+
+def _sweep(pid: int, kill_all: bool) -> None:
+    """Kill everything the call may have left behind, then reap the call's process."""
+    try:
+        if kill_all:
+            _kill(-1, signal.SIGKILL)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        _kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _reap_all(block: bool) -> None:
+    """Collect every exited child, so zombies do not count against the process limit. After
+    `kill(-1)` every child is dying, so waiting for all of them cannot hang."""
+    flags = 0 if block else os.WNOHANG
+    while True:
+        try:
+            pid, _ = _waitpid(-1, flags)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = str(number)
+        return f"killed by signal {name}"
+    return f"exited with status {os.waitstatus_to_exitcode(status)} without returning"
+
+
+def _serve_call(
+    namespace: dict[str, Any], entry: str, call: tuple[Any, ...], result_fd: int, kill_all: bool
+) -> tuple[int, int, bytes]:
+    index, _args, _kwargs, _setup, _expression, timeout = call
+    read_end, write_end = os.pipe()
+    pid = _fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(read_end)
+            os.close(result_fd)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.setpgid(0, 0)
+            payload = _run_call(namespace, entry, call)
+            _write_all(write_end, _LENGTH.pack(len(payload)) + payload)
+        except BaseException:
+            code = 70
+        _exit(code)
+    os.close(write_end)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass  # the child already did it, or is already gone
+    pidfd = os.pidfd_open(pid)
+    deadline = _monotonic() + timeout
+    cap = _LIMITS["max_result"] + _LENGTH.size + 1
+    buffer = bytearray()
+    watch = [read_end, pidfd]
+    verdict: tuple[int, bytes] | None = None
+    while verdict is None:
+        remaining = deadline - _monotonic()
+        if remaining <= 0:
+            verdict = (K_TIMEOUT, b"")
+            break
+        ready, _, _ = _select(watch, [], [], remaining)
+        if read_end in ready:
+            chunk = _read(read_end, 65536)
+            if chunk:
+                buffer += chunk
+            else:
+                watch.remove(read_end)
+        if pidfd in ready:
+            os.set_blocking(read_end, False)
+            try:
+                while chunk := _read(read_end, 65536):
+                    buffer += chunk
+                    if len(buffer) > cap:
+                        break
+            except BlockingIOError:
+                pass
+            watch = []
+        if len(buffer) > cap:
+            verdict = (K_TOO_LARGE, b"")
+        elif len(buffer) >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(buffer)
+            if len(buffer) >= _LENGTH.size + length:
+                verdict = (K_RESULT, bytes(buffer[_LENGTH.size : _LENGTH.size + length]))
+        if verdict is None and not watch:
+            verdict = (K_CRASHED, b"")
+    _sweep(pid, kill_all)
+    _, status = _waitpid(pid, 0)
+    _reap_all(kill_all)
+    os.close(read_end)
+    os.close(pidfd)
+    if verdict[0] == K_CRASHED:
+        verdict = (K_CRASHED, _describe_status(status).encode())
+    return index, verdict[0], verdict[1]
+
+
+def _load(code: str, entry: str) -> tuple[dict[str, Any] | None, str]:
+    namespace: dict[str, Any] = {"__name__": "solution", "__builtins__": builtins}
+    try:
+        exec(compile(code, "solution.py", "exec"), namespace)
+    except BaseException as exc:
+        import linecache
+        import traceback
+
+        linecache.cache["solution.py"] = (len(code), None, code.splitlines(True), "solution.py")
+        lines = traceback.format_exception(_type(exc), exc, exc.__traceback__)
+        return None, "".join(lines)[-4000:]
+    if entry and entry not in namespace:
+        return None, f"the code defines no `{entry}`"
+    return namespace, ""
+
+
+def main() -> None:
+    result_fd, input_fd = int(sys.argv[1]), int(sys.argv[2])
+    chunks = []
+    while chunk := os.pread(input_fd, 1 << 20, sum(map(len, chunks))):
+        chunks.append(chunk)
+    os.close(input_fd)
+    spec = marshal.loads(b"".join(chunks))
+    _LIMITS.update(spec["limits"])
+    calls: list[tuple[Any, ...]] = spec["calls"]
+    kill_all: bool = spec["kill_all"]
+    first = calls[0][0] if calls else 0
+
+    namespace, problem = _load(spec["code"], spec["entry"])
+    if namespace is None:
+        _send(result_fd, first, K_LOAD_ERROR, problem.encode("utf-8", "replace"))
+        return
+    if kill_all:
+        # Whatever the module started while loading does not get to watch the calls.
+        try:
+            _kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+    _reap_all(kill_all)
+    _send(result_fd, first, K_LOADED)
+    for call in calls:
+        index, kind, payload = _serve_call(namespace, spec["entry"], call, result_fd, kill_all)
+        _send(result_fd, index, kind, payload)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""End-to-end: option twins (ini, environment), listing models, markdown output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import good_script, read_jsonl
+
+QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
+
+
+@pytest.fixture
+def server(fake_openai: Any) -> Any:
+    return fake_openai({"good": good_script(), "other": good_script()})
+
+
+def test_list_prints_the_servers_models(pytester: pytest.Pytester, server: Any) -> None:
+    result = pytester.runpytest(
+        "--llmbench-list", "--llmbench-backend=openai", f"--llmbench-base-url={server.url}/v1"
+    )
+    assert result.ret == 0
+    text = result.stdout.str()
+    assert "model" in text and "context" in text and "tools" in text
+    assert "good" in text and "other" in text
+
+
+def test_list_against_no_server_says_where_and_how(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--llmbench-list", "--llmbench-base-url=http://127.0.0.1:9")
+    assert result.ret == 1
+    text = result.stdout.str()
+    assert "http://127.0.0.1:9" in text
+    assert "lms server start" in text or "LM Studio" in text
+
+
+def _settings_file(pytester: pytest.Pytester, url: str, models: str) -> None:
+    pytester.makeini(
+        f"""
+        [pytest]
+        llmbench_models = {models}
+        llmbench_backend = openai
+        llmbench_base_url = {url}
+        llmbench_jsonl = out/results.jsonl
+        """
+    )
+
+
+def test_ini_twins_configure_a_run(bench_dir: pytest.Pytester, server: Any) -> None:
+    _settings_file(bench_dir, server.url, "good")
+    result = bench_dir.runpytest("-m", "python", *QUIET)
+    result.assert_outcomes(passed=3)
+    assert [r["model"] for r in read_jsonl(bench_dir.path / "out/results.jsonl")] == ["good"]
+
+
+def test_environment_beats_ini_and_command_line_beats_both(
+    bench_dir: pytest.Pytester, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _settings_file(bench_dir, server.url, "good")
+    monkeypatch.setenv("LLMBENCH_MODELS", "other")
+    bench_dir.runpytest("-m", "python", *QUIET)
+    monkeypatch.setenv("LLMBENCH_TEMPERATURE", "0.7")
+    bench_dir.runpytest("-m", "python", "--models=good,other", "--llmbench-temperature=0", *QUIET)
+    rows = read_jsonl(bench_dir.path / "out/results.jsonl")
+    assert [r["model"] for r in rows] == ["other", "good", "other"]
+    assert [r["settings"]["temperature"] for r in rows] == [0.2, 0.0, 0.0]
+
+
+def test_oracle_alone_names_the_model_to_run(bench_dir: pytest.Pytester, server: Any) -> None:
+    _settings_file(bench_dir, server.url, "")
+    result = bench_dir.runpytest("--oracle=good", *QUIET)
+    result.assert_outcomes(passed=7)
+    assert "Oracle OK" in result.stdout.str()
+
+
+def test_markdown_table_is_written(bench_dir: pytest.Pytester, server: Any) -> None:
+    _settings_file(bench_dir, server.url, "good,reference")
+    bench_dir.runpytest("--llmbench-markdown=out/table.md", *QUIET)
+    lines = (bench_dir.path / "out/table.md").read_text().splitlines()
+    assert lines[0].startswith("| model | python | cli | tooling | total |")
+    assert lines[2].startswith("| `good` | 3/3 | 1/1 | 3/3 | 7/7 |")
+    assert lines[3].startswith("| `reference` | 3/3 | 1/1 | 3/3 | 7/7 |")
+
+
+def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--models=reference", "--max-tokens=lots")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--max-tokens" in result.stderr.str()
