@@ -37,6 +37,8 @@ class TaskFileItem(pytest.File):
             task_file = load_task_file(self.path)
         except TaskFileError as exc:
             raise self.CollectError(str(exc)) from None
+        if state.settings.validate:
+            yield from self._controls(task_file.suite, task_file.tasks)
         for model in state.settings.models:
             for task in task_file.tasks:
                 for case in task.cases:
@@ -52,6 +54,51 @@ class TaskFileItem(pytest.File):
                         model=model,
                     )
                     yield item
+
+
+    def _controls(self, suite: str, tasks: list[Any]) -> Iterator[pytest.Item]:
+        from .validate import controls_for
+
+        for task in tasks:
+            for control in controls_for(task):
+                name = f"{task.id}::control[{control.name}]"
+                yield ControlItem.from_parent(
+                    self, name=name, nodeid=f"{self.nodeid}::{name}", suite=suite, control=control
+                )
+
+
+class ControlFailed(Exception):
+    """A task failed one of its controls: the task, not a model, is wrong."""
+
+
+class ControlItem(pytest.Item):
+    """Runs one control of a task (--llmbench-validate): reference, null, or a wrong answer."""
+
+    def __init__(self, *, suite: str, control: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.control = control
+        self.extra_keyword_matches.update({suite, control.task.id, "control"})
+        self.add_marker(suite)
+
+    def runtest(self) -> None:
+        from .validate import run_control
+
+        state = self.config.stash[STATE]
+        uses_sandbox = get_suite(self.suite).uses_sandbox
+        reason, _ = run_control(self.suite, self.control, state.sandbox if uses_sandbox else None)
+        if reason is not None:
+            raise ControlFailed(reason)
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, ControlFailed):
+            return f"task {self.control.task.id} fails its {self.control.name} control: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.suite} control: {self.name}"
 
 
 class CaseItem(pytest.Item):

@@ -85,6 +85,9 @@ OPTIONS: tuple[Option, ...] = (
            None, int),
     Option("endpoint", "--llmbench-endpoint", "MODEL=URL: serve this model from another "
            "server of the same backend (repeatable)", (), _endpoints),
+    Option("validate", "--llmbench-validate", "run every task's controls (reference passes, "
+           "null and wrong answers fail) and report tasks that fail them", False, _bool,
+           is_flag=True, ini_type="bool"),
     Option("isolation", "--llmbench-isolation", "required sandbox tier: full, reduced or auto "
            "(default: the strongest available, never none)", "auto"),
 )  # fmt: skip
@@ -141,6 +144,7 @@ class Settings:
     context_length: int | None = None
     endpoint: tuple[tuple[str, str], ...] = ()
     isolation: str = "auto"
+    validate: bool = False
     rootdir: Path = field(default_factory=Path.cwd)
 
     @property

@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     settings = resolve(config)
     config.stash[STATE] = RunState(settings, ModelManager(settings))
-    if settings.models and config.args_source != pytest.Config.ArgsSource.ARGS:
+    if (settings.models or settings.validate) and config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --models=a` with no paths means: benchmark the task roots, not the testpaths.
         roots = [str(root) for root in _task_roots(config) if root.exists()]
         if roots:
@@ -77,6 +77,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def pytest_report_header(config: pytest.Config) -> str | list[str]:
     settings = config.stash[STATE].settings
+    if settings.validate and not settings.models:
+        return "llmbench: validating the tasks with their controls (no models)"
     if not settings.models:
         return NO_MODELS_HINT
     where = settings.base_url or "default URL"
@@ -89,7 +91,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     config = parent.config
-    if not config.stash[STATE].settings.models:
+    settings = config.stash[STATE].settings
+    if not settings.models and not settings.validate:
         return None
     explicit = {Path(arg.split("::")[0]).resolve() for arg in config.args}
     under_root = any(file_path.is_relative_to(root.resolve()) for root in _task_roots(config))

@@ -6,8 +6,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
-
-from conftest import bad_script, case_outcomes, good_script, read_jsonl, thinker_script
+from fakes.bench import bad_script, case_outcomes, good_script, read_jsonl, thinker_script
 
 
 def run_bench(bench: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:

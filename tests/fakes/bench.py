@@ -1,0 +1,129 @@
+"""Scripted models and small task files for the plugin's end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .openai_server import Reply, Script, by_prompt
+
+PYTHON_TASKS = """\
+suite: python
+tasks:
+  - id: add
+    prompt: Write `def add(a, b)` returning the sum of a and b.
+    entry_point: add
+    reference: |
+      def add(a, b):
+          return a + b
+    cases:
+      - {id: small, args: [1, 2], expect: 3}
+      - {id: negative, args: [-5, 2], expect: -3}
+      - {id: floats, args: [0.1, 0.2], expect: 0.3, float_tol: 1.0e-9}
+"""
+
+CLI_TASKS = """\
+suite: cli
+tasks:
+  - id: count_lines
+    prompt: Print the number of lines in data.txt, and nothing else.
+    files:
+      data.txt: "a\\nb\\nc\\n"
+    reference: wc -l < data.txt
+    cases:
+      - {id: three, stdout_words: ["3"]}
+"""
+
+TOOLING_TASKS = """\
+suite: tooling
+tasks:
+  - id: weather
+    prompt: What is the weather in Paris right now?
+    tools: [get_weather, get_time]
+    reference:
+      - [{name: get_weather, arguments: {city: Paris}}]
+    cases:
+      - {id: called, called: get_weather, args: {city: {contains: paris}}}
+      - {id: not_time, not_called: get_time}
+  - id: lookup_then_email
+    prompt: Look up Alice's email address, then email her with the subject 'Hello'.
+    tools: [get_user, send_email]
+    max_steps: 4
+    reference:
+      - [{name: get_user, arguments: {name: Alice}}]
+      - [{name: send_email, arguments: {to: alice@example.com, subject: Hello}}]
+    cases:
+      - id: emailed
+        called: send_email
+        args: {to: alice@example.com, subject: {contains: hello}}
+"""
+
+GOOD_CODE = "```python\ndef add(a, b):\n    return a + b\n```"
+WRONG_CODE = "```python\ndef add(a, b):\n    return a - b\n```"
+
+
+def good_script() -> Script:
+    return by_prompt(
+        {
+            "def add": Reply(GOOD_CODE),
+            "lines": Reply("```bash\nwc -l < data.txt\n```"),
+            "weather": [
+                Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]),
+                Reply("It is cloudy in Paris."),
+            ],
+            "Alice": [
+                Reply(tool_calls=[{"name": "get_user", "arguments": {"name": "Alice"}}]),
+                Reply(
+                    tool_calls=[
+                        {
+                            "name": "send_email",
+                            "arguments": {"to": "alice@example.com", "subject": "Hello"},
+                        }
+                    ]
+                ),
+                Reply("Sent."),
+            ],
+        }
+    )
+
+
+def bad_script() -> Script:
+    return by_prompt(
+        {
+            "def add": Reply(WRONG_CODE),
+            "lines": Reply("```bash\nwc -l < da", finish_reason="length"),
+            "weather": Reply("I cannot check the weather."),
+            "Alice": [
+                Reply(tool_calls=[{"name": "send_email", "arguments": {"to": "bob@example.com"}}]),
+                Reply("Done."),
+            ],
+        }
+    )
+
+
+def thinker_script() -> Script:
+    """Right answers, wrapped in thinking that itself holds a wrong code block."""
+    return by_prompt(
+        {
+            "def add": Reply(f"<think>maybe\n{WRONG_CODE}\nno.</think>\n{GOOD_CODE}"),
+            "lines": Reply(
+                "```bash\nwc -l < data.txt\n```", reasoning_content="```bash\nrm -rf x\n```"
+            ),
+        },
+        default=Reply("</think>nothing to say"),
+    )
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def case_outcomes(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], str]:
+    """(model, suite, task, case) -> outcome, from JSONL rows."""
+    return {
+        (row["model"], task["suite"], task["task"], case["id"]): case["outcome"]
+        for row in rows
+        for task in row["results"]
+        for case in task["cases"]
+    }
