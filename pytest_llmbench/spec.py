@@ -327,10 +327,7 @@ class ToolingCase(_Model):
 class ToolingTask(TaskBase):
     tools: Annotated[list[str | OpenAIToolSpec], Field(min_length=1)]
     max_steps: Annotated[int, Field(ge=1, le=20)] = 4
-    reference: list[list[ToolCallSpec]]
-    # What the reference pseudo-model says in text after its last turn of calls (needed by
-    # tasks whose right answer is no call at all, e.g. `no_call` cases).
-    reference_text: str | None = None
+    reference: list[list[ToolCallSpec]]  # [] for tasks whose right answer is no call at all
     cases: Annotated[list[ToolingCase], Field(min_length=1)]
     mutants: list[list[list[ToolCallSpec]]] = Field(default_factory=list)
 

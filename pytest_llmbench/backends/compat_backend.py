@@ -1,4 +1,5 @@
-"""What every OpenAI-compatible backend shares: chat with the context-fit and answering-model checks.
+"""What every OpenAI-compatible backend shares: chat, with the context-fit and answering-model
+checks.
 
 Subclasses say how to list, load and unload on their server, how to count a prompt (a tokenizer
 endpoint, or the character estimate) and which model names mean the same model.
@@ -7,6 +8,7 @@ endpoint, or the character estimate) and which model names mean the same model.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from .base import BackendError, ChatRequest, Completion, LoadInfo, LoadSettings, ModelInfo
@@ -77,16 +79,28 @@ class CompatBackend:
             )
         return self._chat
 
+    def fit_request(self, request: ChatRequest, prompt: PromptSize, context: int) -> ChatRequest:
+        """Adjust a request that fits the context before it is sent (default: unchanged)."""
+        return request
+
     def chat(self, request: ChatRequest) -> Completion:
         context = self.loaded_context.get(request.model)
+        prompt: PromptSize | None = None
         if context:
-            check_prompt_fits(request.model, self.count_prompt(request), context)
+            prompt = self.count_prompt(request)
+            check_prompt_fits(request.model, prompt, context)
+            request = self.fit_request(request, prompt, context)
         completion = self.chat_client.complete(request)
         answered = completion.model_id
         if answered and not self.same_model(request.model, answered):
             raise BackendError(
                 f"{self.server.label} at {self.server.root} was asked for model "
                 f"{request.model!r} but {answered!r} answered; {self.wrong_model_hint}"
+            )
+        if completion.usage.prompt_tokens is None and prompt is not None and prompt.tokenized:
+            # The server streamed no usage, but its tokenizer counted the prompt for us.
+            completion = replace(
+                completion, usage=replace(completion.usage, prompt_tokens=prompt.tokens)
             )
         return completion
 
@@ -102,5 +116,9 @@ class CompatBackend:
 
 def _plain_name(name: str) -> str:
     """Names that servers rewrite harmlessly: case, a directory, a `.gguf` suffix."""
-    base = name.strip().replace("\\", "/").rsplit("/", 1)[-1] if name.endswith(".gguf") else name.strip()
+    base = (
+        name.strip().replace("\\", "/").rsplit("/", 1)[-1]
+        if name.endswith(".gguf")
+        else name.strip()
+    )
     return re.sub(r"\.gguf$", "", base, flags=re.IGNORECASE).lower()

@@ -25,7 +25,8 @@ TEMPLATE_TOKENS_PER_MESSAGE = 8
 @dataclass(frozen=True)
 class PromptSize:
     tokens: int
-    exact: bool  # counted by the server's tokenizer, not estimated from characters
+    exact: bool  # the server rendered the template and tokenized it: this is the true count
+    tokenized: bool = False  # the model's tokenizer counted the text (template maybe added)
 
 
 def prompt_text(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None) -> str:

@@ -14,7 +14,6 @@ import importlib.util
 import os
 import sys
 import time
-from dataclasses import replace
 from typing import Any
 
 from .base import BackendError, ChatRequest, Completion, LoadInfo, LoadSettings, ModelInfo
@@ -36,12 +35,21 @@ def _server_at(root: str) -> Server:
     return Server(
         label=LABEL,
         root=root,
-        start_hint=f"it runs only while its model is loaded; if it died, its log says why ({INSTALL_HINT})",
+        start_hint=f"it runs only while its model is loaded ({INSTALL_HINT})",
     )
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset and cgroup pinning
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class EmbeddedBackend(CompatBackend):
     name = "embedded"
+    # A 135M model on two cores: enough room for a complete answer, and a full bundled run in
+    # a few minutes (small models that never stop run to this limit on every task).
+    default_max_tokens = 1024
 
     def __init__(
         self,
@@ -60,7 +68,10 @@ class EmbeddedBackend(CompatBackend):
         )
         self.base_url = "embedded"
         self.python = python or sys.executable
-        self.threads = threads or len(os.sched_getaffinity(0))
+        # Half the CPUs, as llama.cpp advises: decoding is memory-bound, and a second thread per
+        # core (or a vCPU shared with the host) makes its thread barriers stall. Measured on a
+        # 2-vCPU VM: 1 thread ~44 tok/s, 2 threads 5-29 tok/s.
+        self.threads = threads or max(1, _usable_cpus() // 2)
         self._process: ServerProcess | None = None
         self._key: str | None = None
 
@@ -90,7 +101,9 @@ class EmbeddedBackend(CompatBackend):
         if self._process is not None:
             self.unload(self._key or "")
         if self.python == sys.executable and importlib.util.find_spec("llama_cpp") is None:
-            raise BackendError(f"{LABEL} needs llama-cpp-python with its server extra: {INSTALL_HINT}")
+            raise BackendError(
+                f"{LABEL} needs llama-cpp-python with its server extra: {INSTALL_HINT}"
+            )
         path, default_context = resolve(key)
         context = self.settings_context(settings) or default_context
         port = free_port()
@@ -119,7 +132,6 @@ class EmbeddedBackend(CompatBackend):
             "--n_ctx", str(context),
             "--host", "127.0.0.1",
             "--port", str(port),
-            # llama-cpp-python defaults to half the cores; the benchmark owns the machine.
             "--n_threads", threads,
             "--n_threads_batch", threads,
         ]  # fmt: skip
@@ -175,23 +187,20 @@ class EmbeddedBackend(CompatBackend):
                 f"{LABEL} for model {self._key!r} died (exit {self._process.exit_code()}):\n"
                 f"{self._process.log_tail()}"
             )
-        completion = super().chat(request)
-        if completion.usage.prompt_tokens is None and self._last_prompt is not None:
-            usage = replace(completion.usage, prompt_tokens=self._last_prompt.tokens)
-            completion = replace(completion, usage=usage)
-        return completion
-
-    _last_prompt: PromptSize | None = None
+        return super().chat(request)
 
     def count_prompt(self, request: ChatRequest) -> PromptSize:
         text = prompt_text(request.messages, request.tools)
-        reply: Any = self.rest.post("/extras/tokenize/count", {"input": text, "model": request.model})
+        reply: Any = self.rest.post(
+            "/extras/tokenize/count", {"input": text, "model": request.model}
+        )
         count = reply.get("count") if isinstance(reply, dict) else None
         if not isinstance(count, int):
             raise self.server.error("/extras/tokenize/count did not answer a count")
         # The tokenizer sees the text without the chat template's role markers.
-        self._last_prompt = PromptSize(count + TEMPLATE_TOKENS_PER_MESSAGE * len(request.messages), exact=False)
-        return self._last_prompt
+        return PromptSize(
+            count + TEMPLATE_TOKENS_PER_MESSAGE * len(request.messages), exact=False, tokenized=True
+        )
 
     def same_model(self, requested: str, answered: str) -> bool:
         return True  # checked against the started model above; the echo proves nothing

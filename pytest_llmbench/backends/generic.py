@@ -1,4 +1,4 @@
-"""`openai`: any OpenAI-compatible server. It lists `/v1/models`; loading is the server's business."""
+"""`openai`: any OpenAI-compatible server. It lists `/v1/models`; loading is the server's job."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 
 from .base import BackendError, LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
+from .rest import HttpStatus
 
 
 class GenericBackend(CompatBackend):
@@ -25,7 +26,12 @@ class GenericBackend(CompatBackend):
         # Nothing to load, but asking the server now turns "not running" into one clear error
         # before the first item instead of one per item.
         started = time.monotonic()
-        served = self.served_models()
+        try:
+            served = self.served_models()
+        except HttpStatus as exc:
+            if exc.status != 404:
+                raise
+            served = []  # a server without a model list: nothing to check against
         if served and not any(self.same_model(key, name) for name in served):
             raise BackendError(
                 f"{self.server.label} at {self.server.root} does not serve model {key!r}; "

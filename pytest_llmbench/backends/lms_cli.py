@@ -55,7 +55,9 @@ class LmsCli:
                 command, capture_output=True, text=True, timeout=timeout_s, check=False
             )
         except subprocess.TimeoutExpired as exc:
-            raise BackendError(f"`lms {' '.join(args)}` did not finish within {timeout_s:g}s") from exc
+            raise BackendError(
+                f"`lms {' '.join(args)}` did not finish within {timeout_s:g}s"
+            ) from exc
         except OSError as exc:
             raise BackendError(f"cannot run {self.executable}: {exc}") from exc
         if done.returncode != 0:

@@ -70,8 +70,12 @@ class LMStudioBackend(CompatBackend):
         for instance in model.get("loaded_instances") or ():
             if context is None or _context_of(instance) == context:
                 # Already loaded as we want it: use it, and leave it loaded afterwards.
-                return LoadInfo(key=key, seconds=0.0, context_length=self._remember(key, instance),
-                                instance_id=str(instance.get("id")))
+                return LoadInfo(
+                    key=key,
+                    seconds=0.0,
+                    context_length=self._remember(key, instance),
+                    instance_id=str(instance.get("id")),
+                )
             # Loaded with another context: a second instance would make "key" ambiguous.
             self.rest.post("/api/v1/models/unload", {"instance_id": instance.get("id")})
         body: dict[str, Any] = {"model": key, "echo_load_config": True}

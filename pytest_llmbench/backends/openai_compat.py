@@ -36,7 +36,12 @@ class ChatClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        import openai  # heavy: imported only once a backend actually chats
+        try:
+            import openai  # heavy: imported only once a backend actually chats
+        except ImportError as exc:
+            raise BackendError(
+                "talking to model servers needs the `openai` package: `pip install openai`"
+            ) from exc
 
         self.server = server
         self.timeout_s = timeout_s
@@ -56,7 +61,9 @@ class ChatClient:
 
     def complete(self, request: ChatRequest) -> Completion:
         body = self._body(request)
-        return run_with_retries(lambda retries: self._attempt(request, body, retries), self.retry, self._sleep)
+        return run_with_retries(
+            lambda retries: self._attempt(request, body, retries), self.retry, self._sleep
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -98,15 +105,18 @@ class ChatClient:
         except errors.APIConnectionError as exc:
             raise Transient(self._connection_lost(accumulator, exc)) from exc
         except errors.APIStatusError as exc:
+            status = exc.status_code
             error = self.server.error(
-                f"chat with model {request.model!r} answered HTTP {exc.status_code}: {_message(exc)}"
+                f"chat with model {request.model!r} answered HTTP {status}: {_message(exc)}"
             )
-            if exc.status_code >= 500:
+            if status >= 500:
                 raise Transient(error) from exc
             raise error from exc
         except errors.APIError as exc:
             # An error event inside the stream: the server gave up on this request.
-            raise self.server.error(f"chat with model {request.model!r} failed: {_message(exc)}") from exc
+            raise self.server.error(
+                f"chat with model {request.model!r} failed: {_message(exc)}"
+            ) from exc
         except Exception as exc:
             if type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES:
                 raise Transient(self._connection_lost(accumulator, exc)) from exc
@@ -114,7 +124,9 @@ class ChatClient:
         return accumulator.finish(self._clock(), retries=retries)
 
     def _too_slow(self, request: ChatRequest, timeout: float) -> BackendError:
-        return self.server.error(f"model {request.model!r} gave no complete answer within {timeout:g}s")
+        return self.server.error(
+            f"model {request.model!r} gave no complete answer within {timeout:g}s"
+        )
 
     def _connection_lost(self, accumulator: StreamAccumulator, exc: Exception) -> BackendError:
         if accumulator.first_token_at is None and accumulator.model_id is None:
@@ -136,4 +148,3 @@ def _message(exc: Exception) -> str:
     if cause is not None and str(cause) and str(cause) not in text:
         text = f"{text} ({cause})"
     return text or type(exc).__name__
-

@@ -17,7 +17,7 @@ _CLOSE = re.compile(r"</(think|thinking)>", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Span:
-    """One stretch of thinking: [start, end) including the tags, [inner_start, inner_end) without."""
+    """A stretch of thinking: [start, end) with the tags, [inner_start, inner_end) without."""
 
     start: int
     end: int

@@ -69,11 +69,13 @@ class Rest:
                 exc.code,
                 text,
             ) from exc
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise self.server.error(f"{method} {path} got no answer within {timeout:g}s") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-                raise self.server.error(f"{method} {path} got no answer within {timeout:g}s") from exc
+                raise self.server.error(
+                    f"{method} {path} got no answer within {timeout:g}s"
+                ) from exc
             raise self.server.unreachable(_reason(exc.reason)) from exc
         except (ConnectionError, OSError) as exc:
             # A server that dies mid-answer resets the connection after it was accepted.

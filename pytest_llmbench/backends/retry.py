@@ -13,7 +13,8 @@ T = TypeVar("T")
 
 
 class Transient(Exception):
-    """A failure worth another try (connection dropped, HTTP 5xx); `error` is raised if none is left."""
+    """A failure worth another try (connection lost, HTTP 5xx); `error` is raised when none is
+    left."""
 
     def __init__(self, error: BackendError) -> None:
         super().__init__(error.message)

@@ -1,4 +1,4 @@
-"""A model server we run ourselves: started in its own process group, stopped with all it spawned."""
+"""A model server we run ourselves: started in its own process group, stopped with its children."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +67,7 @@ class ServerProcess:
                 self._popen.wait(timeout=grace_s)
         # Children that outlived the leader still belong to its group.
         self._signal_group(signal.SIGKILL)
+        _wait_group_gone(self._popen.pid, grace_s)
         _RUNNING.discard(self)
         with contextlib.suppress(OSError):
             self.log_path.unlink()
@@ -73,6 +75,27 @@ class ServerProcess:
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._popen.pid, sig)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in a process group, from /proc; empty where there is none."""
+    members = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        # After the command name: state, ppid, pgrp, ...
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            members.append(int(entry.parent.name))
+    return members
+
+
+def _wait_group_gone(pgid: int, timeout_s: float) -> None:
+    """A killed process takes a moment to die: return once none of the group is left."""
+    deadline = time.monotonic() + timeout_s
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @atexit.register

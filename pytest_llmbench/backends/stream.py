@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .base import Completion, FinishReason, ToolCall, Usage
 from .reasoning import reasoning_spans, split_reasoning
@@ -161,10 +161,12 @@ class StreamAccumulator:
         details = server.get("completion_tokens_details") or {}
         server_reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
         if isinstance(completion, int):
+            reasoning_by: Literal["server", "client"] = "client"
+            reasoning = reasoning_chunks
+            # Servers that do not split out reasoning often report 0: trust a 0 only if we
+            # saw no thinking either.
             if isinstance(server_reasoning, int) and (server_reasoning or not reasoning_chunks):
                 reasoning, reasoning_by = server_reasoning, "server"
-            else:
-                reasoning, reasoning_by = reasoning_chunks, "client"
             prompt = server.get("prompt_tokens")
             return Usage(
                 prompt_tokens=prompt if isinstance(prompt, int) else None,
@@ -185,9 +187,8 @@ class StreamAccumulator:
         spans = reasoning_spans(raw_content)
         count = 0
         for kind, start, end in self.token_chunks:
-            if kind == "reasoning":
-                count += 1
-            elif kind == "content" and any(start < s.end and end > s.start for s in spans):
+            in_thought = any(start < s.end and end > s.start for s in spans)
+            if kind == "reasoning" or (kind == "content" and in_thought):
                 count += 1
         return count
 

@@ -1,13 +1,14 @@
 """Fork-server for model-written Python; this file runs INSIDE the sandbox.
 
-It is passed to `/usr/bin/python3 -I -S -c` as source, so it may import only the standard
+It is passed to `/usr/bin/python3 -I -c` as source, so it may import only the standard
 library and must not import this package (the sandbox user may not be able to read it).
 argv: `-c RESULT_FD INPUT_FD`.
 
 It loads the model's code once, then forks one child per call, so a call that monkeypatches
 builtins, starts threads or exits the interpreter cannot affect the next call. After each call
 every other process it can signal is killed (`kill(-1)`: in the full tier that is everything in
-the sandbox's PID namespace, in the reduced tier everything of the sandbox's exclusive uid).
+the sandbox's PID namespace, in the reduced tier everything of the sandbox's exclusive uid). In
+the full tier this server is PID 1 of the namespace, so orphans come to it to be reaped.
 
 Frames to the harness on RESULT_FD: `>IBI` (call index, kind, payload length) + payload.
 None of this is trusted by the harness: model code runs in this process and can forge anything;
@@ -16,6 +17,7 @@ the harness checks frame order and decodes values itself.
 
 from __future__ import annotations
 
+import _json  # the C helper only: `import json` pulls in `re` (7 ms of start-up)
 import builtins
 import marshal
 import os
@@ -26,8 +28,6 @@ import sys
 import time
 from typing import Any
 
-import _json  # the C helper only: `import json` would pull in `re` (about 7 ms of start-up)
-
 K_LOADED = 1
 K_LOAD_ERROR = 2
 K_RESULT = 3
@@ -35,6 +35,7 @@ K_CRASHED = 4
 K_TIMEOUT = 5
 K_TOO_LARGE = 6
 
+_PR_SET_DUMPABLE = 4
 _HEADER = struct.Struct(">IBI")
 _LENGTH = struct.Struct(">Q")
 
@@ -52,6 +53,13 @@ _type = type
 _repr_int = int.__repr__
 _repr_float = float.__repr__
 _quote = _json.encode_basestring_ascii
+_len = len
+_str = str
+_dict = dict
+_enumerate = enumerate
+_isinstance = isinstance
+_memoryview = memoryview
+_bytes = bytes
 
 
 class _Unsupported(Exception):
@@ -59,13 +67,13 @@ class _Unsupported(Exception):
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+    view = _memoryview(data)
     while view:
         view = view[_write(fd, view) :]
 
 
 def _send(fd: int, index: int, kind: int, payload: bytes = b"") -> None:
-    _write_all(fd, _HEADER.pack(index, kind, len(payload)) + payload)
+    _write_all(fd, _HEADER.pack(index, kind, _len(payload)) + payload)
 
 
 def _encode(value: Any, depth: int, budget: list[int], out: list[str]) -> None:
@@ -91,14 +99,14 @@ def _encode(value: Any, depth: int, budget: list[int], out: list[str]) -> None:
         out.append(_quote(value))
     elif kind is list or kind is tuple:
         out.append("[" if kind is list else '{"t":[')
-        for position, item in enumerate(value):
+        for position, item in _enumerate(value):
             if position:
                 out.append(",")
             _encode(item, depth + 1, budget, out)
         out.append("]" if kind is list else "]}")
     elif kind is dict:
         out.append('{"d":{')
-        for position, (key, item) in enumerate(value.items()):
+        for position, (key, item) in _enumerate(value.items()):
             if _type(key) is not str:
                 raise _Unsupported(f"dict key of type {_type(key).__name__}")
             if position:
@@ -123,7 +131,7 @@ def _exception_name(exc: BaseException) -> str:
 
 def _safe_str(exc: BaseException) -> str:
     try:
-        text = str(exc)
+        text = _str(exc)
     except BaseException:
         return "<unprintable exception>"
     return text if _type(text) is str else "<unprintable exception>"
@@ -132,7 +140,7 @@ def _safe_str(exc: BaseException) -> str:
 def _run_call(namespace: dict[str, Any], entry: str, call: tuple[Any, ...]) -> bytes:
     """Run one call in this (forked) process and return the payload for the harness."""
     _index, args, kwargs, setup, expression, _timeout = call
-    ns = dict(namespace)
+    ns = _dict(namespace)
     try:
         if setup:
             exec(compile(setup, "<setup>", "exec"), ns)
@@ -151,25 +159,32 @@ def _run_call(namespace: dict[str, Any], entry: str, call: tuple[Any, ...]) -> b
     try:
         _encode(value, 0, [_LIMITS["max_nodes"]], parts)
     except _Unsupported as exc:
-        return b"U" + str(exc).encode("utf-8", "replace")
+        return b"U" + _str(exc).encode("utf-8", "replace")
     except RecursionError:
         return b"U" + b"result is nested too deeply"
     return b"V" + "".join(parts).encode("ascii")
 
 
-def _sweep(pid: int, kill_all: bool) -> None:
-    """Kill everything the call may have left behind, then reap the call's process."""
-    try:
-        if kill_all:
-            _kill(-1, signal.SIGKILL)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
+class _suppress_oserror:  # contextlib would cost 4 ms of start-up here
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> bool:
+        return _isinstance(value, OSError)
+
+
+def _try_kill(pid: int) -> bool:
     try:
         _kill(pid, signal.SIGKILL)
     except OSError:
-        pass
+        return False
+    return True
+
+
+def _sweep(pid: int, kill_all: bool) -> None:
+    """Kill everything the call may have left behind, including the call's process."""
+    _try_kill(-1 if kill_all else -pid)
+    _try_kill(pid)
 
 
 def _reap_all(block: bool) -> None:
@@ -191,7 +206,7 @@ def _describe_status(status: int) -> str:
         try:
             name = signal.Signals(number).name
         except ValueError:
-            name = str(number)
+            name = _str(number)
         return f"killed by signal {name}"
     return f"exited with status {os.waitstatus_to_exitcode(status)} without returning"
 
@@ -211,15 +226,15 @@ def _serve_call(
             os.dup2(devnull, 1)
             os.setpgid(0, 0)
             payload = _run_call(namespace, entry, call)
-            _write_all(write_end, _LENGTH.pack(len(payload)) + payload)
+            _write_all(write_end, _LENGTH.pack(_len(payload)) + payload)
         except BaseException:
             code = 70
         _exit(code)
     os.close(write_end)
-    try:
+    # Also done here, not only in the child, so the group exists before any sweep; it fails
+    # harmlessly when the child got there first.
+    with _suppress_oserror():
         os.setpgid(pid, pid)
-    except OSError:
-        pass  # the child already did it, or is already gone
     pidfd = os.pidfd_open(pid)
     deadline = _monotonic() + timeout
     cap = _LIMITS["max_result"] + _LENGTH.size + 1
@@ -243,17 +258,17 @@ def _serve_call(
             try:
                 while chunk := _read(read_end, 65536):
                     buffer += chunk
-                    if len(buffer) > cap:
+                    if _len(buffer) > cap:
                         break
             except BlockingIOError:
                 pass
             watch = []
-        if len(buffer) > cap:
+        if _len(buffer) > cap:
             verdict = (K_TOO_LARGE, b"")
-        elif len(buffer) >= _LENGTH.size:
+        elif _len(buffer) >= _LENGTH.size:
             (length,) = _LENGTH.unpack_from(buffer)
-            if len(buffer) >= _LENGTH.size + length:
-                verdict = (K_RESULT, bytes(buffer[_LENGTH.size : _LENGTH.size + length]))
+            if _len(buffer) >= _LENGTH.size + length:
+                verdict = (K_RESULT, _bytes(buffer[_LENGTH.size : _LENGTH.size + length]))
         if verdict is None and not watch:
             verdict = (K_CRASHED, b"")
     _sweep(pid, kill_all)
@@ -274,7 +289,7 @@ def _load(code: str, entry: str) -> tuple[dict[str, Any] | None, str]:
         import linecache
         import traceback
 
-        linecache.cache["solution.py"] = (len(code), None, code.splitlines(True), "solution.py")
+        linecache.cache["solution.py"] = (_len(code), None, code.splitlines(True), "solution.py")
         lines = traceback.format_exception(_type(exc), exc, exc.__traceback__)
         return None, "".join(lines)[-4000:]
     if entry and entry not in namespace:
@@ -284,15 +299,23 @@ def _load(code: str, entry: str) -> tuple[dict[str, Any] | None, str]:
 
 def main() -> None:
     result_fd, input_fd = int(sys.argv[1]), int(sys.argv[2])
-    chunks = []
-    while chunk := os.pread(input_fd, 1 << 20, sum(map(len, chunks))):
+    chunks: list[bytes] = []
+    while chunk := os.pread(input_fd, 1 << 20, sum(_len(part) for part in chunks)):
         chunks.append(chunk)
     os.close(input_fd)
     spec = marshal.loads(b"".join(chunks))
     _LIMITS.update(spec["limits"])
     calls: list[tuple[Any, ...]] = spec["calls"]
-    kill_all: bool = spec["kill_all"]
+    # kill(-1) is how a call's leftovers are removed; as root it would hit the whole host,
+    # so it is refused here whatever the harness asked for.
+    kill_all: bool = spec["kill_all"] and os.getuid() != 0 and os.geteuid() != 0
     first = calls[0][0] if calls else 0
+
+    # Not dumpable: a call's process (same uid) then cannot open /proc/<this>/fd/RESULT_FD or
+    # ptrace this server to write frames in its name.
+    import ctypes
+
+    ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
     namespace, problem = _load(spec["code"], spec["entry"])
     if namespace is None:
@@ -300,10 +323,7 @@ def main() -> None:
         return
     if kill_all:
         # Whatever the module started while loading does not get to watch the calls.
-        try:
-            _kill(-1, signal.SIGKILL)
-        except OSError:
-            pass
+        _try_kill(-1)
     _reap_all(kill_all)
     _send(result_fd, first, K_LOADED)
     for call in calls:

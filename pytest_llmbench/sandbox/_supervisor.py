@@ -14,6 +14,7 @@ respect to fork - and reaps until it has no children left. It exits with the com
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -38,7 +39,8 @@ def _kill_uid(uid: int) -> None:
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-            os.kill(-1, signal.SIGKILL)
+            if os.getuid() == uid != 0 and os.geteuid() == uid:
+                os.kill(-1, signal.SIGKILL)
         except OSError:
             pass
         os._exit(0)
@@ -62,22 +64,20 @@ def _kill_tree() -> None:
         except OSError:
             children = []
         for child in children:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGSTOP)  # stop it first so it cannot fork further
-            except OSError:
-                pass
             pending.append(child)
     for pid in seen - {os.getpid()}:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def main() -> None:
     mode = sys.argv[1]
     command = sys.argv[3:]
     uid = int(mode.split(":", 1)[1]) if mode.startswith("uid:") else None
+    if uid == 0:
+        sys.exit("refusing to sweep uid 0")
 
     def sweep() -> None:
         if uid is not None:

@@ -69,9 +69,7 @@ class ShellResult:
 class Sandbox(Protocol):
     tier: Tier
 
-    def run_python(
-        self, code: str, entry_point: str, calls: Sequence[PyCall]
-    ) -> list[PyOutcome]:
+    def run_python(self, code: str, entry_point: str, calls: Sequence[PyCall]) -> list[PyOutcome]:
         """Load `code` once, then run each call with its own deadline; one outcome per call."""
         ...
 

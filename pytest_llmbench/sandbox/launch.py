@@ -1,8 +1,13 @@
 """Starting one sandboxed process per tier, and making sure all of it is gone afterwards.
 
 full     prlimit -> setpriv (uid drop, when root) -> bwrap (user/pid/net/ipc/uts namespaces,
-         empty read-only root showing only the needed host files, capped work dir) -> command.
-         bwrap's own PID 1 reaps orphans, and killing it tears the whole PID namespace down.
+         empty read-only root showing only the needed host files, capped work dir) -> command,
+         which is PID 1 of its namespace (`--as-pid-1`): orphans are reparented to it (the
+         fork-server reaps them), and when it exits or is killed the kernel kills and reaps
+         everything else in the namespace *before* bwrap's wait for it returns. (With bwrap's
+         own init as PID 1, bwrap exits as soon as the command does, while the namespace is
+         still being torn down, and leaves its init as a zombie for the host's PID 1, which
+         does not reap it.)
 reduced  supervisor (reaps, kills the uid) -> prlimit -> setpriv -> command, scrubbed env.
 none     the command as a plain subprocess: for benchmarks' baselines only, never offered by
          `get_sandbox`.
@@ -77,6 +82,10 @@ class Launcher(Protocol):
 
     def start(self, job: Job, uid: int | None) -> Running: ...
 
+    def confines_kill_all(self, uid: int | None) -> bool:
+        """Whether `kill(-1)` from inside reaches only this sandbox's own processes."""
+        ...
+
 
 def setpriv_argv(uid: int | None) -> list[str]:
     if uid is None:
@@ -100,8 +109,9 @@ def _env(workdir: str, tooldir: str) -> dict[str, str]:
 class _Process:
     """A Popen'd sandbox with its pipes; subclasses know how to end it completely."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None,
-                 pass_fds: Sequence[int]) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None, pass_fds: Sequence[int]
+    ) -> None:
         self._proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
@@ -136,8 +146,9 @@ class _Process:
 
 
 class _BwrapProcess(_Process):
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], pass_fds: Sequence[int],
-                 info_fd: int) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], pass_fds: Sequence[int], info_fd: int
+    ) -> None:
         super().__init__(argv, env, None, pass_fds)
         self._info_fd = info_fd
         self._namespace_pid: int | None = None
@@ -163,8 +174,8 @@ class _BwrapProcess(_Process):
     def kill(self) -> None:
         if self._returncode is None and self._proc.poll() is None:
             namespace_pid = self._read_info()
-            # Killing bwrap's PID 1 (not bwrap) makes the kernel kill everything in the
-            # namespace before bwrap can reap it, so bwrap exiting means all of it is gone.
+            # Killing the namespace's PID 1 (not bwrap) makes the kernel kill everything in
+            # the namespace before bwrap can reap it, so bwrap exiting means all of it is gone.
             target = namespace_pid if namespace_pid is not None else self.pid
             with contextlib.suppress(ProcessLookupError):
                 os.kill(target, signal.SIGKILL)
@@ -180,6 +191,9 @@ class _BwrapProcess(_Process):
 class BwrapLauncher:
     tier: Tier = "full"
 
+    def confines_kill_all(self, uid: int | None) -> bool:
+        return True  # its own PID namespace
+
     def __init__(self, extra_ops: Sequence[str] = ()) -> None:
         self._extra_ops = list(extra_ops)
 
@@ -192,7 +206,7 @@ class BwrapLauncher:
         return [
             "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try",
-            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--as-pid-1",
             "--hostname", "sandbox",
             "--info-fd", str(info_fd),
             *plan.ops,
@@ -246,8 +260,15 @@ class _ToolDir:
 
 
 class _SupervisedProcess(_Process):
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cwd: str,
-                 pass_fds: Sequence[int], tooldir: _ToolDir, uid: int | None) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str,
+        pass_fds: Sequence[int],
+        tooldir: _ToolDir,
+        uid: int | None,
+    ) -> None:
         self._tooldir = tooldir
         self._uid = uid
         super().__init__(argv, env, cwd, pass_fds)
@@ -266,6 +287,9 @@ class _SupervisedProcess(_Process):
 
 class ReducedLauncher:
     tier: Tier = "reduced"
+
+    def confines_kill_all(self, uid: int | None) -> bool:
+        return uid is not None  # an exclusive uid; without one it would hit the user's session
 
     def start(self, job: Job, uid: int | None) -> Running:
         tooldir = _ToolDir(job.tools)
@@ -293,6 +317,9 @@ class UnisolatedLauncher:
     """A bare subprocess, for measuring what isolation costs. Not a sandbox."""
 
     tier: Tier = "none"
+
+    def confines_kill_all(self, uid: int | None) -> bool:
+        return False
 
     def start(self, job: Job, uid: int | None) -> Running:
         env = {**BASE_ENV, "PATH": "/usr/bin:/bin", "HOME": str(job.workdir)}

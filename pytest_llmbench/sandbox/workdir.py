@@ -39,8 +39,10 @@ def _mount_tmpfs(path: Path, limits: Limits, uid: int) -> None:
         f"mode=0700,uid={uid},gid={uid}"
     )
     libc = _libc()
-    if libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", _MS_NOSUID | _MS_NODEV,
-                  options.encode()) != 0:
+    if (
+        libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", _MS_NOSUID | _MS_NODEV, options.encode())
+        != 0
+    ):
         errno = ctypes.get_errno()
         raise WorkDirError(f"cannot mount a tmpfs work dir: {os.strerror(errno)}")
 
@@ -76,7 +78,7 @@ def _populate(root: Path, files: Mapping[str, str], uid: int | None) -> None:
 
 
 @contextlib.contextmanager
-def work_dir(limits: Limits, uid: int | None, files: Mapping[str, str] = {}) -> Iterator[Path]:  # noqa: B006
+def work_dir(limits: Limits, uid: int | None, files: Mapping[str, str] = {}) -> Iterator[Path]:
     """Yield a fresh work dir holding `files`, writable by `uid` only."""
     holder = Path(tempfile.mkdtemp(prefix="llmbench-"))
     path = holder / "work"

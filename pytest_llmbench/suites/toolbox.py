@@ -280,6 +280,372 @@ _SEED: list[MockTool] = [
 ]
 
 
+# --------------------------------------------------------------------------- the larger suite's
+# Fixed little worlds: ids, tracking numbers, prices and emails that a model cannot guess, so a
+# later call that uses them proves the earlier result was read.
+
+_ORDERS: dict[str, dict[str, Any]] = {
+    "A-1001": {
+        "order_id": "A-1001",
+        "status": "shipped",
+        "tracking_number": "ZX-4471-QP",
+        "customer_id": "c-9183",
+        "total": 59.9,
+    },
+    "A-1002": {
+        "order_id": "A-1002",
+        "status": "processing",
+        "tracking_number": None,
+        "customer_id": "c-2210",
+        "total": 12.5,
+    },
+}
+_PACKAGES: dict[str, dict[str, Any]] = {
+    "ZX-4471-QP": {
+        "tracking_number": "ZX-4471-QP",
+        "status": "in transit",
+        "location": "Lyon sorting hub",
+        "eta": "2026-07-03",
+    },
+}
+_CUSTOMERS: dict[str, dict[str, Any]] = {
+    "c-9183": {"customer_id": "c-9183", "name": "Dana Whitfield", "email": "dana.w@example.net"},
+    "c-2210": {"customer_id": "c-2210", "name": "Ravi Menon", "email": "ravi.menon@example.org"},
+}
+_FLIGHTS: list[dict[str, Any]] = [
+    {"flight_id": "LX318", "departs": "07:15", "arrives": "08:50", "price": 245.0},
+    {"flight_id": "BA731", "departs": "11:40", "arrives": "13:10", "price": 189.5},
+    {"flight_id": "U2841", "departs": "18:05", "arrives": "19:35", "price": 212.0},
+]
+_STOCKS: dict[str, float] = {"ACME": 123.45, "GLOBX": 88.2, "INIT": 15.75}
+_FX: dict[tuple[str, str], float] = {
+    ("USD", "EUR"): 0.92,
+    ("EUR", "USD"): 1.087,
+    ("GBP", "EUR"): 1.17,
+    ("EUR", "GBP"): 0.855,
+    ("USD", "JPY"): 151.3,
+    ("GBP", "USD"): 1.27,
+}
+_POPULATION: dict[str, int] = {
+    "france": 68_170_000,
+    "japan": 124_500_000,
+    "brazil": 203_100_000,
+    "kenya": 55_100_000,
+    "norway": 5_520_000,
+}
+_PRODUCTS: list[dict[str, Any]] = [
+    {"product_id": "P-204", "name": "USB-C cable 1m", "price": 9.99, "in_stock": True},
+    {"product_id": "P-311", "name": "USB-C cable 2m", "price": 14.5, "in_stock": True},
+    {"product_id": "P-318", "name": "USB-C cable 0.5m", "price": 8.5, "in_stock": False},
+    {"product_id": "P-120", "name": "HDMI cable 2m", "price": 12.0, "in_stock": True},
+    {"product_id": "P-777", "name": "USB-C charger 65W", "price": 39.0, "in_stock": True},
+    {"product_id": "P-512", "name": "Wireless mouse", "price": 24.99, "in_stock": True},
+]
+_COUNTRY_CODES: dict[str, str] = {
+    "fr": "france", "fra": "france", "jp": "japan", "jpn": "japan", "br": "brazil",
+    "bra": "brazil", "ke": "kenya", "ken": "kenya", "no": "norway", "nor": "norway",
+}  # fmt: skip
+_FORECAST = ["rain", "cloudy", "sunny", "sunny", "showers", "windy", "snow"]
+_NUMBER: dict[str, Any] = {"type": "number"}
+_INTEGER: dict[str, Any] = {"type": "integer"}
+_BOOLEAN: dict[str, Any] = {"type": "boolean"}
+
+
+def _lookup(table: Mapping[str, Any], key: str, what: str) -> Any:
+    found = table.get(key.strip().upper()) or table.get(key.strip())
+    return dict(found) if found is not None else {"error": f"no {what} {key!r}"}
+
+
+def _convert(a: Mapping[str, Any]) -> Any:
+    pair = (a["from_currency"].strip().upper(), a["to_currency"].strip().upper())
+    rate = 1.0 if pair[0] == pair[1] else _FX.get(pair)
+    if rate is None:
+        return {"error": f"no rate for {pair[0]} to {pair[1]}"}
+    return {
+        "amount": a["amount"],
+        "from_currency": pair[0],
+        "to_currency": pair[1],
+        "rate": rate,
+        "converted": round(a["amount"] * rate, 2),
+    }
+
+
+def _search_products(a: Mapping[str, Any]) -> Any:
+    words = [w for w in str(a["query"]).lower().replace("-", " ").split() if w]
+    limit = a.get("limit", 10)
+    found = [
+        dict(p)
+        for p in _PRODUCTS
+        if all(w in p["name"].lower().replace("-", " ") for w in words)
+        and ("max_price" not in a or p["price"] <= a["max_price"])
+        and (p["in_stock"] or not a.get("in_stock_only", False))
+    ]
+    return {"results": found[: max(0, limit)]}
+
+
+def _add_to_cart(a: Mapping[str, Any]) -> Any:
+    if not any(p["product_id"] == a["product_id"] for p in _PRODUCTS):
+        return {"error": f"no product {a['product_id']!r}"}
+    quantity = a.get("quantity", 1)
+    if quantity < 1:
+        return {"error": "quantity must be at least 1"}
+    return {"status": "added", "product_id": a["product_id"], "quantity": quantity}
+
+
+def _book_flight(a: Mapping[str, Any]) -> Any:
+    if not any(f["flight_id"] == a["flight_id"] for f in _FLIGHTS):
+        return {"error": f"no flight {a['flight_id']!r}"}
+    if a["passengers"] < 1:
+        return {"error": "passengers must be at least 1"}
+    return {
+        "booking_id": f"BK-{a['flight_id']}-{a['passengers']}",
+        "status": "confirmed",
+        "seat_class": a.get("seat_class", "economy"),
+    }
+
+
+def _forecast(a: Mapping[str, Any]) -> Any:
+    days = a.get("days", 3)
+    if not 1 <= days <= 7:
+        return {"error": "days must be between 1 and 7"}
+    return {
+        "city": a["city"],
+        "days": [{"day": i + 1, "condition": _FORECAST[i], "high_c": 14 + i} for i in range(days)],
+    }
+
+
+def _population(a: Mapping[str, Any]) -> Any:
+    name = a["country"].strip().lower()
+    count = _POPULATION.get(_COUNTRY_CODES.get(name, name))
+    if count is None:
+        return {"error": f"no data for {a['country']!r}"}
+    return {"country": a["country"], "population": count}
+
+
+_LARGER: list[MockTool] = [
+    MockTool(
+        "get_order",
+        _spec(
+            "get_order",
+            "Look up an order by its id (like A-1001); returns its status, tracking number "
+            "and customer id.",
+            {"order_id": _STR},
+            ["order_id"],
+        ),
+        lambda a: _lookup(_ORDERS, a["order_id"], "order"),
+    ),
+    MockTool(
+        "track_package",
+        _spec(
+            "track_package",
+            "Track a shipped package by its carrier tracking number.",
+            {"tracking_number": _STR},
+            ["tracking_number"],
+        ),
+        lambda a: _lookup(_PACKAGES, a["tracking_number"], "package"),
+    ),
+    MockTool(
+        "get_customer",
+        _spec(
+            "get_customer",
+            "Look up a customer by customer id; returns their name and email address.",
+            {"customer_id": _STR},
+            ["customer_id"],
+        ),
+        lambda a: _lookup(_CUSTOMERS, a["customer_id"].strip().lower(), "customer"),
+    ),
+    MockTool(
+        "find_flights",
+        _spec(
+            "find_flights",
+            "List the flights between two cities on a date (YYYY-MM-DD), with their prices in EUR.",
+            {"origin": _STR, "destination": _STR, "date": _STR},
+            ["origin", "destination", "date"],
+        ),
+        lambda a: {
+            "origin": a["origin"],
+            "destination": a["destination"],
+            "date": a["date"],
+            "flights": [dict(f) for f in _FLIGHTS],
+        },
+    ),
+    MockTool(
+        "book_flight",
+        _spec(
+            "book_flight",
+            "Book seats on a flight by flight id.",
+            {
+                "flight_id": _STR,
+                "passengers": {**_INTEGER, "description": "number of passengers"},
+                "seat_class": {
+                    "type": "string",
+                    "enum": ["economy", "premium", "business"],
+                    "default": "economy",
+                },
+            },
+            ["flight_id", "passengers"],
+        ),
+        _book_flight,
+    ),
+    MockTool(
+        "get_stock_price",
+        _spec(
+            "get_stock_price",
+            "Get the latest price in USD of one share, by ticker symbol.",
+            {"symbol": _STR},
+            ["symbol"],
+        ),
+        lambda a: (
+            {"symbol": a["symbol"].upper(), "price": _STOCKS[a["symbol"].strip().upper()]}
+            if a["symbol"].strip().upper() in _STOCKS
+            else {"error": f"unknown symbol {a['symbol']!r}"}
+        ),
+    ),
+    MockTool(
+        "convert_currency",
+        _spec(
+            "convert_currency",
+            "Convert an amount of money from one currency to another (ISO codes like USD).",
+            {"amount": _NUMBER, "from_currency": _STR, "to_currency": _STR},
+            ["amount", "from_currency", "to_currency"],
+        ),
+        _convert,
+    ),
+    MockTool(
+        "get_forecast",
+        _spec(
+            "get_forecast",
+            "Get the daily weather forecast for a city for the coming days.",
+            {
+                "city": _STR,
+                "days": {**_INTEGER, "description": "1 to 7", "default": 3},
+            },
+            ["city"],
+        ),
+        _forecast,
+    ),
+    MockTool(
+        "send_sms",
+        _spec(
+            "send_sms",
+            "Send a text message (SMS) to a phone number.",
+            {"phone_number": _STR, "message": _STR},
+            ["phone_number", "message"],
+        ),
+        lambda a: {"status": "queued", "to": a["phone_number"]},
+    ),
+    MockTool(
+        "create_event",
+        _spec(
+            "create_event",
+            "Create a calendar event.",
+            {
+                "title": _STR,
+                "start": {**_STR, "description": "ISO 8601 local date-time, YYYY-MM-DDTHH:MM"},
+                "duration_minutes": _INTEGER,
+                "attendees": {
+                    "type": "array",
+                    "items": _STR,
+                    "description": "attendee email addresses",
+                },
+                "send_invites": {**_BOOLEAN, "default": True},
+            },
+            ["title", "start", "duration_minutes"],
+        ),
+        lambda a: {"event_id": "EV-301", "title": a["title"], "start": a["start"]},
+    ),
+    MockTool(
+        "set_thermostat",
+        _spec(
+            "set_thermostat",
+            "Set the target temperature of a room's thermostat.",
+            {
+                "room": _STR,
+                "temperature": _NUMBER,
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"},
+            },
+            ["room", "temperature"],
+        ),
+        lambda a: {
+            "room": a["room"],
+            "target": a["temperature"],
+            "unit": a.get("unit", "celsius"),
+        },
+    ),
+    MockTool(
+        "update_user_settings",
+        _spec(
+            "update_user_settings",
+            "Change a user's account settings (only the settings given are changed).",
+            {
+                "user_id": _STR,
+                "settings": {
+                    "type": "object",
+                    "properties": {
+                        "language": {**_STR, "description": "ISO 639-1 code like en"},
+                        "theme": {"type": "string", "enum": ["light", "dark", "system"]},
+                        "notifications": {
+                            "type": "object",
+                            "properties": {"email": _BOOLEAN, "sms": _BOOLEAN},
+                        },
+                    },
+                },
+            },
+            ["user_id", "settings"],
+        ),
+        lambda a: {"status": "updated", "user_id": a["user_id"], "changed": sorted(a["settings"])},
+    ),
+    MockTool(
+        "search_products",
+        _spec(
+            "search_products",
+            "Search the shop's catalogue; every word of the query must appear in the name.",
+            {
+                "query": _STR,
+                "max_price": {**_NUMBER, "description": "highest price in USD"},
+                "in_stock_only": {**_BOOLEAN, "default": False},
+                "limit": {**_INTEGER, "default": 10},
+            },
+            ["query"],
+        ),
+        _search_products,
+    ),
+    MockTool(
+        "add_to_cart",
+        _spec(
+            "add_to_cart",
+            "Put a product in the shopping cart by product id.",
+            {"product_id": _STR, "quantity": {**_INTEGER, "default": 1}},
+            ["product_id"],
+        ),
+        _add_to_cart,
+    ),
+    MockTool(
+        "get_population",
+        _spec(
+            "get_population",
+            "Get the current population of a country.",
+            {"country": _STR},
+            ["country"],
+        ),
+        _population,
+    ),
+    MockTool(
+        "translate",
+        _spec(
+            "translate",
+            "Translate a text into a target language.",
+            {"text": _STR, "target_language": _STR},
+            ["text", "target_language"],
+        ),
+        lambda a: {
+            "target_language": a["target_language"],
+            "translation": f"[{a['target_language']}] {a['text']}",
+        },
+    ),
+]
+
+
 def _build(tools: list[MockTool]) -> Mapping[str, MockTool]:
     table: dict[str, MockTool] = {}
     for tool in tools:
@@ -289,4 +655,4 @@ def _build(tools: list[MockTool]) -> Mapping[str, MockTool]:
     return MappingProxyType(table)
 
 
-TOOLBOX: Mapping[str, MockTool] = _build(_SEED)
+TOOLBOX: Mapping[str, MockTool] = _build(_SEED + _LARGER)

@@ -95,7 +95,11 @@ def test_jit_answer_from_another_model_is_an_error_naming_both(serve: Any) -> No
 
 
 def test_a_second_instance_name_still_counts_as_the_model(serve: Any) -> None:
-    fake = serve(LMStudioFake(models=MODELS, answers={"qwen/qwen3-4b": Answer(["hi"], model="qwen/qwen3-4b:2")}))
+    fake = serve(
+        LMStudioFake(
+            models=MODELS, answers={"qwen/qwen3-4b": Answer(["hi"], model="qwen/qwen3-4b:2")}
+        )
+    )
     backend = backend_for(fake)
     backend.load("qwen/qwen3-4b", LoadSettings())
     assert backend.chat(ask("qwen/qwen3-4b")).content == "hi"
@@ -195,9 +199,9 @@ def test_a_stream_cut_mid_answer_is_retried(serve: Any) -> None:
 
 
 def test_a_slow_answer_is_an_error_and_not_retried(serve: Any) -> None:
-    fake = serve(LMStudioFake(models=MODELS, answers={"qwen/qwen3-4b": Answer(tokens("a b c d e f"))},
-                              chunk_delay_s=0.1))  # fmt: skip
-    with pytest.raises(BackendError, match="no complete answer within 0.3s"):
+    answers = {"qwen/qwen3-4b": Answer(tokens("a b c d e f"))}
+    fake = serve(LMStudioFake(models=MODELS, answers=answers, chunk_delay_s=0.1))
+    with pytest.raises(BackendError, match=r"no complete answer within 0\.3s"):
         backend_for(fake).chat(ask("qwen/qwen3-4b", timeout_s=0.3))
     assert len(fake.bodies("/v1/chat/completions")) == 1
 
@@ -256,7 +260,9 @@ def test_legacy_server_lists_from_api_v0(serve: Any) -> None:
     assert models["google/gemma-3-4b"].tool_use is False
 
 
-def test_legacy_server_loads_and_unloads_with_lms(serve: Any, fake_lms: tuple[LmsCli, Path]) -> None:
+def test_legacy_server_loads_and_unloads_with_lms(
+    serve: Any, fake_lms: tuple[LmsCli, Path]
+) -> None:
     lms, log = fake_lms
     fake = serve(LMStudioFake(models=MODELS, legacy=True))
     backend = backend_for(fake, lms=lms)
@@ -264,7 +270,15 @@ def test_legacy_server_loads_and_unloads_with_lms(serve: Any, fake_lms: tuple[Lm
     backend.unload("qwen/qwen3-4b")
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert calls == [
-        ["load", "qwen/qwen3-4b", "-y", "--identifier", "qwen/qwen3-4b", "--context-length", "4096"],
+        [
+            "load",
+            "qwen/qwen3-4b",
+            "-y",
+            "--identifier",
+            "qwen/qwen3-4b",
+            "--context-length",
+            "4096",
+        ],
         ["unload", "qwen/qwen3-4b"],
     ]
     assert info.context_length == 4096 and info.seconds >= 0

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 from fakes.chat_request import ask
+from fakes.chat_stream import Answer, Quirks, chunks
+from fakes.http_fake import FakeHttpServer, Sse
 from fakes.openai_server import Reply, serving
 
 from pytest_llmbench.backends import BACKENDS, default_base_url, make_backend
@@ -29,7 +31,11 @@ def test_lists_served_models_and_chats() -> None:
     assert completion.content == "hello"
     assert completion.usage.counted_by == "server"
     # load and unload ask nothing of the server but the model list
-    assert [path for _, path, _ in fake.requests] == ["/v1/models", "/v1/models", "/v1/chat/completions"]
+    assert [path for _, path, _ in fake.requests] == [
+        "/v1/models",
+        "/v1/models",
+        "/v1/chat/completions",
+    ]
 
 
 def test_load_of_a_model_the_server_does_not_serve_fails_early() -> None:
@@ -42,7 +48,9 @@ def test_load_of_a_model_the_server_does_not_serve_fails_early() -> None:
 def test_answer_from_another_model_is_an_error() -> None:
     with serving(scripts(alpha=Reply("hi", model="something-else"))) as fake:
         backend = make_backend("openai", fake.url, timeout_s=5)
-        with pytest.raises(BackendError, match="asked for model 'alpha' but 'something-else' answered"):
+        with pytest.raises(
+            BackendError, match="asked for model 'alpha' but 'something-else' answered"
+        ):
             backend.chat(ask("alpha"))
 
 
@@ -90,3 +98,13 @@ def test_making_a_backend_does_not_touch_the_network(closed_url: str) -> None:
         backend = make_backend(name, closed_url, timeout_s=1)
         assert backend.name == name
         backend.close()
+
+
+def test_a_server_without_a_model_list_is_not_refused(serve: Any) -> None:
+    fake = serve(FakeHttpServer())
+    fake.route(
+        "POST", "/v1/chat/completions", lambda b, q: Sse(list(chunks(b, Answer(["yo"]), Quirks())))
+    )
+    backend = make_backend("openai", fake.url, timeout_s=5)
+    backend.load("anything", LoadSettings())
+    assert backend.chat(ask("anything")).content == "yo"

@@ -101,9 +101,9 @@ def test_junit_xml_carries_case_properties(bench_dir: pytest.Pytester, server: A
         props[case.get("name", "")] = {
             p.get("name", ""): p.get("value", "") for p in case.iter("property")
         }
-    assert props["count_lines::three[bad]"]["llmbench_outcome"] == "truncated"
-    assert props["add::small[bad]"]["llmbench_outcome"] == "failed"
-    assert int(props["add::small[bad]"]["llmbench_completion_tokens"]) > 0
+    assert props["three[bad]"]["llmbench_outcome"] == "truncated"
+    assert props["small[bad]"]["llmbench_outcome"] == "failed"
+    assert int(props["small[bad]"]["llmbench_completion_tokens"]) > 0
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,12 @@ def tokens(text: str) -> list[str]:
 
 def chunks(request: dict[str, Any], answer: Answer, quirks: Quirks) -> Iterator[dict[str, Any]]:
     model = answer.model or request.get("model")
-    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    base = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
@@ -68,7 +73,9 @@ def chunks(request: dict[str, Any], answer: Answer, quirks: Quirks) -> Iterator[
         yield chunk({"content": piece})
     for index, (name, args) in enumerate(answer.tool_calls):
         text = json.dumps(args)
-        pieces = [text[: len(text) // 2], text[len(text) // 2 :]] if quirks.tool_args_split else [text]
+        pieces = (
+            [text[: len(text) // 2], text[len(text) // 2 :]] if quirks.tool_args_split else [text]
+        )
         for n, piece in enumerate(pieces):
             call: dict[str, Any] = {"function": {"arguments": piece}}
             if quirks.tool_call_index:

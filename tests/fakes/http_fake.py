@@ -58,12 +58,12 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeHttpServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.requests: list[Request] = []
         self.events: list[str] = []
         self.lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer((host, port), self._handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -89,6 +89,10 @@ class FakeHttpServer:
     def start(self: _S) -> _S:
         self._thread.start()
         return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread (for fakes that run as their own process)."""
+        self._server.serve_forever(poll_interval=0.05)
 
     def stop(self) -> None:
         self._server.shutdown()

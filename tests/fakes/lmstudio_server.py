@@ -143,5 +143,7 @@ class LMStudioFake(FakeHttpServer):
         script = self.answers.get(answered) or self.answers.get(requested) or Answer(["ok"])
         answer = script(body) if callable(script) else script
         if answered != requested:
-            answer = Answer(answer.content, answer.reasoning, answer.tool_calls, answer.finish_reason, answered)
+            answer = Answer(
+                answer.content, answer.reasoning, answer.tool_calls, answer.finish_reason, answered
+            )
         return Sse(list(chunks(body, answer, self.quirks)), delay_s=self.chunk_delay_s)

@@ -1,0 +1,109 @@
+"""pytest runs of the plugin against each server's fake: the lifecycle as the server sees it.
+
+Two models, the python task's three cases each: every server must see model a loaded, a's one
+generation, a unloaded, then the same for b, and the scores must come from each model's answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fakes.bench import GOOD_CODE, WRONG_CODE, case_outcomes, read_jsonl
+from fakes.chat_stream import Answer
+from fakes.llamacpp_server import LlamaServerFake
+from fakes.lmstudio_server import LMStudioFake, Model
+from fakes.ollama_server import OllamaFake, OllamaModel
+
+GOOD = Answer([GOOD_CODE])
+WRONG = Answer([WRONG_CODE])
+
+
+def run(
+    bench: pytest.Pytester, backend: str, url: str, models: str, *args: str
+) -> pytest.RunResult:
+    return bench.runpytest(
+        f"--llmbench-backend={backend}",
+        f"--llmbench-base-url={url}",
+        f"--models={models}",
+        "--llmbench-jsonl=out/results.jsonl",
+        "-k",
+        "add",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        *args,
+    )
+
+
+def outcomes(bench: pytest.Pytester) -> dict[str, set[str]]:
+    by_model: dict[str, set[str]] = {}
+    for (model, _suite, _task, _case), outcome in case_outcomes(
+        read_jsonl(bench.path / "out/results.jsonl")
+    ).items():
+        by_model.setdefault(model, set()).add(outcome)
+    return by_model
+
+
+def test_lmstudio_run(bench_dir: pytest.Pytester, serve: Any) -> None:
+    fake = serve(
+        LMStudioFake(
+            models=[Model("org/a"), Model("org/b")], answers={"org/a": GOOD, "org/b": WRONG}
+        )
+    )
+    result = run(bench_dir, "lmstudio", fake.url + "/v1", "org/a,org/b", "--llmbench-context=8192")
+    assert fake.events == [
+        "load org/a ctx=8192", "chat org/a", "unload org/a",
+        "load org/b ctx=8192", "chat org/b", "unload org/b",
+    ]  # fmt: skip
+    assert outcomes(bench_dir) == {"org/a": {"passed"}, "org/b": {"failed"}}
+    result.assert_outcomes(passed=3, failed=3)
+
+
+def test_lmstudio_model_that_cannot_load_is_an_error_not_a_score(
+    bench_dir: pytest.Pytester, serve: Any
+) -> None:
+    fake = serve(LMStudioFake(models=[Model("org/a")], answers={"org/a": GOOD}))
+    fake.preload("org/a", 4096)
+    # org/b is not installed: its load fails, and nothing is scored for it.
+    result = run(bench_dir, "lmstudio", fake.url, "org/a,org/b")
+    assert "has no model 'org/b'" in result.stdout.str()
+    assert outcomes(bench_dir) == {"org/a": {"passed"}, "org/b": {"error"}}
+    assert "chat org/b" not in fake.events
+    result.assert_outcomes(passed=3, errors=3)
+
+
+def test_ollama_run(bench_dir: pytest.Pytester, serve: Any) -> None:
+    fake = serve(
+        OllamaFake(
+            models=[OllamaModel("a:latest"), OllamaModel("b:1b")],
+            answers={"a": GOOD, "b:1b": WRONG},
+        )
+    )
+    result = run(bench_dir, "ollama", fake.url, "a,b:1b", "--llmbench-context=4096")
+    assert fake.events == [
+        "load a:latest ctx=4096 keep_alive=-1", "chat a", "unload a:latest",
+        "load b:1b ctx=4096 keep_alive=-1", "chat b:1b", "unload b:1b",
+    ]  # fmt: skip
+    assert outcomes(bench_dir) == {"a": {"passed"}, "b:1b": {"failed"}}
+    result.assert_outcomes(passed=3, failed=3)
+
+
+def test_llamacpp_router_run(bench_dir: pytest.Pytester, serve: Any) -> None:
+    fake = serve(LlamaServerFake(router_models=["a", "b"], answers={"a": GOOD, "b": WRONG}))
+    result = run(bench_dir, "llamacpp", fake.url, "a,b")
+    assert fake.events == ["load a", "chat a", "unload a", "load b", "chat b", "unload b"]
+    assert outcomes(bench_dir) == {"a": {"passed"}, "b": {"failed"}}
+    result.assert_outcomes(passed=3, failed=3)
+
+
+def test_unreachable_server_is_one_clear_message(
+    bench_dir: pytest.Pytester, closed_url: str
+) -> None:
+    result = run(bench_dir, "ollama", closed_url, "a,b")
+    text = result.stdout.str()
+    assert f"cannot reach Ollama at {closed_url}" in text
+    assert "`ollama serve`" in text
+    assert outcomes(bench_dir) == {"a": {"error"}, "b": {"error"}}
+    result.assert_outcomes(errors=6)
