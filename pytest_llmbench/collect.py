@@ -166,7 +166,8 @@ class CaseItem(pytest.Item):
                 raise memo
         except BackendError as exc:
             self._record("error", exc.message)
-            raise CaseError(exc.message) from None
+            # pytrace=False: a setup error shows as its one-line message, not a traceback.
+            pytest.fail(f"error: {exc.message}", pytrace=False)
         self.generation = memo
 
     def runtest(self) -> None:

@@ -1,0 +1,101 @@
+"""End-to-end: the model lifecycle against a fake LM Studio (load, requests, unload, Ctrl-C)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from fakes.bench import GOOD_CODE, read_jsonl
+from fakes.chat_stream import Answer, tokens
+from fakes.lmstudio_server import LMStudioFake, Model
+
+
+def answer_for(body: dict[str, Any]) -> Answer:
+    prompt = " ".join(str(m.get("content")) for m in body["messages"] if m["role"] == "user")
+    if "def add" in prompt:
+        return Answer(content=tokens(GOOD_CODE))
+    if "data.txt" in prompt:
+        return Answer(content=tokens("```bash\nwc -l < data.txt\n```"))
+    return Answer(content=tokens("No tools needed."))
+
+
+def lmstudio(*keys: str, delay: float = 0.0) -> LMStudioFake:
+    return LMStudioFake(
+        models=[Model(k) for k in keys],
+        answers={k: answer_for for k in keys},
+        chunk_delay_s=delay,
+    ).start()
+
+
+def test_each_model_is_loaded_once_around_its_requests(bench_dir: pytest.Pytester) -> None:
+    fake = lmstudio("alpha", "beta")
+    try:
+        result = bench_dir.runpytest(
+            f"--llmbench-base-url={fake.url}", "--models=alpha,beta", "-p", "no:cacheprovider"
+        )
+    finally:
+        fake.stop()
+    result.assert_outcomes(passed=8, failed=6)  # tooling answers are text: no_answer
+    chats = [(r.path, r.body.get("model")) for r in fake.requests if "/chat/" in r.path]
+    order: list[str] = []
+    for request in fake.requests:
+        if request.path.endswith("/load"):
+            order.append(f"load {request.body['model']}")
+        elif request.path.endswith("/unload"):
+            order.append(f"unload {request.body['instance_id']}")
+        elif request.path.endswith("/chat/completions"):
+            step = f"chat {request.body['model']}"
+            if not order or order[-1] != step:
+                order.append(step)
+    assert order == ["load alpha", "chat alpha", "unload alpha", "load beta", "chat beta",
+                     "unload beta"]  # fmt: skip
+    assert len(chats) == 2 * 4  # per model: add, count_lines, weather, lookup_then_email
+
+
+def test_a_model_that_fails_to_load_errors_and_the_run_goes_on(
+    bench_dir: pytest.Pytester,
+) -> None:
+    fake = lmstudio("alpha")
+    try:
+        result = bench_dir.runpytest(
+            f"--llmbench-base-url={fake.url}", "--models=missing,alpha", "-m", "python",
+            "-p", "no:cacheprovider",
+        )  # fmt: skip
+    finally:
+        fake.stop()
+    result.assert_outcomes(errors=3, passed=3)
+    assert "missing" in result.stdout.str()
+    loads = [r.body["model"] for r in fake.requests if r.path.endswith("/load")]
+    assert loads == ["alpha"]  # the missing model is found missing, never loaded
+    chats = {r.body["model"] for r in fake.requests if r.path.endswith("/chat/completions")}
+    assert chats == {"alpha"}
+
+
+def test_ctrl_c_unloads_the_model_and_keeps_finished_results(bench_dir: pytest.Pytester) -> None:
+    fake = lmstudio("alpha", delay=0.05)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", f"--llmbench-base-url={fake.url}", "--models=alpha",
+             "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider"],
+            cwd=bench_dir.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+            if len(chats) >= 3:  # python and cli done, tooling under way
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        fake.stop()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert fake.instances == [], f"still loaded after Ctrl-C: {fake.instances}"
+    assert any(r.path.endswith("/unload") for r in fake.requests)
+    (row,) = read_jsonl(bench_dir.path / "out.jsonl")
+    finished = {t["task"]: t for t in row["results"]}
+    assert finished["add"]["passed"] == 3
