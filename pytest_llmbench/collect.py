@@ -55,7 +55,6 @@ class TaskFileItem(pytest.File):
                     )
                     yield item
 
-
     def _controls(self, suite: str, tasks: list[Any]) -> Iterator[pytest.Item]:
         from .validate import controls_for
 
@@ -94,7 +93,8 @@ class ControlItem(pytest.Item):
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, ControlFailed):
-            return f"task {self.control.task.id} fails its {self.control.name} control: {excinfo.value}"
+            task, control = self.control.task.id, self.control.name
+            return f"task {task} fails its {control} control: {excinfo.value}"
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

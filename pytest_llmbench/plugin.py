@@ -53,7 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     settings = resolve(config)
     config.stash[STATE] = RunState(settings, ModelManager(settings))
-    if (settings.models or settings.validate) and config.args_source != pytest.Config.ArgsSource.ARGS:
+    if (
+        settings.models or settings.validate
+    ) and config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --models=a` with no paths means: benchmark the task roots, not the testpaths.
         roots = [str(root) for root in _task_roots(config) if root.exists()]
         if roots:

@@ -33,7 +33,10 @@ def _python_mutants(task: PythonTask) -> list[tuple[str, str]]:
     name = task.entry_point
     return [
         ("returns-none", f"def {name}(*args, **kwargs):\n    return None\n"),
-        ("returns-first-arg", f"def {name}(*args, **kwargs):\n    return args[0] if args else None\n"),
+        (
+            "returns-first-arg",
+            f"def {name}(*args, **kwargs):\n    return args[0] if args else None\n",
+        ),
     ]
 
 
@@ -57,7 +60,12 @@ def _tooling_mutants(task: ToolingTask) -> list[tuple[str, list[list[ToolCallSpe
     required = [a for a in _required(task, last.name) if a in last.arguments]
     if required:
         dropped = {k: v for k, v in last.arguments.items() if k != required[0]}
-        mutants.append((f"drops-{required[0]}", _swap(turns, t, i, last.model_copy(update={"arguments": dropped}))))
+        mutants.append(
+            (
+                f"drops-{required[0]}",
+                _swap(turns, t, i, last.model_copy(update={"arguments": dropped})),
+            )
+        )
     others = [n for n in task.tool_names if n != last.name]
     wrong = others[0] if others else f"not_{last.name}"
     mutants.append((f"calls-{wrong}", _swap(turns, t, i, last.model_copy(update={"name": wrong}))))
@@ -67,7 +75,10 @@ def _tooling_mutants(task: ToolingTask) -> list[tuple[str, list[list[ToolCallSpe
 def _swap(
     turns: list[list[ToolCallSpec]], t: int, i: int, call: ToolCallSpec
 ) -> list[list[ToolCallSpec]]:
-    return [[call if (a, b) == (t, i) else c for b, c in enumerate(turn)] for a, turn in enumerate(turns)]
+    return [
+        [call if (a, b) == (t, i) else c for b, c in enumerate(turn)]
+        for a, turn in enumerate(turns)
+    ]
 
 
 def controls_for(task: Task) -> list[Control]:
@@ -77,7 +88,9 @@ def controls_for(task: Task) -> list[Control]:
     ]
     listed: list[Any] = list(task.mutants)
     for index, mutant in enumerate(listed, start=1):
-        controls.append(Control(f"mutant-{index}", task.model_copy(update={"reference": mutant}), "some_fail"))
+        controls.append(
+            Control(f"mutant-{index}", task.model_copy(update={"reference": mutant}), "some_fail")
+        )
     made: list[tuple[str, Any]] = []
     if isinstance(task, PythonTask):
         made = list(_python_mutants(task))
@@ -88,7 +101,9 @@ def controls_for(task: Task) -> list[Control]:
     return controls
 
 
-def run_control(suite_name: str, control: Control, sandbox: Sandbox | None) -> tuple[str | None, dict[str, Verdict]]:
+def run_control(
+    suite_name: str, control: Control, sandbox: Sandbox | None
+) -> tuple[str | None, dict[str, Verdict]]:
     """Run one control; returns (why it failed its expectation or None, verdict per case)."""
     suite = get_suite(suite_name)
     backend = BuiltinBackend()
@@ -102,11 +117,17 @@ def run_control(suite_name: str, control: Control, sandbox: Sandbox | None) -> t
     verdicts = {case.id: suite.score(control.task, case, generation, execution) for case in cases}
     passed = [cid for cid, v in verdicts.items() if v.outcome == "passed"]
     if control.expect == "all_pass" and len(passed) != len(verdicts):
-        bad = [f"{cid} ({v.outcome}: {v.detail})" for cid, v in verdicts.items() if v.outcome != "passed"]
+        bad = [
+            f"{cid} ({v.outcome}: {v.detail})"
+            for cid, v in verdicts.items()
+            if v.outcome != "passed"
+        ]
         return f"the reference answer fails {', '.join(bad)}", verdicts
     if control.expect == "all_fail" and passed:
         return f"the empty answer passes {', '.join(passed)}", verdicts
     if control.expect == "some_fail" and len(passed) == len(verdicts):
-        return f"the wrong answer {control.name} passes every case: the cases cannot tell it apart", verdicts
+        return (
+            f"the wrong answer {control.name} passes every case: the cases cannot tell it apart",
+            verdicts,
+        )
     return None, verdicts
-
