@@ -4,8 +4,9 @@ tier, against bare subprocess execution.
     python3 benchmarks/sandbox_overhead.py [--repeat 5] [--limit 0] [--tiers full,reduced,none]
 
 Python tasks: each task is run with all its cases and with its first case only (each `repeat`
-times, median kept), which splits its time into a per-task part (start-up, loading the code)
-and a per-case part: per_case = (T_all - T_first) / (n - 1), per_task = T_first - per_case.
+times, alternating between tiers, median kept), which splits its time into a per-task part
+(start-up, loading the code) and a per-case part: per_case = (T_all - T_first) / (n - 1),
+per_task = T_first - per_case.
 "bare" is what the original harness did: one `python3 -I` subprocess that execs the code and
 runs every case in-process. Overhead = tier - bare, per task; the table shows the median and
 90th percentile over tasks. Cli tasks: every case is one command, so the whole run is per case;
@@ -27,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_llmbench.sandbox.base import PyCall, Tier  # noqa: E402
-from pytest_llmbench.sandbox.tiers import make_sandbox  # noqa: E402
+from pytest_llmbench.sandbox.base import PyCall, Tier
+from pytest_llmbench.sandbox.tiers import IsolatedSandbox, make_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_RUNNER = r"""
@@ -128,57 +130,79 @@ def bare_shell(task: CliTask) -> None:
         subprocess.run(["/bin/sh", "-c", task.command], cwd=work, capture_output=True)
 
 
-def timed(action: Callable[[], Any], repeat: int) -> float:
-    samples = []
+def sandbox_for(tier: str) -> IsolatedSandbox | None:
+    """None stands for bare subprocess execution."""
+    tiers: dict[str, Tier] = {"full": "full", "reduced": "reduced", "none": "none"}
+    return None if tier == "bare" else make_sandbox(tiers[tier])
+
+
+def run_python(sandbox: IsolatedSandbox | None, task: PyTask, calls: Sequence[PyCall]) -> None:
+    if sandbox is None:
+        bare_python(task, calls)
+        return
+    outcomes = sandbox.run_python(task.code, task.entry, calls)
+    bad = [o for o in outcomes if o.status not in ("ok", "raised")]
+    if bad:
+        raise RuntimeError(f"{sandbox.tier} {task.name}: {bad[0]}")
+
+
+def interleaved(actions: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Median seconds per action. Runs alternate between the actions, so drift in the
+    machine's state (the kernel tearing down namespaces in the background, other load)
+    spreads over all tiers instead of landing on whichever ran last."""
+    samples: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        for name, action in actions.items():
+            started = time.perf_counter()
+            action()
+            samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def python_costs(
-    tasks: Sequence[PyTask], tier: str, repeat: int
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Per task name: (per-task seconds, per-case seconds)."""
-    per_task: dict[str, float] = {}
-    per_case: dict[str, float] = {}
-    sandbox = make_sandbox(tier) if tier != "bare" else None  # type: ignore[arg-type]
+    tasks: Sequence[PyTask], tiers: Sequence[str], repeat: int
+) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
+    """Per tier: (per-task seconds by task name, per-case seconds by task name)."""
+    sandboxes = {tier: sandbox_for(tier) for tier in tiers}
+    costs: dict[str, tuple[dict[str, float], dict[str, float]]] = {t: ({}, {}) for t in tiers}
     for task in tasks:
-
-        def run(calls: Sequence[PyCall], task: PyTask = task) -> None:
-            if sandbox is None:
-                bare_python(task, calls)
-            else:
-                outcomes = sandbox.run_python(task.code, task.entry, calls)
-                bad = [o for o in outcomes if o.status not in ("ok", "raised")]
-                if bad:
-                    raise RuntimeError(f"{tier} {task.name}: {bad[0]}")
-
-        first = timed(lambda: run(task.calls[:1]), repeat)
-        if len(task.calls) > 1:
-            everything = timed(lambda: run(task.calls), repeat)
-            case = max(0.0, (everything - first) / (len(task.calls) - 1))
-            per_case[task.name] = case
-            per_task[task.name] = first - case
-        else:
-            per_task[task.name] = first
-    return per_task, per_case
-
-
-def shell_costs(tasks: Sequence[CliTask], tier: str, repeat: int) -> dict[str, float]:
-    costs: dict[str, float] = {}
-    sandbox = make_sandbox(tier) if tier != "bare" else None  # type: ignore[arg-type]
-    for task in tasks:
-        if sandbox is None:
-            costs[task.name] = timed(lambda task=task: bare_shell(task), repeat)  # type: ignore[misc]
-        else:
-            costs[task.name] = timed(
-                lambda task=task: sandbox.run_shell(  # type: ignore[misc]
-                    task.command, task.files, task.tools, 20
-                ),
-                repeat,
+        first = interleaved(
+            {t: partial(run_python, sandboxes[t], task, task.calls[:1]) for t in tiers}, repeat
+        )
+        everything = (
+            interleaved(
+                {t: partial(run_python, sandboxes[t], task, task.calls) for t in tiers}, repeat
             )
+            if len(task.calls) > 1
+            else {}
+        )
+        for tier in tiers:
+            per_task, per_case = costs[tier]
+            if everything:
+                case = max(0.0, (everything[tier] - first[tier]) / (len(task.calls) - 1))
+                per_case[task.name] = case
+                per_task[task.name] = first[tier] - case
+            else:
+                per_task[task.name] = first[tier]
+    return costs
+
+
+def run_shell(sandbox: IsolatedSandbox | None, task: CliTask) -> None:
+    if sandbox is None:
+        bare_shell(task)
+    else:
+        sandbox.run_shell(task.command, task.files, task.tools, 20)
+
+
+def shell_costs(
+    tasks: Sequence[CliTask], tiers: Sequence[str], repeat: int
+) -> dict[str, dict[str, float]]:
+    sandboxes = {tier: sandbox_for(tier) for tier in tiers}
+    costs: dict[str, dict[str, float]] = {tier: {} for tier in tiers}
+    for task in tasks:
+        medians = interleaved({t: partial(run_shell, sandboxes[t], task) for t in tiers}, repeat)
+        for tier, value in medians.items():
+            costs[tier][task.name] = value
     return costs
 
 
@@ -186,7 +210,7 @@ def summary(values: Sequence[float]) -> str:
     if not values:
         return f"{'-':>8} {'-':>8}"
     ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     return f"{statistics.median(ordered) * 1000:8.1f} {p90 * 1000:8.1f}"
 
 
@@ -210,8 +234,12 @@ def main() -> None:
         f"{len(python)} python tasks ({cases} cases), {len(cli)} cli tasks; "
         f"median of {options.repeat} runs per task; times in ms\n"
     )
-    py_results = {tier: python_costs(python, tier, options.repeat) for tier in tiers}
-    sh_results = {tier: shell_costs(cli, tier, options.repeat) for tier in tiers}
+    for tier in tiers:  # first use pays one-off costs (finding libraries, the self-test's)
+        if (sandbox := sandbox_for(tier)) is not None and python and cli:
+            run_python(sandbox, python[0], python[0].calls[:1])
+            run_shell(sandbox, cli[0])
+    py_results = python_costs(python, tiers, options.repeat)
+    sh_results = shell_costs(cli, tiers, options.repeat)
     bare_task, bare_case = py_results["bare"]
     header = (
         f"{'python':8} {'task med':>8} {'p90':>8} {'case med':>8} {'p90':>8} | "

@@ -9,7 +9,16 @@ from __future__ import annotations
 import threading
 from typing import Literal
 
-from .base import FileEntry, PyCall, PyOutcome, PyStatus, Sandbox, ShellResult, Tier
+from .base import (
+    FileEntry,
+    PyCall,
+    PyOutcome,
+    PyStatus,
+    Sandbox,
+    SandboxError,
+    ShellResult,
+    Tier,
+)
 from .selftest import INSTALL_HINT, SelfTest, run_self_test
 from .tiers import make_sandbox
 
@@ -19,6 +28,7 @@ __all__ = [
     "PyOutcome",
     "PyStatus",
     "Sandbox",
+    "SandboxError",
     "SandboxUnavailable",
     "SelfTest",
     "ShellResult",

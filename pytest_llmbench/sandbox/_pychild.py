@@ -34,6 +34,7 @@ K_RESULT = 3
 K_CRASHED = 4
 K_TIMEOUT = 5
 K_TOO_LARGE = 6
+K_HELLO = 7
 
 _PR_SET_DUMPABLE = 4
 _HEADER = struct.Struct(">IBI")
@@ -299,6 +300,8 @@ def _load(code: str, entry: str) -> tuple[dict[str, Any] | None, str]:
 
 def main() -> None:
     result_fd, input_fd = int(sys.argv[1]), int(sys.argv[2])
+    # Proves the sandbox started: anything that goes wrong before this is the harness's.
+    _send(result_fd, 0, K_HELLO)
     chunks: list[bytes] = []
     while chunk := os.pread(input_fd, 1 << 20, sum(_len(part) for part in chunks)):
         chunks.append(chunk)

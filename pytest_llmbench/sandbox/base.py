@@ -13,6 +13,11 @@ from typing import Any, Literal, Protocol
 Tier = Literal["full", "reduced", "none"]
 
 
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (it could not start, or its set-up broke), as opposed to the
+    model's code or command failing inside it: an infrastructure error, not a model failure."""
+
+
 @dataclass(frozen=True)
 class PyCall:
     """One case's call: `setup` runs first (in a copy of the module's namespace), then `call`

@@ -15,6 +15,7 @@ K_RESULT = 3
 K_CRASHED = 4
 K_TIMEOUT = 5
 K_TOO_LARGE = 6
+K_HELLO = 7
 CALL_KINDS = frozenset({K_RESULT, K_CRASHED, K_TIMEOUT, K_TOO_LARGE})
 
 HEADER = struct.Struct(">IBI")
@@ -41,7 +42,7 @@ class FrameReader:
         frames: list[Frame] = []
         while len(self._buffer) >= HEADER.size:
             index, kind, length = HEADER.unpack_from(self._buffer)
-            if kind not in CALL_KINDS | {K_LOADED, K_LOAD_ERROR} or length > MAX_PAYLOAD:
+            if kind not in CALL_KINDS | {K_HELLO, K_LOADED, K_LOAD_ERROR} or length > MAX_PAYLOAD:
                 raise ProtocolError(f"bad frame header (kind {kind}, length {length})")
             end = HEADER.size + length
             if len(self._buffer) < end:

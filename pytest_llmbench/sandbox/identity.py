@@ -39,7 +39,9 @@ def claim_uid() -> Iterator[int | None]:
     if not running_as_root():
         yield None
         return
-    LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    # 0711: the work dirs' mount points live below it and the sandbox user must reach them.
+    LOCK_DIR.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(LOCK_DIR, 0o711)
     for slot in range(POOL_SIZE):
         uid = UID_BASE + slot
         fd = os.open(LOCK_DIR / f"uid-{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

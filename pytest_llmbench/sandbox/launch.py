@@ -16,6 +16,7 @@ none     the command as a plain subprocess: for benchmarks' baselines only, neve
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import shutil
@@ -23,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +76,11 @@ class Running(Protocol):
 
     def close(self) -> None:
         """Release the pipes and anything else the launch made (after kill or wait)."""
+        ...
+
+    def ran(self) -> bool:
+        """After the end: whether the command itself started and exited (as opposed to the
+        sandbox failing to set up). Tiers that cannot tell answer True."""
         ...
 
 
@@ -132,6 +139,9 @@ class _Process:
             self._returncode = self._proc.wait()
         return self._returncode
 
+    def ran(self) -> bool:
+        return True
+
     def close(self) -> None:
         for stream in (self._proc.stdout, self._proc.stderr):
             if stream is not None:
@@ -147,45 +157,60 @@ class _Process:
 
 class _BwrapProcess(_Process):
     def __init__(
-        self, argv: Sequence[str], env: Mapping[str, str], pass_fds: Sequence[int], info_fd: int
+        self, argv: Sequence[str], env: Mapping[str, str], pass_fds: Sequence[int], status_fd: int
     ) -> None:
         super().__init__(argv, env, None, pass_fds)
-        self._info_fd = info_fd
+        self._status_fd = status_fd
+        self._status = b""
         self._namespace_pid: int | None = None
+        self._exit_seen = False
 
-    def _read_info(self) -> int | None:
-        """bwrap writes `{"child-pid": N}` (N = the host pid of its PID 1) right after the
-        clone; reading it late is fine, the pipe keeps it."""
-        if self._namespace_pid is None and self._info_fd >= 0:
-            data = b""
-            while select.select([self._info_fd], [], [], KILL_WAIT_S)[0]:
-                chunk = os.read(self._info_fd, 4096)
-                if not chunk:
-                    break
-                data += chunk
-                if b"}" in data:
-                    break
-            for word in data.replace(b",", b" ").replace(b"}", b" ").split():
-                if word.isdigit():
-                    self._namespace_pid = int(word)
-                    break
-        return self._namespace_pid
+    def _read_status(self, wait_for_pid_s: float = 0.0) -> None:
+        """Read bwrap's --json-status-fd: `{"child-pid": N, ...}` (N = host pid of the
+        namespace's PID 1) right after the clone, and `{"exit-code": N}` once the command has
+        run; no exit-code means bwrap failed before or while starting the command. Reads what
+        is there, or waits up to `wait_for_pid_s` for the child-pid record."""
+        deadline = time.monotonic() + wait_for_pid_s
+        while self._status_fd >= 0:
+            if wait_for_pid_s and self._namespace_pid is not None:
+                return
+            remaining = max(0.0, deadline - time.monotonic()) if wait_for_pid_s else 0.0
+            if not select.select([self._status_fd], [], [], remaining)[0]:
+                return
+            chunk = os.read(self._status_fd, 4096)
+            if not chunk:
+                os.close(self._status_fd)
+                self._status_fd = -1
+                return
+            self._status += chunk
+            for line in self._status.splitlines():
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if isinstance(record, dict):
+                        if type(record.get("child-pid")) is int:
+                            self._namespace_pid = record["child-pid"]
+                        if "exit-code" in record:
+                            self._exit_seen = True
+
+    def ran(self) -> bool:
+        self._read_status()
+        return self._exit_seen
 
     def kill(self) -> None:
         if self._returncode is None and self._proc.poll() is None:
-            namespace_pid = self._read_info()
+            self._read_status(wait_for_pid_s=KILL_WAIT_S)
             # Killing the namespace's PID 1 (not bwrap) makes the kernel kill everything in
             # the namespace before bwrap can reap it, so bwrap exiting means all of it is gone.
-            target = namespace_pid if namespace_pid is not None else self.pid
+            target = self._namespace_pid if self._namespace_pid is not None else self.pid
             with contextlib.suppress(ProcessLookupError):
                 os.kill(target, signal.SIGKILL)
         self._wait_or_kill()
 
     def close(self) -> None:
         super().close()
-        if self._info_fd >= 0:
-            os.close(self._info_fd)
-            self._info_fd = -1
+        if self._status_fd >= 0:
+            os.close(self._status_fd)
+            self._status_fd = -1
 
 
 class BwrapLauncher:
@@ -197,7 +222,7 @@ class BwrapLauncher:
     def __init__(self, extra_ops: Sequence[str] = ()) -> None:
         self._extra_ops = list(extra_ops)
 
-    def bwrap_args(self, job: Job, info_fd: int) -> list[str]:
+    def bwrap_args(self, job: Job, status_fd: int) -> list[str]:
         plan = BindPlan()
         for path in job.host_paths:
             plan.add(path)
@@ -207,8 +232,11 @@ class BwrapLauncher:
             "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--as-pid-1",
+            # A nested user namespace would make the code root there, free to mount a tmpfs
+            # that no limit here accounts for.
+            "--disable-userns",
             "--hostname", "sandbox",
-            "--info-fd", str(info_fd),
+            "--json-status-fd", str(status_fd),
             *plan.ops,
             "--dir", SANDBOX_TOOLDIR,
             "--proc", "/proc",
@@ -223,12 +251,12 @@ class BwrapLauncher:
         ]  # fmt: skip
 
     def start(self, job: Job, uid: int | None) -> Running:
-        info_read, info_write = os.pipe()
+        status_read, status_write = os.pipe()
         args_fd = os.memfd_create("bwrap-args", os.MFD_CLOEXEC)
         try:
             # Passed through a file descriptor, the mount plan (host paths) does not show in
             # the sandbox's /proc/1/cmdline.
-            args = self.bwrap_args(job, info_write)
+            args = self.bwrap_args(job, status_write)
             os.write(args_fd, b"".join(os.fsencode(arg) + b"\0" for arg in args))
             os.lseek(args_fd, 0, os.SEEK_SET)
             argv = [
@@ -237,12 +265,12 @@ class BwrapLauncher:
                 BWRAP, "--args", str(args_fd), "--", *job.argv,
             ]  # fmt: skip
             env = _env(SANDBOX_WORKDIR, SANDBOX_TOOLDIR)
-            return _BwrapProcess(argv, env, (args_fd, info_write, *job.pass_fds), info_read)
+            return _BwrapProcess(argv, env, (args_fd, status_write, *job.pass_fds), status_read)
         except BaseException:
-            os.close(info_read)
+            os.close(status_read)
             raise
         finally:
-            os.close(info_write)
+            os.close(status_write)
             os.close(args_fd)
 
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import hostfs
-from .base import PyCall, PyOutcome
+from .base import PyCall, PyOutcome, SandboxError
 from .codec import MAX_DEPTH, MAX_NODES, MAX_RESULT_BYTES, encode_input
 from .frames import (
     CALL_KINDS,
+    K_HELLO,
     K_LOAD_ERROR,
     K_LOADED,
     Frame,
@@ -157,9 +158,14 @@ class PythonRunner:
                     break
         finally:
             running.kill()
-            watcher.drain()
+            take_quietly = watcher.drain()
             watcher.close()
             running.close()
+        if not tracker.started:
+            for fd, data in take_quietly:
+                if fd == running.stderr:
+                    stderr.feed(data)
+            raise SandboxError(f"the python sandbox did not start: {stderr.tail().strip()}")
         return tracker.session()
 
 
@@ -183,6 +189,7 @@ class _Tracker:
         self._calls = calls
         self._start = start
         self.current = start
+        self.started = False
         self.loaded = False
         self.outcomes: list[PyOutcome] = []
         self.problem: PyOutcome | None = None
@@ -203,6 +210,11 @@ class _Tracker:
         for frame in frames:
             if self.finished or self.problem is not None:
                 return
+            if not self.started:
+                if frame.kind != K_HELLO:
+                    raise ProtocolError("the sandbox did not introduce itself")
+                self.started = True
+                continue
             if not self.loaded:
                 if frame.kind == K_LOADED and frame.index == self._start:
                     self.loaded = True

@@ -12,7 +12,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from .base import PyCall, Tier
+from .base import PyCall, SandboxError, Tier
 from .identity import running_as_root
 from .launch import BWRAP, SETPRIV
 from .limits import PYTHON_LIMITS
@@ -106,7 +106,7 @@ def probe(tier: Tier) -> list[str]:
         (outcome,) = sandbox.run_python(
             PROBE_CODE, "probe", [PyCall(args=(os.getpid(),), timeout_s=10)]
         )
-    except OSError as exc:
+    except (OSError, SandboxError) as exc:
         return [f"starting the {tier} sandbox failed: {exc}"]
     if outcome.status != "ok":
         detail = outcome.detail.strip()[-800:]
@@ -121,7 +121,10 @@ def probe(tier: Tier) -> list[str]:
     problems = _check_facts(tier, outcome.value)
     if problems:
         return problems
-    result = sandbox.run_shell("cat in.txt > out.txt", {"in.txt": "ok"}, ["cat"], 10)
+    try:
+        result = sandbox.run_shell("cat in.txt > out.txt", {"in.txt": "ok"}, ["cat"], 10)
+    except (OSError, SandboxError) as exc:
+        return [f"starting a shell in the {tier} sandbox failed: {exc}"]
     if result.exit_code != 0 or getattr(result.files.get("out.txt"), "content", None) != b"ok":
         return [f"a shell command failed in the {tier} sandbox: {result.stderr.strip()[-800:]}"]
     return []

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from . import hostfs
-from .base import ShellResult
+from .base import SandboxError, ShellResult
 from .identity import claim_uid
 from .launch import Job, Launcher
 from .limits import SHELL_LIMITS, Limits
@@ -68,8 +68,11 @@ class ShellRunner:
                 take(watcher.drain())
                 watcher.close()
                 exit_code = running.wait()
+                command_ran = running.ran()
                 running.close()
             seconds = time.monotonic() - started
+            if not (timed_out or flooded or command_ran):
+                raise SandboxError(f"the shell sandbox did not start: {stderr.text()[-2000:]}")
             # Inspected only now: nothing in the sandbox can change the work dir any more.
             files_after = snapshot(workdir)
         return ShellResult(

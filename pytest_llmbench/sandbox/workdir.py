@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from .limits import Limits
 
-MOUNT_ROOT = Path("/run/llmbench/work")
+MOUNT_ROOT = Path("/run/llmbench/work")  # below identity.LOCK_DIR
 _MNT_DETACH = 2
 _MS_NOSUID = 2
 _MS_NODEV = 4

@@ -118,9 +118,15 @@ class PythonSuite:
     def _validate(case: PythonCase, result: Any) -> Verdict:
         # The validator is the task author's code and runs in the parent over plain values
         # that came back from the sandbox; the model's code never sees it.
-        scope = {"args": list(case.args), "kwargs": dict(case.kwargs), "result": result}
+        # One namespace as globals, so comprehensions in the expression see the names too.
+        scope = {
+            "__builtins__": _VALIDATOR_BUILTINS,
+            "args": list(case.args),
+            "kwargs": dict(case.kwargs),
+            "result": result,
+        }
         try:
-            ok = eval(case.validate_ or "False", {"__builtins__": _VALIDATOR_BUILTINS}, scope)
+            ok = eval(case.validate_ or "False", scope)
         except Exception as exc:
             return Verdict("failed", f"validator rejected {_short(result)}: {type(exc).__name__}")
         if ok is True:

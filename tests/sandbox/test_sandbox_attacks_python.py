@@ -584,3 +584,32 @@ def test_the_expected_value_probe_finds_a_leak_without_isolation() -> None:
     assert outcome.status == "ok", outcome
     assert any(hit.endswith("/mem") for hit in outcome.value), outcome.value
     assert expected
+
+
+def test_nested_user_namespaces_are_refused(full_sandbox: IsolatedSandbox) -> None:
+    """As root of a nested user namespace the code could mount an unaccounted tmpfs."""
+    body = """
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return [libc.unshare(0x10000000), ctypes.get_errno()]  # CLONE_NEWUSER
+    """
+    outcome = attack(full_sandbox, body)
+    assert outcome.status == "ok" and outcome.value[0] == -1, outcome
+
+
+def test_memory_outside_the_address_space_is_capped_per_file(sandbox: IsolatedSandbox) -> None:
+    # memfd pages do not count against RLIMIT_AS; RLIMIT_FSIZE still caps each file.
+    body = """
+    fd = os.memfd_create("bomb")
+    written = 0
+    try:
+        while written < 1 << 30:
+            written += os.write(fd, b"\\0" * (1 << 20))
+    except OSError:
+        pass
+    return written
+    """
+    outcome = attack(sandbox, body, guarded=True)
+    assert outcome.status in ("ok", "crashed"), outcome
+    if outcome.status == "ok":
+        assert outcome.value <= 16 << 20

