@@ -33,9 +33,7 @@ def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[
     for report in reports:
         tps = report.tokens_per_second
         notes = [
-            f"{report.count(outcome)} {label}"
-            for outcome, label in NOTED
-            if report.count(outcome)
+            f"{report.count(outcome)} {label}" for outcome, label in NOTED if report.count(outcome)
         ]
         name = report.model + (" (oracle)" if report.model == oracle else "")
         rows.append(

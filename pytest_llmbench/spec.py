@@ -104,24 +104,27 @@ class FileCheck(_Model):
 
 
 class CliCase(_Model):
+    """One effect of the command. Exactly one kind: `stdout` (exact but for the final newline),
+    `stdout_lines`, `stdout_words`, `file` (name + content), `exit_code`, or
+    `matches_reference: true` (stdout and the work dir's files equal those the task's reference
+    command leaves when run on the same files in a twin sandbox)."""
+
     id: Annotated[str, Field(pattern=_ID_PATTERN)]
     stdout: str | None = None
     stdout_lines: list[str] | None = None
     stdout_words: list[str] | None = None
     file: FileCheck | None = None
     exit_code: int | None = None
+    matches_reference: Literal[True] | None = None
 
     @model_validator(mode="after")
     def _one_check(self) -> CliCase:
-        given = [
-            k
-            for k in ("stdout", "stdout_lines", "stdout_words", "file", "exit_code")
-            if getattr(self, k) is not None
-        ]
+        kinds = ("stdout", "stdout_lines", "stdout_words", "file", "exit_code", "matches_reference")
+        given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "a cli case checks exactly one of stdout, stdout_lines, stdout_words, file, "
-                f"exit_code (got {', '.join(given) or 'none'})"
+                f"a cli case checks exactly one of {', '.join(kinds)} "
+                f"(got {', '.join(given) or 'none'})"
             )
         return self
 

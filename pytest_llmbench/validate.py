@@ -24,9 +24,9 @@ _SETTINGS = RequestSettings(max_tokens=1024, temperature=0.0, seed=None, timeout
 @dataclass(frozen=True)
 class Control:
     name: str
-    task: Task  # the task with `reference` replaced by the control's answer
+    task: Task
+    answer: Any  # what the control replies: the reference, a mutant; None for the empty answer
     expect: Expectation
-    pseudo_model: str = "reference"
 
 
 def _python_mutants(task: PythonTask) -> list[tuple[str, str]]:
@@ -83,21 +83,17 @@ def _swap(
 
 def controls_for(task: Task) -> list[Control]:
     controls = [
-        Control("reference", task, "all_pass"),
-        Control("null", task, "all_fail", pseudo_model="null"),
+        Control("reference", task, task.reference, "all_pass"),
+        Control("null", task, None, "all_fail"),
     ]
-    listed: list[Any] = list(task.mutants)
-    for index, mutant in enumerate(listed, start=1):
-        controls.append(
-            Control(f"mutant-{index}", task.model_copy(update={"reference": mutant}), "some_fail")
-        )
     made: list[tuple[str, Any]] = []
     if isinstance(task, PythonTask):
         made = list(_python_mutants(task))
     elif isinstance(task, ToolingTask):
         made = list(_tooling_mutants(task))
-    for name, answer in made:
-        controls.append(Control(name, task.model_copy(update={"reference": answer}), "some_fail"))
+    listed: list[Any] = list(task.mutants)
+    named = [(f"mutant-{i}", m) for i, m in enumerate(listed, start=1)] + made
+    controls += [Control(name, task, answer, "some_fail") for name, answer in named]
     return controls
 
 
@@ -107,27 +103,27 @@ def run_control(
     """Run one control; returns (why it failed its expectation or None, verdict per case)."""
     suite = get_suite(suite_name)
     backend = BuiltinBackend()
+    # The task stays as written (cli's matches_reference still compares with the real
+    # reference); only what the pseudo-model replies changes.
+    reply = None if control.answer is None else suite.reply_for(control.answer)
+    model = "null" if control.answer is None else "reference"
 
     def chat(request: ChatRequest) -> Completion:
-        return backend.chat(replace(request, model=control.pseudo_model))
+        return backend.chat(replace(request, model=model, reference=reply))
 
-    generation = suite.generate(control.task, control.pseudo_model, chat, _SETTINGS)
+    generation = suite.generate(control.task, model, chat, _SETTINGS)
     execution = suite.execute(control.task, generation, sandbox if suite.uses_sandbox else None)
     cases: list[Any] = list(control.task.cases)
     verdicts = {case.id: suite.score(control.task, case, generation, execution) for case in cases}
     passed = [cid for cid, v in verdicts.items() if v.outcome == "passed"]
     if control.expect == "all_pass" and len(passed) != len(verdicts):
         bad = [
-            f"{cid} ({v.outcome}: {v.detail})"
-            for cid, v in verdicts.items()
-            if v.outcome != "passed"
+            f"{c} ({v.outcome}: {v.detail})" for c, v in verdicts.items() if v.outcome != "passed"
         ]
         return f"the reference answer fails {', '.join(bad)}", verdicts
     if control.expect == "all_fail" and passed:
         return f"the empty answer passes {', '.join(passed)}", verdicts
     if control.expect == "some_fail" and len(passed) == len(verdicts):
-        return (
-            f"the wrong answer {control.name} passes every case: the cases cannot tell it apart",
-            verdicts,
-        )
+        why = f"the wrong answer {control.name} passes every case: the cases cannot tell it apart"
+        return why, verdicts
     return None, verdicts

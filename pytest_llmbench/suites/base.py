@@ -66,6 +66,10 @@ class Suite(Protocol, Generic[TaskT, CaseT]):
         """Ask the model for its answer to `task` (one request, or a tool loop)."""
         ...
 
+    def reply_for(self, answer: Any) -> Any:
+        """What a pseudo-model replies to give `answer` (a task's reference, or a control's)."""
+        ...
+
     def execute(self, task: TaskT, generation: Generation, sandbox: Sandbox | None) -> Any:
         """Run what the model produced once per task; the result is shared by the cases."""
         ...

@@ -68,6 +68,27 @@ class CliExecution:
     verdict: Verdict | None  # set when nothing ran (no command, cut off, rejected)
     command: str
     result: ShellResult | None
+    reference: ShellResult | None = None  # the reference command's run, for matches_reference
+
+
+def effects_differ(run: ShellResult, reference: ShellResult) -> str | None:
+    """How the model's run differs from the reference's: stdout, then the work dir's files."""
+    if _lines(run.stdout) != _lines(reference.stdout):
+        return f"stdout was {run.stdout[:200]!r}, the reference printed {reference.stdout[:200]!r}"
+    for name in sorted(set(run.files) | set(reference.files)):
+        mine, theirs = run.files.get(name), reference.files.get(name)
+        if theirs is None:
+            return f"{name} should not exist"
+        if mine is None:
+            return f"{name} is missing"
+        if mine.kind != theirs.kind:
+            return f"{name} is a {mine.kind}, expected a {theirs.kind}"
+        if mine.kind == "file" and (mine.content or b"").rstrip(b"\n") != (
+            theirs.content or b""
+        ).rstrip(b"\n"):
+            text = (mine.content or b"").decode("utf-8", errors="replace")
+            return f"{name} holds {text[:200]!r}, not what the reference writes"
+    return None
 
 
 def _lines(text: str) -> list[str]:
@@ -88,7 +109,12 @@ class CliSuite:
             {"role": "system", "content": task.system or SYSTEM},
             {"role": "user", "content": self.prompt(task)},
         ]
-        return single_answer(model, messages, f"```bash\n{task.reference}\n```", chat, settings)
+        return single_answer(model, messages, self.reply_for(task.reference), chat, settings)
+
+    @staticmethod
+    def reply_for(answer: str) -> str:
+        """What a pseudo-model says to give `answer` (the reference, or a control's)."""
+        return f"```bash\n{answer}\n```"
 
     @staticmethod
     def prompt(task: CliTask) -> str:
@@ -111,9 +137,12 @@ class CliSuite:
                 Verdict("failed", f"rejected before running: {problem}"), command, None
             )
         assert sandbox is not None, "the cli suite runs commands in the sandbox"
-        return CliExecution(
-            None, command, sandbox.run_shell(command, task.files, task.tools, task.timeout_s)
-        )
+        reference = None
+        if any(case.matches_reference for case in task.cases):
+            # The twin run: the reference command on the same files, in its own sandbox.
+            reference = sandbox.run_shell(task.reference, task.files, task.tools, task.timeout_s)
+        run = sandbox.run_shell(command, task.files, task.tools, task.timeout_s)
+        return CliExecution(None, command, run, reference)
 
     def score(
         self, task: CliTask, case: CliCase, generation: Generation, execution: CliExecution
@@ -126,6 +155,15 @@ class CliSuite:
             return Verdict(
                 "timeout", f"`{execution.command}` ran past its {task.timeout_s:g}s limit"
             )
+        if case.matches_reference:
+            reference = execution.reference
+            assert reference is not None
+            if run.exit_code != reference.exit_code:
+                return Verdict(
+                    "failed", f"exit code {run.exit_code}, the reference's {reference.exit_code}"
+                )
+            why = effects_differ(run, reference)
+            return Verdict("passed") if why is None else Verdict("failed", why)
         if case.exit_code is not None:
             return self._check(
                 run.exit_code == case.exit_code,

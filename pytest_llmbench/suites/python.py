@@ -61,8 +61,12 @@ class PythonSuite:
             {"role": "system", "content": task.system or SYSTEM},
             {"role": "user", "content": task.prompt},
         ]
-        reference = f"```python\n{task.reference.rstrip()}\n```"
-        return single_answer(model, messages, reference, chat, settings)
+        return single_answer(model, messages, self.reply_for(task.reference), chat, settings)
+
+    @staticmethod
+    def reply_for(answer: str) -> str:
+        """What a pseudo-model says to give `answer` (the reference, or a control's)."""
+        return f"```python\n{answer.rstrip()}\n```"
 
     def extract(self, generation: Generation) -> CodeBlock | None:
         return first_block(generation.answer, PYTHON_LANGS)

@@ -13,7 +13,7 @@ from typing import Any
 from ..answer import split_reasoning
 from ..backends.base import ChatRequest, Completion, ToolCall
 from ..sandbox.base import Sandbox
-from ..spec import OpenAIToolSpec, ToolingCase, ToolingTask
+from ..spec import OpenAIToolSpec, ToolCallSpec, ToolingCase, ToolingTask
 from .base import (
     Chat,
     Generation,
@@ -79,10 +79,6 @@ def _assistant_message(completion: Completion) -> dict[str, Any]:
     }
 
 
-def _reference_turns(task: ToolingTask) -> list[list[dict[str, Any]]]:
-    return [[call.model_dump(mode="json") for call in turn] for turn in task.reference]
-
-
 class ToolingSuite:
     name = "tooling"
     uses_sandbox = False
@@ -107,7 +103,7 @@ class ToolingSuite:
                     seed=settings.seed,
                     tools=tools,
                     timeout_s=settings.timeout_s,
-                    reference=_reference_turns(task),
+                    reference=self.reply_for(task.reference),
                 )
             )
             completions.append(completion)
@@ -131,6 +127,11 @@ class ToolingSuite:
             exchanges=tuple(exchanges),
             stats=stats_of(tuple(completions)),
         )
+
+    @staticmethod
+    def reply_for(answer: list[list[ToolCallSpec]]) -> list[list[dict[str, Any]]]:
+        """The turns of calls a pseudo-model replays to give `answer`."""
+        return [[call.model_dump(mode="json") for call in turn] for turn in answer]
 
     def execute(self, task: ToolingTask, generation: Generation, sandbox: Sandbox | None) -> None:
         return None  # the calls already ran against the mocks during generation

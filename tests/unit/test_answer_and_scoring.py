@@ -248,3 +248,23 @@ def test_no_call_case_needs_a_text_answer() -> None:
     suite = ToolingSuite()
     assert suite.score(task, task.cases[0], _generation("No tool fits."), None).outcome == "passed"
     assert suite.score(task, task.cases[0], _generation(""), None).outcome == "no_answer"
+
+
+def test_reference_effects_compare_stdout_and_every_file() -> None:
+    from pytest_llmbench.suites.cli import effects_differ
+
+    def run(stdout: str, **files: FileEntry) -> ShellResult:
+        return ShellResult(stdout, "", 0, False, files)
+
+    ref = run("a\nb\n", out=FileEntry("file", b"x\n"), d=FileEntry("dir"))
+    assert effects_differ(run("a\nb", out=FileEntry("file", b"x"), d=FileEntry("dir")), ref) is None
+    assert "stdout" in (
+        effects_differ(run("b\na\n", out=ref.files["out"], d=FileEntry("dir")), ref) or ""
+    )
+    assert "missing" in (effects_differ(run("a\nb\n", out=ref.files["out"]), ref) or "")
+    extra = run("a\nb\n", out=ref.files["out"], d=FileEntry("dir"), junk=FileEntry("file", b""))
+    assert "should not exist" in (effects_differ(extra, ref) or "")
+    link = run("a\nb\n", out=FileEntry("symlink"), d=FileEntry("dir"))
+    assert "symlink" in (effects_differ(link, ref) or "")
+    wrong = run("a\nb\n", out=FileEntry("file", b"y\n"), d=FileEntry("dir"))
+    assert "holds" in (effects_differ(wrong, ref) or "")
