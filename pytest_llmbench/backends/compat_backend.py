@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
 
 from .base import BackendError, ChatRequest, Completion, LoadInfo, LoadSettings, ModelInfo
 from .context_fit import PromptSize, check_prompt_fits, estimate_prompt_tokens
@@ -61,10 +60,6 @@ class CompatBackend:
     def same_model(self, requested: str, answered: str) -> bool:
         return _plain_name(requested) == _plain_name(answered)
 
-    def chat_options(self) -> dict[str, Any]:
-        """Keyword arguments for this server's ChatClient (stream_usage, extra_body)."""
-        return {}
-
     # -- shared behaviour ----------------------------------------------------------------------
 
     @property
@@ -75,7 +70,6 @@ class CompatBackend:
                 timeout_s=self.timeout_s,
                 api_key=self.api_key,
                 retry=self.retry,
-                **self.chat_options(),
             )
         return self._chat
 

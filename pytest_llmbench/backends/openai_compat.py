@@ -30,8 +30,6 @@ class ChatClient:
         *,
         timeout_s: float,
         api_key: str | None = None,
-        stream_usage: bool = True,
-        extra_body: Mapping[str, Any] | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -45,8 +43,6 @@ class ChatClient:
 
         self.server = server
         self.timeout_s = timeout_s
-        self.stream_usage = stream_usage
-        self.extra_body = dict(extra_body or {})
         self.retry = retry or RetryPolicy()
         self._clock = clock
         self._sleep = sleep
@@ -76,9 +72,9 @@ class ChatClient:
             # Always sent: Ollama's /v1 layer forces 1.0 when it is missing.
             "temperature": request.temperature,
             "stream": True,
+            # Servers that cannot count ignore it; the others give their counts in a last chunk.
+            "stream_options": {"include_usage": True},
         }
-        if self.stream_usage:
-            body["stream_options"] = {"include_usage": True}
         if request.seed is not None:
             body["seed"] = request.seed
         if request.tools:
@@ -91,7 +87,7 @@ class ChatClient:
         completions: Any = self._client.chat.completions
         errors = self._openai
         try:
-            stream = completions.create(**body, timeout=timeout, extra_body=self.extra_body or None)
+            stream = completions.create(**body, timeout=timeout)
             try:
                 for chunk in stream:
                     now = self._clock()
