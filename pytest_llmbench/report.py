@@ -94,7 +94,7 @@ def jsonl_line(
         **{k: v for k, v in asdict(run).items() if k != "settings"},
         "model": report.model,
         "base_url": base_url,
-        "settings": run.settings,
+        "settings": {**run.settings, "max_tokens": report.max_tokens},
         "load_seconds": load_s,
         "passed": report.passed,
         "total": report.total,
@@ -153,9 +153,16 @@ def summary_lines(state: RunState) -> list[str]:
     reports = aggregate(state.results, settings.models)
     lines.append("llmbench results")
     lines.append(render_table(reports, settings.oracle))
+    caps = {r.model: r.max_tokens for r in reports if r.max_tokens is not None}
+    cap_text = (
+        str(next(iter(caps.values())))
+        if len(set(caps.values())) == 1
+        else ", ".join(f"{m} {c}" for m, c in caps.items())
+    )
     lines.append(
-        f"time excludes model loading; isolation: {state.isolation_tier}; "
-        f"max_tokens: {settings.max_tokens or 'backend default'}; JSONL: {settings.jsonl_path}"
+        f"time excludes model loading; max_tokens: {cap_text or '-'}"
+        f"{'' if settings.max_tokens else ' (backend default)'}; "
+        f"isolation: {state.isolation_tier}; JSONL: {settings.jsonl_path}"
     )
     if settings.oracle:
         lines += oracle_lines(state.results, settings.oracle)

@@ -29,6 +29,7 @@ class GenerationStats:
     ttft_s: float | None = None
     requests: int = 0
     retries: int = 0
+    max_tokens: int | None = None  # the generation cap in force for this request
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,11 @@ class ModelReport:
     @property
     def completion_tokens(self) -> int:
         return sum(t.generation.completion_tokens or 0 for t in self.tasks)
+
+    @property
+    def max_tokens(self) -> int | None:
+        caps = [t.generation.max_tokens for t in self.tasks if t.generation.max_tokens is not None]
+        return max(caps) if caps else None
 
     @property
     def tokens_per_second(self) -> float | None:

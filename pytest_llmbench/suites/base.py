@@ -104,11 +104,11 @@ def single_answer(
         answer=answer,
         reasoning=reasoning,
         truncated=completion.finish_reason == "length",
-        stats=stats_of((completion,)),
+        stats=stats_of((completion,), settings.max_tokens),
     )
 
 
-def stats_of(completions: tuple[Completion, ...]) -> GenerationStats:
+def stats_of(completions: tuple[Completion, ...], max_tokens: int) -> GenerationStats:
     def total(values: list[int | None]) -> int | None:
         known = [v for v in values if v is not None]
         return sum(known) if known else None
@@ -123,6 +123,7 @@ def stats_of(completions: tuple[Completion, ...]) -> GenerationStats:
         ttft_s=completions[0].ttft_s if completions else None,
         requests=len(completions),
         retries=sum(c.retries for c in completions),
+        max_tokens=max_tokens,
     )
 
 

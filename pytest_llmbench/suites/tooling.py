@@ -125,7 +125,7 @@ class ToolingSuite:
             reasoning="\n".join(r for r in (reasoning, inline) if r),
             truncated=any(c.finish_reason == "length" for c in completions),
             exchanges=tuple(exchanges),
-            stats=stats_of(tuple(completions)),
+            stats=stats_of(tuple(completions), settings.max_tokens),
         )
 
     @staticmethod
