@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ from _pytest.nodes import Node
 
 from .backends.base import BackendError
 from .results import PROPERTY, CaseResult, GenerationStats, Outcome
+from .sandbox.base import SandboxError
 from .session import STATE, RunState
 from .spec import Task, TaskFileError, load_task_file
 from .suites import get_suite
-from .suites.base import Generation, Verdict
+from .suites.base import Generation, Suite, Verdict
 
 
 class CaseFailed(Exception):
@@ -28,6 +30,14 @@ class CaseFailed(Exception):
 
 class CaseError(Exception):
     """Infrastructure trouble: the case could not be judged (outcome `error`)."""
+
+
+@dataclass(frozen=True)
+class InfraFailure:
+    """Memo of a (model, task) whose answer could not be produced or run: the server or the
+    sandbox failed. Every case of the task reports it as an error."""
+
+    message: str
 
 
 class TaskFileItem(pytest.File):
@@ -148,39 +158,54 @@ class CaseItem(pytest.Item):
         self.user_properties.append(("llmbench_seconds", round(stats.seconds, 3)))
 
     def setup(self) -> None:
+        """Load the model, then produce and run its answer once per task (memoised).
+
+        Everything here is infrastructure: a failure is a pytest error with outcome `error`,
+        never a verdict on the model. Scoring waits for the call phase.
+        """
+        state = self.state
+        suite = get_suite(self.suite)
+        memo = state.generations.get(self.task_key)
+        if memo is None:
+            memo = self._generate(suite)
+            state.generations[self.task_key] = memo
+        if isinstance(memo, InfraFailure):
+            self._record("error", memo.message)
+            # pytrace=False: the error shows as its one-line message, not a traceback.
+            pytest.fail(f"error: {memo.message}", pytrace=False)
+        self.generation = memo
+        if self.task_key not in state.executions:
+            state.executions[self.task_key] = self._execute(suite, memo)
+        execution = state.executions[self.task_key]
+        if isinstance(execution, InfraFailure):
+            self._record("error", execution.message)
+            pytest.fail(f"error: {execution.message}", pytrace=False)
+
+    def _generate(self, suite: Suite[Any, Any]) -> Generation | InfraFailure:
         state = self.state
         try:
             state.manager.ensure_loaded(self.model)
-            memo = state.generations.get(self.task_key)
-            if memo is None:
-                suite = get_suite(self.suite)
-                try:
-                    memo = suite.generate(
-                        self.task, self.model, state.manager.chat,
-                        state.request_settings(self.model),
-                    )  # fmt: skip
-                except BackendError as exc:
-                    memo = exc
-                state.generations[self.task_key] = memo
-            if isinstance(memo, BackendError):
-                raise memo
+            return suite.generate(
+                self.task, self.model, state.manager.chat, state.request_settings(self.model)
+            )
         except BackendError as exc:
-            self._record("error", exc.message)
-            # pytrace=False: a setup error shows as its one-line message, not a traceback.
-            pytest.fail(f"error: {exc.message}", pytrace=False)
-        self.generation = memo
+            return InfraFailure(exc.message)
+
+    def _execute(self, suite: Suite[Any, Any], generation: Generation) -> Any:
+        try:
+            # Only suites that run model output need the sandbox (and its self-test).
+            sandbox = self.state.sandbox if suite.uses_sandbox else None
+            return suite.execute(self.task, generation, sandbox)
+        except (SandboxError, LookupError) as exc:
+            # The sandbox could not run the answer (or a task's tool is missing): nothing was
+            # learned about the model.
+            return InfraFailure(f"sandbox: {exc}")
 
     def runtest(self) -> None:
         assert self.generation is not None
-        state = self.state
         suite = get_suite(self.suite)
-        if self.task_key not in state.executions:
-            # Only suites that run model output need the sandbox (and its self-test).
-            sandbox = state.sandbox if suite.uses_sandbox else None
-            state.executions[self.task_key] = suite.execute(self.task, self.generation, sandbox)
-        verdict = suite.score(
-            self.task, self.case, self.generation, state.executions[self.task_key]
-        )
+        execution = self.state.executions[self.task_key]
+        verdict = suite.score(self.task, self.case, self.generation, execution)
         self._record(verdict.outcome, verdict.detail)
         if verdict.outcome == "error":
             raise CaseError(verdict.detail)

@@ -132,8 +132,8 @@ def unpassed_tasks(results: Sequence[CaseResult]) -> list[str]:
     """Tasks that no model (other than `null`) passed in full: broken, or very hard."""
     full: dict[tuple[str, str], dict[str, bool]] = {}
     for r in results:
-        if r.model == "null":
-            continue
+        if r.model == "null" or r.outcome == "error":
+            continue  # an error says nothing about the task
         per_model = full.setdefault((r.suite, r.task), {})
         per_model[r.model] = per_model.get(r.model, True) and r.outcome == "passed"
     return [f"{suite}:{task}" for (suite, task), models in full.items() if not any(models.values())]

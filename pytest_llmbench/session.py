@@ -29,7 +29,7 @@ from .results import CaseResult
 
 if TYPE_CHECKING:
     from .sandbox.base import Sandbox
-    from .suites.base import Generation, RequestSettings
+    from .suites.base import RequestSettings
 
 
 class ModelManager:
@@ -121,7 +121,7 @@ class ModelManager:
 class RunState:
     settings: Settings
     manager: ModelManager
-    generations: dict[tuple[str, str], Generation | BackendError] = field(default_factory=dict)
+    generations: dict[tuple[str, str], Any] = field(default_factory=dict)  # Generation | failure
     executions: dict[tuple[str, str], Any] = field(default_factory=dict)
     results: list[CaseResult] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])

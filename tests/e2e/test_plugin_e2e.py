@@ -219,3 +219,41 @@ def test_malformed_task_file_names_file_line_task_field(bench_dir: pytest.Pytest
     assert "broken.yaml:11" in text
     assert "task 'oops'" in text and "cases.0.timeout_s" in text
     assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the run
+
+
+BROKEN_SANDBOX = """
+import pytest
+from pytest_llmbench.sandbox.base import SandboxError
+from pytest_llmbench.session import STATE
+
+
+class Broken:
+    tier = "full"
+
+    def run_python(self, *args):
+        raise SandboxError("bwrap: setting up uid map: Permission denied")
+
+    def run_shell(self, *args):
+        raise SandboxError("bwrap: setting up uid map: Permission denied")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    config.stash[STATE]._sandbox = Broken()
+"""
+
+
+def test_a_sandbox_failure_is_an_error_not_a_model_failure(bench_dir: pytest.Pytester) -> None:
+    bench_dir.makeconftest(BROKEN_SANDBOX)
+    result = bench_dir.runpytest(
+        "--models=reference", "-m", "python or cli", "--llmbench-jsonl=out.jsonl",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(errors=4)
+    assert "uid map" in result.stdout.str()
+    assert "tasks no model passed" not in result.stdout.str()
+    (row,) = read_jsonl(bench_dir.path / "out.jsonl")
+    assert {t["task"]: t["outcomes"] for t in row["results"]} == {
+        "add": {"error": 3},
+        "count_lines": {"error": 1},
+    }
