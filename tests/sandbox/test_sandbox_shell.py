@@ -27,6 +27,19 @@ def sandbox_processes() -> list[int]:
     return pids
 
 
+def processes_running(marker: str) -> list[int]:
+    """Host pids of sandbox-uid processes whose command line contains `marker`."""
+    found = []
+    for pid in sandbox_processes():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def test_output_exit_code_and_files(sandbox: IsolatedSandbox) -> None:
     result = sandbox.run_shell(
         "sort names.txt; wc -l < dir/data.csv 1>&2; mkdir -p out/deep; "
@@ -65,11 +78,12 @@ def test_python3_as_a_tool_works(sandbox: IsolatedSandbox) -> None:
 
 
 def test_timeout_kills_everything(sandbox: IsolatedSandbox) -> None:
-    result = sandbox.run_shell("sleep 30 & sleep 30", {}, ["sleep"], 0.5)
+    # A distinctive argument: other xdist workers run sandboxes of their own meanwhile.
+    result = sandbox.run_shell("sleep 31.4159 & sleep 31.4159", {}, ["sleep"], 0.5)
     assert result.timed_out
     assert result.exit_code is None
     assert result.seconds < 5
-    assert sandbox_processes() == []
+    assert processes_running("31.4159") == []
 
 
 def test_output_is_capped(sandbox: IsolatedSandbox) -> None:
