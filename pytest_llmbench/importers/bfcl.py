@@ -16,11 +16,11 @@ import importlib.util
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..spec import ToolingTask
+from ..suites.base import ToolExchange
 from ..suites.matching import check_case
 from ._common import ImportReport, dump_task_file
 
@@ -209,22 +209,10 @@ def convert_entry(
     return task
 
 
-@dataclass(frozen=True)
-class _Name:
-    name: str
-
-
-@dataclass(frozen=True)
-class _Use:
-    step: int
-    call: _Name
-    arguments: dict[str, Any]
-
-
 def _self_check(task: ToolingTask) -> None:
     """The reference must pass the case: a ground truth that breaks its own schema (a value
     of the wrong type, a parameter the function does not declare) is not convertible."""
-    uses = [_Use(0, _Name(c.name), dict(c.arguments)) for c in task.reference[0]]
+    uses = [ToolExchange.of(0, c.name, dict(c.arguments)) for c in task.reference[0]]
     schemas = {t.function.name: t.function.parameters for t in task.tools if not isinstance(t, str)}
     for case in task.cases:
         why = check_case(case, uses, schemas.get)

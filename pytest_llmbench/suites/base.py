@@ -39,6 +39,16 @@ class ToolExchange:
     arguments: dict[str, Any] | None  # None: malformed JSON
     result: Any
 
+    @classmethod
+    def of(
+        cls, step: int, name: str, arguments: dict[str, Any] | None, result: Any = None
+    ) -> ToolExchange:
+        """An exchange from plain parts (replays of references, importers' self-checks)."""
+        import json
+
+        raw = json.dumps(arguments) if arguments is not None else "{"
+        return cls(step, ToolCall(f"call_{step}_{name}", name, raw), arguments, result)
+
 
 @dataclass(frozen=True)
 class Generation:

@@ -349,7 +349,7 @@ def _literal_or_matcher(
 
 # --------------------------------------------------------------------------- arguments
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
+JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
     "number": (int, float),
@@ -367,10 +367,10 @@ def schema_type_error(value: Any, schema: Mapping[str, Any] | None, path: str) -
         return None
     kind = schema.get("type")
     kinds = [kind] if isinstance(kind, str) else list(kind) if isinstance(kind, list) else []
-    known = [k for k in kinds if k in _JSON_TYPES]
+    known = [k for k in kinds if k in JSON_TYPES]
     if known:
         fits = any(
-            isinstance(value, _JSON_TYPES[k])
+            isinstance(value, JSON_TYPES[k])
             and not (k in ("integer", "number") and isinstance(value, bool))
             for k in known
         )

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from .matching import JSON_TYPES
+
 __all__ = ["FALLBACK_RESULT", "TOOLBOX", "MockTool", "safe_arithmetic"]
 
 # What a tool given only as a bare OpenAI spec (no mock behind it) answers. A plain dict so it
@@ -28,22 +30,12 @@ FALLBACK_RESULT: dict[str, Any] = {"status": "ok"}
 
 Handler = Callable[[Mapping[str, Any]], Any]
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list, tuple),
-    "object": (dict,),
-    "null": (type(None),),
-}
-
 
 def _type_error(value: Any, schema: Mapping[str, Any], where: str) -> str | None:
     """A reason if `value` does not have the schema's JSON type (top level plus array items)."""
     expected = schema.get("type")
-    if isinstance(expected, str) and expected in _JSON_TYPES:
-        ok = isinstance(value, _JSON_TYPES[expected])
+    if isinstance(expected, str) and expected in JSON_TYPES:
+        ok = isinstance(value, JSON_TYPES[expected])
         if expected in ("integer", "number") and isinstance(value, bool):
             ok = False
         if expected == "integer" and isinstance(value, float) and value.is_integer():

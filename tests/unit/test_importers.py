@@ -7,7 +7,6 @@ import gzip
 import importlib.util
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from pytest_llmbench.cli import main
 from pytest_llmbench.importers import ImportReport, bfcl, humaneval
 from pytest_llmbench.sandbox.base import PyCall, PyOutcome, ShellResult, Tier
 from pytest_llmbench.spec import PythonTask, ToolingTask, load_task_file
+from pytest_llmbench.suites.base import ToolExchange
 from pytest_llmbench.suites.matching import check_case
 
 # --------------------------------------------------------------------------- HumanEval
@@ -279,22 +279,10 @@ def bfcl_dir(tmp_path: Path) -> Path:
     return data
 
 
-@dataclass(frozen=True)
-class _Name:
-    name: str
-
-
-@dataclass(frozen=True)
-class _Use:
-    step: int
-    call: _Name
-    arguments: dict[str, Any]
-
-
 def _verdict(
     task: ToolingTask, calls: list[tuple[str, dict[str, Any]]], step: int = 0
 ) -> str | None:
-    uses = [_Use(step if i == 0 else step + i * 0, _Name(n), a) for i, (n, a) in enumerate(calls)]
+    uses = [ToolExchange.of(step, n, a) for n, a in calls]
     schemas = {t.function.name: t.function.parameters for t in task.tools if not isinstance(t, str)}
     return check_case(task.cases[0], uses, schemas.get)
 

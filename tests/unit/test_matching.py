@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from pytest_llmbench.spec import Approx, Contains, Equals, OneOf, ToolingCase
+from pytest_llmbench.suites.base import ToolExchange
 from pytest_llmbench.suites.matching import (
     MatcherError,
     best_assignment,
@@ -304,20 +304,8 @@ def test_match_calls_parallel() -> None:
 # --------------------------------------------------------------------------- check_case
 
 
-@dataclass(frozen=True)
-class _Call:
-    name: str
-
-
-@dataclass(frozen=True)
-class _Use:
-    step: int
-    call: _Call
-    arguments: dict[str, Any] | None
-
-
-def _uses(*turns: list[tuple[str, dict[str, Any] | None]]) -> list[_Use]:
-    return [_Use(step, _Call(n), a) for step, turn in enumerate(turns) for n, a in turn]
+def _uses(*turns: list[tuple[str, dict[str, Any] | None]]) -> list[ToolExchange]:
+    return [ToolExchange.of(step, n, a) for step, turn in enumerate(turns) for n, a in turn]
 
 
 def _case(**data: Any) -> ToolingCase:

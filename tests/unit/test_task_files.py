@@ -10,7 +10,6 @@ import functools
 import json
 import shlex
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from pytest_llmbench.spec import (
     ToolingTask,
     load_task_file,
 )
+from pytest_llmbench.suites.base import ToolExchange
 from pytest_llmbench.suites.matching import check_case
 from pytest_llmbench.suites.toolbox import FALLBACK_RESULT, TOOLBOX
 
@@ -133,26 +133,13 @@ def test_seed_python_cases_match_the_original_harness() -> None:
 # --------------------------------------------------------------------------- tooling replay
 
 
-@dataclass(frozen=True)
-class _Call:
-    name: str
-
-
-@dataclass(frozen=True)
-class _Use:
-    step: int
-    call: _Call
-    arguments: dict[str, Any] | None
-    result: Any
-
-
-def _replay(task: ToolingTask, turns: list[list[ToolCallSpec]]) -> list[_Use]:
+def _replay(task: ToolingTask, turns: list[list[ToolCallSpec]]) -> list[ToolExchange]:
     uses = []
     for step, turn in enumerate(turns):
         for call in turn:
             mock = TOOLBOX.get(call.name) if call.name in task.tools else None
             result = mock.run(call.arguments) if mock is not None else FALLBACK_RESULT
-            uses.append(_Use(step, _Call(call.name), dict(call.arguments), result))
+            uses.append(ToolExchange.of(step, call.name, dict(call.arguments), result))
     return uses
 
 
