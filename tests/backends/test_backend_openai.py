@@ -31,7 +31,7 @@ def test_lists_served_models_and_chats() -> None:
     assert completion.content == "hello"
     assert completion.usage.counted_by == "server"
     # load and unload ask nothing of the server but the model list
-    assert [path for _, path, _ in fake.requests] == [
+    assert fake.paths() == [
         "/v1/models",
         "/v1/models",
         "/v1/chat/completions",
