@@ -107,3 +107,37 @@ def test_unreachable_server_is_one_clear_message(
     assert "`ollama serve`" in text
     assert outcomes(bench_dir) == {"a": {"error"}, "b": {"error"}}
     result.assert_outcomes(errors=6)
+
+
+@pytest.mark.parametrize("backend", ["lmstudio", "ollama", "llamacpp", "vllm", "openai"])
+def test_llmbench_list_prints_each_servers_models(
+    pytester: pytest.Pytester, serve: Any, backend: str
+) -> None:
+    from fakes.openai_server import FakeOpenAI, Reply
+    from fakes.vllm_server import VLLMFake
+
+    fakes: dict[str, Any] = {
+        "lmstudio": lambda: LMStudioFake(models=[Model("org/a"), Model("org/b")]),
+        "ollama": lambda: OllamaFake(models=[OllamaModel("a:latest"), OllamaModel("b:1b")]),
+        "llamacpp": lambda: LlamaServerFake(router_models=["org/a", "b:1b"]),
+        "vllm": lambda: VLLMFake(served="org/a"),
+        "openai": lambda: FakeOpenAI({"org/a": lambda body: Reply("x")}),
+    }
+    fake = serve(fakes[backend]())
+    result = pytester.runpytest(
+        "--llmbench-list", f"--llmbench-backend={backend}", f"--llmbench-base-url={fake.url}"
+    )
+    assert result.ret == 0, result.stdout.str()
+    lines = result.stdout.lines
+    header = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    assert lines[header].split() == ["model", "size", "quant", "context", "tools", "reasoning",
+                                     "loaded"]  # fmt: skip
+    listed = [line.split()[0] for line in lines[header + 2 :] if line and not line.startswith(
+        "benchmark")]  # fmt: skip
+    assert "org/a" in listed or "a:latest" in listed
+
+
+def test_llmbench_list_shows_the_bundled_embedded_models(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--llmbench-list", "--llmbench-backend=embedded")
+    assert result.ret == 0, result.stdout.str()
+    assert any(line.startswith("smollm2 ") for line in result.stdout.lines)
