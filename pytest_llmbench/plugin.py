@@ -6,14 +6,13 @@ and ordinary test runs in a project that has this plugin installed stay fast.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import __version__
-from .options import Settings, add_options, resolve
+from .options import add_options, resolve
 from .session import STATE, ModelManager, RunState
 
 MARKERS = {
@@ -174,34 +173,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.manager.close()
     if _is_worker(config) or not state.results:
         return
-    from .report import write_outputs
+    from .report import run_info, write_outputs
 
-    write_outputs(state, run_info(config, state))
-
-
-def run_info(config: pytest.Config, state: RunState) -> Any:
-    from .report import RunInfo
-
-    settings: Settings = state.settings
-    digest = hashlib.sha256()
-    for name in sorted({r.file for r in state.results}):
-        path = Path(config.rootpath, name)
-        digest.update(name.encode() + (path.read_bytes() if path.is_file() else b""))
-    return RunInfo(
-        run_id=state.run_id,
-        timestamp=RunInfo.now(),
-        backend=settings.backend,
-        plugin_version=__version__,
-        tasks_digest=digest.hexdigest()[:16],
-        settings={
-            "max_tokens": settings.max_tokens,
-            "temperature": settings.temperature,
-            "seed": settings.seed,
-            "timeout_s": settings.timeout,
-            "context_length": settings.context_length,
-            "isolation": state.isolation_tier,
-        },
-    )
+    write_outputs(state, run_info(state, Path(config.rootpath), __version__))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

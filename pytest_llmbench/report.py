@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -87,6 +88,31 @@ class RunInfo:
         return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def run_info(state: RunState, rootdir: Path, version: str) -> RunInfo:
+    """The run's metadata for every JSONL line: id, time, settings, and a digest of the task
+    files the results came from (so lines from different task versions are not compared)."""
+    settings = state.settings
+    digest = hashlib.sha256()
+    for name in sorted({r.file for r in state.results}):
+        path = rootdir / name
+        digest.update(name.encode() + (path.read_bytes() if path.is_file() else b""))
+    return RunInfo(
+        run_id=state.run_id,
+        timestamp=RunInfo.now(),
+        backend=settings.backend,
+        plugin_version=version,
+        tasks_digest=digest.hexdigest()[:16],
+        settings={
+            "max_tokens": settings.max_tokens,
+            "temperature": settings.temperature,
+            "seed": settings.seed,
+            "timeout_s": settings.timeout,
+            "context_length": settings.context_length,
+            "isolation": state.isolation_tier,
+        },
+    )
+
+
 def jsonl_line(
     report: ModelReport, run: RunInfo, base_url: str | None, load_s: float | None
 ) -> str:
@@ -166,8 +192,11 @@ def summary_lines(state: RunState) -> list[str]:
     )
     if settings.oracle:
         lines += oracle_lines(state.results, settings.oracle)
-    never = unpassed_tasks(state.results)
-    if never and len({r.model for r in state.results} - {"null"}) > 0:
+    # With one model this would only repeat its failures; across several, or with an oracle,
+    # a task nobody passes is worth a look.
+    compared = len({r.model for r in state.results} - {"null"}) > 1 or settings.oracle
+    never = unpassed_tasks(state.results) if compared else []
+    if never:
         lines.append(f"tasks no model passed: {', '.join(never)}")
     return lines
 

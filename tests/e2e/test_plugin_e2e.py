@@ -264,3 +264,11 @@ def test_last_failed_reruns_only_the_failed_cases(bench_dir: pytest.Pytester, se
     again = bench_dir.runpytest(*args, "-m", "python or cli", "--lf", "-v")
     again.assert_outcomes(failed=4)
     assert not [line for line in again.stdout.lines if "[good]" in line and "PASSED" in line]
+
+
+def test_tasks_no_model_passed_are_listed(bench_dir: pytest.Pytester, server: Any) -> None:
+    result = run_bench(bench_dir, server.url, "--models=bad,thinker")
+    (line,) = [x for x in result.stdout.lines if x.startswith("tasks no model passed")]
+    assert line == "tasks no model passed: tooling:weather, tooling:lookup_then_email"
+    single = run_bench(bench_dir, server.url, "--models=bad")
+    assert "tasks no model passed" not in single.stdout.str()
