@@ -1,24 +1,25 @@
 """Frames on the python runner's result pipe, harness side: splitting the byte stream and
-turning each call's frame into a PyOutcome. The kinds mirror `_pychild.py` (a test checks)."""
+turning each call's frame into a PyOutcome."""
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
+# The frame kinds are defined once, by the child that sends them (it runs from source in the
+# sandbox and cannot import this package; the parent can import it).
+from ._pychild import _HEADER as HEADER
+from ._pychild import K_CRASHED as K_CRASHED
+from ._pychild import K_HELLO as K_HELLO
+from ._pychild import K_LOAD_ERROR as K_LOAD_ERROR
+from ._pychild import K_LOADED as K_LOADED
+from ._pychild import K_RESULT as K_RESULT
+from ._pychild import K_TIMEOUT as K_TIMEOUT
+from ._pychild import K_TOO_LARGE as K_TOO_LARGE
 from .base import PyOutcome
 from .codec import MAX_RESULT_BYTES, UnsupportedValue, decode_result
 
-K_LOADED = 1
-K_LOAD_ERROR = 2
-K_RESULT = 3
-K_CRASHED = 4
-K_TIMEOUT = 5
-K_TOO_LARGE = 6
-K_HELLO = 7
 CALL_KINDS = frozenset({K_RESULT, K_CRASHED, K_TIMEOUT, K_TOO_LARGE})
 
-HEADER = struct.Struct(">IBI")
 MAX_PAYLOAD = MAX_RESULT_BYTES + 64 * 1024
 
 
