@@ -85,3 +85,21 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--models=reference", "--max-tokens=lots")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--max-tokens" in result.stderr.str()
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_per_model_endpoints_spread_models_over_servers(
+    bench_dir: pytest.Pytester, fake_openai: Any, workers: str
+) -> None:
+    first = fake_openai({"good": good_script()})
+    second = fake_openai({"other": good_script()})
+    result = bench_dir.runpytest(
+        "--llmbench-backend=openai", f"--llmbench-base-url={first.url}",
+        f"--llmbench-endpoint=other={second.url}", "--models=good,other", "-m", "python",
+        "--llmbench-jsonl=out/results.jsonl", "-n", workers, *QUIET,
+    )  # fmt: skip
+    result.assert_outcomes(passed=6)
+    assert {b["model"] for b in first.chat_requests()} == {"good"}
+    assert {b["model"] for b in second.chat_requests()} == {"other"}
+    rows = {r["model"]: r for r in read_jsonl(bench_dir.path / "out/results.jsonl")}
+    assert rows["good"]["base_url"] == first.url and rows["other"]["base_url"] == second.url
