@@ -272,3 +272,15 @@ def test_tasks_no_model_passed_are_listed(bench_dir: pytest.Pytester, server: An
     assert line == "tasks no model passed: tooling:weather, tooling:lookup_then_email"
     single = run_bench(bench_dir, server.url, "--models=bad")
     assert "tasks no model passed" not in single.stdout.str()
+
+
+def test_json_report_carries_case_properties(bench_dir: pytest.Pytester, server: Any) -> None:
+    import json
+
+    run_bench(bench_dir, server.url, "--models=bad", "-m", "cli",
+              "--json-report", "--json-report-file=out/report.json")  # fmt: skip
+    report = json.loads((bench_dir.path / "out/report.json").read_text())
+    (test,) = report["tests"]
+    props = {k: v for prop in test["user_properties"] for k, v in prop.items()}
+    assert props["llmbench_outcome"] == "truncated"
+    assert test["outcome"] == "failed"
