@@ -24,6 +24,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: have the kernel kill the server if pytest dies, even by
+    SIGKILL, when no exit hook runs (Linux only; elsewhere the atexit hook is all there is)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class ServerProcess:
     def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None) -> None:
         self.argv = list(argv)
@@ -39,6 +51,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         _RUNNING.add(self)
 
