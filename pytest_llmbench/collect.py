@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from _pytest._code.code import TerminalRepr
-from _pytest.nodes import Node
 
 from .backends.base import BackendError
 from .results import PROPERTY, CaseResult, GenerationStats, Outcome
@@ -40,7 +39,9 @@ class InfraFailure:
     message: str
 
 
-class TaskFileItem(pytest.File):
+class TaskFileCollector(pytest.File):
+    """A YAML task file: yields, per model, one item per task case (and controls on request)."""
+
     def collect(self) -> Iterator[pytest.Item]:
         state = self.config.stash[STATE]
         try:
@@ -240,7 +241,3 @@ def case_result_of(report: pytest.TestReport) -> CaseResult | None:
         if key == PROPERTY:
             return CaseResult.from_json(str(value))
     return None
-
-
-def is_task_file(node: Node) -> bool:
-    return isinstance(node, TaskFileItem)

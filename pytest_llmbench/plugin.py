@@ -99,9 +99,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     under_root = any(file_path.is_relative_to(root.resolve()) for root in _task_roots(config))
     if file_path.resolve() not in explicit and not under_root:
         return None
-    from .collect import TaskFileItem
+    from .collect import TaskFileCollector
 
-    item: pytest.Collector = TaskFileItem.from_parent(parent, path=file_path)
+    item: pytest.Collector = TaskFileCollector.from_parent(parent, path=file_path)
     return item
 
 
