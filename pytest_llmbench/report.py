@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .backends import BACKENDS, default_base_url
+from .backends.builtin import PSEUDO_MODELS
 from .results import SUITES, CaseResult, ModelReport, Outcome, aggregate
 
 if TYPE_CHECKING:
@@ -114,11 +116,12 @@ def run_info(state: RunState, rootdir: Path, version: str) -> RunInfo:
 
 
 def jsonl_line(
-    report: ModelReport, run: RunInfo, base_url: str | None, load_s: float | None
+    report: ModelReport, run: RunInfo, backend: str, base_url: str | None, load_s: float | None
 ) -> str:
     record = {
         **{k: v for k, v in asdict(run).items() if k != "settings"},
         "model": report.model,
+        "backend": backend,
         "base_url": base_url,
         "settings": {**run.settings, "max_tokens": report.max_tokens},
         "load_seconds": load_s,
@@ -208,8 +211,14 @@ def write_outputs(state: RunState, run: RunInfo) -> None:
     lines = []
     for report in reports:
         load = next((r.load_s for r in state.results if r.model == report.model and r.load_s), None)
-        url = None if report.model in ("reference", "null") else state.manager.url_for(report.model)
-        lines.append(jsonl_line(report, run, url, load))
+        if report.model in PSEUDO_MODELS:
+            backend, url = "builtin", None
+        else:
+            backend = settings.backend
+            url = state.manager.url_for(report.model)
+            if url is None and backend in BACKENDS:
+                url = default_base_url(backend)
+        lines.append(jsonl_line(report, run, backend, url, load))
     append_jsonl(settings.jsonl_path, lines)
     if settings.markdown is not None:
         settings.markdown.parent.mkdir(parents=True, exist_ok=True)

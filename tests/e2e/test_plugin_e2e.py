@@ -284,3 +284,18 @@ def test_json_report_carries_case_properties(bench_dir: pytest.Pytester, server:
     props = {k: v for prop in test["user_properties"] for k, v in prop.items()}
     assert props["llmbench_outcome"] == "truncated"
     assert test["outcome"] == "failed"
+
+
+def test_jsonl_names_the_backend_that_answered(bench_dir: pytest.Pytester) -> None:
+    bench_dir.runpytest(
+        "--models=reference,ghost", "--llmbench-base-url=http://127.0.0.1:9", "-m", "tooling",
+        "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    rows = {r["model"]: r for r in read_jsonl(bench_dir.path / "out.jsonl")}
+    assert (rows["reference"]["backend"], rows["reference"]["base_url"]) == ("builtin", None)
+    assert (rows["ghost"]["backend"], rows["ghost"]["base_url"]) == (
+        "lmstudio", "http://127.0.0.1:9"
+    )  # fmt: skip
+    bad_name = bench_dir.runpytest("--models=ghost", "--llmbench-backend=nope", "-m", "tooling")
+    assert "unknown backend 'nope'" in bad_name.stdout.str()
+    assert "INTERNALERROR" not in bad_name.stdout.str()
