@@ -187,6 +187,12 @@ def resolve(config: pytest.Config) -> Settings:
             values[opt.dest] = opt.parse(raw)
         except ValueError:
             raise pytest.UsageError(f"{opt.flag}: cannot use {raw!r}") from None
+    from .backends import BACKENDS
+
+    if values.get("backend", "lmstudio") not in BACKENDS:
+        raise pytest.UsageError(
+            f"--llmbench-backend must be one of {', '.join(BACKENDS)} (got {values['backend']!r})"
+        )
     if values.get("isolation", "auto") not in ("auto", "full", "reduced"):
         raise pytest.UsageError("--llmbench-isolation must be one of auto, full, reduced")
     oracle = values.get("oracle")
