@@ -6,6 +6,7 @@ and ordinary test runs in a project that has this plugin installed stay fast.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,24 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _bundled_tasks() -> Path | None:
+    """The tasks that ship with the plugin: beside the package in a clone or editable install,
+    or where a wheel installs its data files."""
+    for candidate in (
+        Path(__file__).resolve().parent.parent / "tasks",
+        Path(sys.prefix) / "share" / "pytest-llmbench" / "tasks",
+    ):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 def _task_roots(config: pytest.Config) -> list[Path]:
-    return [Path(config.rootpath, entry) for entry in config.getini("llmbench_tasks")]
+    """The configured task roots that exist; failing those, the bundled tasks."""
+    roots = [Path(config.rootpath, entry) for entry in config.getini("llmbench_tasks")]
+    existing = [root for root in roots if root.is_dir()]
+    bundled = _bundled_tasks()
+    return existing or ([bundled] if bundled else [])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,7 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.models or settings.validate
     ) and config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --models=a` with no paths means: benchmark the task roots, not the testpaths.
-        roots = [str(root) for root in _task_roots(config) if root.exists()]
+        roots = [str(root) for root in _task_roots(config)]
         if roots:
             config.args[:] = roots
     if config.pluginmanager.hasplugin("xdist"):

@@ -86,3 +86,15 @@ def test_validate_reports_tasks_that_cannot_tell_wrong_from_right(
     assert "wrong_reference::control[reference]" in text
     assert "the reference answer fails three" in text
     result.assert_outcomes(failed=3, passed=6)
+
+
+def test_a_project_without_tasks_gets_the_bundled_ones(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--models=reference", "-m", "tooling", *QUIET)
+    from pytest_llmbench.spec import load_task_file
+
+    tooling = sum(
+        len(task.cases)
+        for path in sorted((REPO / "tasks" / "tooling").glob("*.yaml"))
+        for task in load_task_file(path).tasks
+    )
+    result.assert_outcomes(passed=tooling)
