@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from fakes.bench import CLI_TASKS, PYTHON_TASKS, TOOLING_TASKS
+from fakes.http_fake import FakeHttpServer
 from fakes.openai_server import FakeOpenAI, Script
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,19 +24,28 @@ def _no_llmbench_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture
-def fake_openai() -> Iterator[Any]:
-    """Start FakeOpenAI servers on demand: `server = fake_openai({"model": script})`."""
-    servers: list[FakeOpenAI] = []
+S = TypeVar("S", bound=FakeHttpServer)
 
-    def start(scripts: dict[str, Script]) -> FakeOpenAI:
-        server = FakeOpenAI(scripts).start()
-        servers.append(server)
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], Any]]:
+    """`fake = serve(LMStudioFake(...))` starts a fake server for the test's duration."""
+    started: list[FakeHttpServer] = []
+
+    def start(server: S) -> S:
+        server.start()
+        started.append(server)
         return server
 
     yield start
-    for server in servers:
+    for server in started:
         server.stop()
+
+
+@pytest.fixture
+def fake_openai(serve: Callable[[Any], Any]) -> Callable[[dict[str, Script]], FakeOpenAI]:
+    """Start FakeOpenAI servers on demand: `server = fake_openai({"model": script})`."""
+    return lambda scripts: serve(FakeOpenAI(scripts))
 
 
 @pytest.fixture
