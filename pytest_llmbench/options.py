@@ -32,14 +32,20 @@ class Option:
     parse: Callable[[str], Any] = str
     is_flag: bool = False
     ini_type: str = "string"
+    metavar: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The twins' name, from the flag: --llmbench-context gives context."""
+        return self.flag.lstrip("-").removeprefix("llmbench-").replace("-", "_")
 
     @property
     def ini(self) -> str:
-        return "llmbench_" + self.dest
+        return "llmbench_" + self.name
 
     @property
     def env(self) -> str:
-        return "LLMBENCH_" + self.dest.upper()
+        return "LLMBENCH_" + self.name.upper()
 
 
 def _models(text: str) -> tuple[str, ...]:
@@ -62,34 +68,35 @@ def _endpoints(text: str) -> tuple[tuple[str, str], ...]:
 
 OPTIONS: tuple[Option, ...] = (
     Option("models", "--models", "comma-separated model keys to benchmark, as the backend names "
-           "them; 'reference' and 'null' are built-in pseudo-models", (), _models),
-    Option("oracle", "--oracle", "model key whose failures flag suspect tasks"),
+           "them; 'reference' and 'null' are built-in pseudo-models", (), _models, metavar="A,B"),
+    Option("oracle", "--oracle", "model key whose failures flag suspect tasks", metavar="KEY"),
     Option("max_tokens", "--max-tokens", "generation cap per request (default 16384; the "
-           "embedded backend defaults to what fits its context)", None, int),
+           "embedded backend defaults to what fits its context)", None, int, metavar="N"),
     Option("backend", "--llmbench-backend", "backend: lmstudio (default), openai, ollama, "
-           "llamacpp, vllm, embedded", "lmstudio"),
+           "llamacpp, vllm, embedded", "lmstudio", metavar="NAME"),
     Option("base_url", "--llmbench-base-url", "server root, e.g. http://localhost:1234 "
-           "(a trailing /v1 is accepted)"),
+           "(a trailing /v1 is accepted)", metavar="URL"),
     Option("temperature", "--llmbench-temperature", "sampling temperature (default 0.2)",
-           DEFAULT_TEMPERATURE, float),
-    Option("seed", "--llmbench-seed", "sampling seed sent to the server", None, int),
+           DEFAULT_TEMPERATURE, float, metavar="T"),
+    Option("seed", "--llmbench-seed", "sampling seed sent to the server", None, int,
+           metavar="N"),
     Option("jsonl", "--llmbench-jsonl", "JSONL file results are appended to "
-           "(default .llmbench/results.jsonl in the rootdir)", None, Path),
+           "(default .llmbench/results.jsonl in the rootdir)", None, Path, metavar="PATH"),
     Option("markdown", "--llmbench-markdown", "write the comparison table as markdown here",
-           None, Path),
+           None, Path, metavar="PATH"),
     Option("list", "--llmbench-list", "list the backend's installed models and exit",
            False, _bool, is_flag=True, ini_type="bool"),
     Option("timeout", "--llmbench-timeout", "seconds per request (default 600)",
-           DEFAULT_TIMEOUT_S, float),
+           DEFAULT_TIMEOUT_S, float, metavar="SECONDS"),
     Option("context_length", "--llmbench-context", "context length to load models with",
-           None, int),
+           None, int, metavar="TOKENS"),
     Option("endpoint", "--llmbench-endpoint", "MODEL=URL: serve this model from another "
            "server of the same backend (repeatable)", (), _endpoints),
     Option("validate", "--llmbench-validate", "run every task's controls (reference passes, "
            "null and wrong answers fail) and report tasks that fail them", False, _bool,
            is_flag=True, ini_type="bool"),
     Option("isolation", "--llmbench-isolation", "required sandbox tier: full, reduced or auto "
-           "(default: the strongest available, never none)", "auto"),
+           "(default: the strongest available, never none)", "auto", metavar="TIER"),
 )  # fmt: skip
 
 
@@ -118,6 +125,7 @@ def add_options(parser: pytest.Parser) -> None:
                 opt.flag,
                 default=None,
                 dest="llmbench_" + opt.dest,
+                metavar=opt.metavar,
                 help=f"{opt.help} [env {opt.env}]",
             )
         parser.addini(

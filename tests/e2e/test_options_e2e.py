@@ -103,3 +103,26 @@ def test_per_model_endpoints_spread_models_over_servers(
     assert {b["model"] for b in second.chat_requests()} == {"other"}
     rows = {r["model"]: r for r in read_jsonl(bench_dir.path / "out/results.jsonl")}
     assert rows["good"]["base_url"] == first.url and rows["other"]["base_url"] == second.url
+
+
+def test_twin_names_follow_the_flags() -> None:
+    from pytest_llmbench.options import OPTIONS
+
+    twins = {opt.flag: (opt.ini, opt.env) for opt in OPTIONS}
+    assert twins["--models"] == ("llmbench_models", "LLMBENCH_MODELS")
+    assert twins["--max-tokens"] == ("llmbench_max_tokens", "LLMBENCH_MAX_TOKENS")
+    assert twins["--llmbench-context"] == ("llmbench_context", "LLMBENCH_CONTEXT")
+    assert twins["--llmbench-base-url"] == ("llmbench_base_url", "LLMBENCH_BASE_URL")
+
+
+def test_environment_twin_of_a_renamed_option_is_read(
+    bench_dir: pytest.Pytester, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _settings_file(bench_dir, server.url, "good")
+    monkeypatch.setenv("LLMBENCH_CONTEXT", "2048")
+    monkeypatch.setenv("LLMBENCH_MAX_TOKENS", "77")
+    bench_dir.runpytest("-m", "python", *QUIET)
+    (row,) = read_jsonl(bench_dir.path / "out/results.jsonl")
+    assert row["settings"]["context_length"] == 2048
+    assert row["settings"]["max_tokens"] == 77
+    assert {b["max_tokens"] for b in server.chat_requests()} == {77}
