@@ -8,6 +8,7 @@ the model replies without calls.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..answer import split_reasoning
@@ -66,6 +67,26 @@ def run_tool(task: ToolingTask, call: ToolCall) -> tuple[dict[str, Any] | None, 
     if call.name in (t for t in task.tools if isinstance(t, str)):
         return arguments, TOOLBOX[call.name].run(arguments)
     return arguments, FALLBACK_RESULT
+
+
+_CALL_MARKERS = re.compile(r"<\|?tool_call\|?>|\[TOOL_CALLS\]|<function[=>]", re.IGNORECASE)
+
+
+def call_left_as_text(answer: str, tool_names: list[str]) -> str | None:
+    """The start of a tool call written into the text instead of made, or None.
+
+    Recognised: the call markers chat templates use (`<tool_call>`, `[TOOL_CALLS]`,
+    `<function=...>`) and JSON naming one of the task's tools (`{"name": "get_weather", ...`).
+    """
+    marker = _CALL_MARKERS.search(answer)
+    if marker is not None:
+        return answer[marker.start() : marker.start() + 120]
+    for name in tool_names:
+        found = re.search(rf'"(?:name|function)"\s*:\s*"{re.escape(name)}"', answer)
+        if found is not None:
+            start = answer.rfind("{", 0, found.start())
+            return answer[max(start, 0) : max(start, 0) + 120]
+    return None
 
 
 def _assistant_message(completion: Completion) -> dict[str, Any]:
@@ -142,6 +163,11 @@ class ToolingSuite:
         if not generation.exchanges:
             if generation.truncated:
                 return missing_answer(generation, "a tool call")
+            as_text = call_left_as_text(generation.answer, task.tool_names)
+            if as_text is not None:
+                # The model meant to call, but the call never became one: recorded as such,
+                # because the usual cause is the server's chat template, not the model.
+                return Verdict("failed", f"a tool call left as text in the answer: {as_text}")
             # Irrelevance: the right answer is no call, but an answer all the same.
             if case.no_call and generation.answer.strip():
                 return Verdict("passed")

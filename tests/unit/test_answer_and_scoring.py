@@ -290,3 +290,29 @@ def test_jsonl_summary_line_names_model_score_tokens_and_speed() -> None:
         "JSONL: smollm2 (embedded): 27/384 cases, 395.8s generating, 14021 completion tokens, "
         "35.4 tok/s, max_tokens 512, isolation full, run abc\n"
     )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>',
+        'Sure: {"name": "get_weather", "arguments": {"city": "Paris"}}',
+        '[TOOL_CALLS] [{"name": "get_weather"}]',
+        '<function=get_weather>{"city": "Paris"}</function>',
+    ],
+)
+def test_a_tool_call_written_as_text_is_recorded_as_such(answer: str) -> None:
+    from pytest_llmbench.suites.tooling import ToolingSuite
+
+    task = _tooling_task(["get_weather"], [{"id": "c", "called": "get_weather"}])
+    verdict = ToolingSuite().score(task, task.cases[0], _generation(answer), None)
+    assert verdict.outcome == "failed"
+    assert verdict.detail.startswith("a tool call left as text in the answer")
+
+
+def test_prose_mentioning_a_tool_is_not_a_call() -> None:
+    from pytest_llmbench.suites.tooling import ToolingSuite
+
+    task = _tooling_task(["get_weather"], [{"id": "c", "called": "get_weather"}])
+    verdict = ToolingSuite().score(task, task.cases[0], _generation("I'd use get_weather."), None)
+    assert verdict.outcome == "no_answer"
