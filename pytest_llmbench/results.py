@@ -30,6 +30,7 @@ class GenerationStats:
     requests: int = 0
     retries: int = 0
     max_tokens: int | None = None  # the generation cap in force for this request
+    decode_tok_s: float | None = None  # decoding speed, without prompt processing
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class TaskResult:
             "reasoning_tokens": gen.reasoning_tokens,
             "tokens_counted_by": gen.tokens_counted_by,
             "ttft_s": gen.ttft_s,
+            "decode_tok_s": round(gen.decode_tok_s, 2) if gen.decode_tok_s else None,
             "retries": gen.retries,
             "cases": [
                 {"id": c.case, "outcome": c.outcome, **({"detail": c.detail} if c.detail else {})}

@@ -134,7 +134,20 @@ def stats_of(completions: tuple[Completion, ...], max_tokens: int) -> Generation
         requests=len(completions),
         retries=sum(c.retries for c in completions),
         max_tokens=max_tokens,
+        decode_tok_s=_decode_rate(completions),
     )
+
+
+def _decode_rate(completions: tuple[Completion, ...]) -> float | None:
+    """Tokens per second while decoding, over all requests: their tokens over their decode
+    time (each request's tokens / its rate), so long answers weigh as much as they took."""
+    timed = [
+        (c.usage.completion_tokens, c.decode_tok_s)
+        for c in completions
+        if c.decode_tok_s and c.usage.completion_tokens
+    ]
+    seconds = sum(tokens / rate for tokens, rate in timed)
+    return sum(tokens for tokens, _ in timed) / seconds if seconds > 0 else None
 
 
 def missing_answer(generation: Generation, what: str) -> Verdict:

@@ -74,6 +74,7 @@ def test_table_and_jsonl_metadata(bench_dir: pytest.Pytester, server: Any) -> No
         by_task = {t["task"]: t for t in row["results"]}
         assert by_task["add"]["total"] == 3
         assert by_task["add"]["completion_tokens"] > 0
+        assert by_task["add"]["ttft_s"] is not None and by_task["add"]["ttft_s"] >= 0
     # what the server received: the seed and the temperature, for every chat request
     bodies = server.chat_requests()
     assert bodies and all(b["seed"] == 7 and b["temperature"] == 0.2 for b in bodies)

@@ -316,3 +316,14 @@ def test_prose_mentioning_a_tool_is_not_a_call() -> None:
     task = _tooling_task(["get_weather"], [{"id": "c", "called": "get_weather"}])
     verdict = ToolingSuite().score(task, task.cases[0], _generation("I'd use get_weather."), None)
     assert verdict.outcome == "no_answer"
+
+
+def test_decode_rate_weighs_requests_by_the_time_they_took() -> None:
+    from pytest_llmbench.backends.base import Usage
+    from pytest_llmbench.suites.base import stats_of
+
+    fast = Completion("a", usage=Usage(completion_tokens=100), decode_tok_s=100.0)  # 1 s
+    slow = Completion("b", usage=Usage(completion_tokens=30), decode_tok_s=10.0)  # 3 s
+    unknown = Completion("c", usage=Usage(completion_tokens=50))
+    assert stats_of((fast, slow, unknown), 512).decode_tok_s == pytest.approx(130 / 4)
+    assert stats_of((unknown,), 512).decode_tok_s is None
