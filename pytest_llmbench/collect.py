@@ -27,10 +27,6 @@ class CaseFailed(Exception):
         self.verdict = verdict
 
 
-class CaseError(Exception):
-    """Infrastructure trouble: the case could not be judged (outcome `error`)."""
-
-
 @dataclass(frozen=True)
 class InfraFailure:
     """Memo of a (model, task) whose answer could not be produced or run: the server or the
@@ -208,8 +204,6 @@ class CaseItem(pytest.Item):
         execution = self.state.executions[self.task_key]
         verdict = suite.score(self.task, self.case, self.generation, execution)
         self._record(verdict.outcome, verdict.detail)
-        if verdict.outcome == "error":
-            raise CaseError(verdict.detail)
         if verdict.outcome != "passed":
             raise CaseFailed(verdict)
 
@@ -218,10 +212,6 @@ class CaseItem(pytest.Item):
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, CaseFailed):
             return self._explain(excinfo.value.verdict)
-        if isinstance(excinfo.value, CaseError):
-            return f"error: {excinfo.value}"
-        if not isinstance(excinfo.value, BaseException):  # pragma: no cover
-            return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
     def _explain(self, verdict: Verdict) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .options import add_options, resolve
+from .options import Settings, add_options, resolve
 from .session import STATE, ModelManager, RunState
 
 MARKERS = {
@@ -25,6 +25,7 @@ MARKERS = {
     "medium": "llmbench task of difficulty medium",
     "hard": "llmbench task of difficulty hard",
 }
+SETTINGS = pytest.StashKey[Settings]()
 NO_MODELS_HINT = (
     "llmbench: no models named, so no benchmark items are collected. Name models with "
     "--models=KEY[,KEY] (or LLMBENCH_MODELS); list installed ones with `pytest --llmbench-list`; "
@@ -64,10 +65,18 @@ def _task_roots(config: pytest.Config) -> list[Path]:
     return existing or ([bundled] if bundled else [])
 
 
+def _settings(config: pytest.Config) -> Settings:
+    """The run's settings, resolved once: pytest_cmdline_main needs them before configure, and
+    xdist workers configure without running pytest_cmdline_main."""
+    if SETTINGS not in config.stash:
+        config.stash[SETTINGS] = resolve(config)
+    return config.stash[SETTINGS]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    settings = resolve(config)
+    settings = _settings(config)
     config.stash[STATE] = RunState(settings, ModelManager(settings))
     if (
         settings.models or settings.validate
@@ -85,7 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    settings = resolve(config)
+    settings = _settings(config)
     if not settings.list:
         return None
     from .listing import list_models
