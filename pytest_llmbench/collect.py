@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import TerminalRepr
 
-from .backends.base import BackendError
+from .exchange import BackendError
 from .results import PROPERTY, CaseResult, GenerationStats, Outcome
 from .sandbox.base import SandboxError
 from .session import STATE, RunState

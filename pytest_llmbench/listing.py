@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from _pytest.config import create_terminal_writer
 
-from .backends.base import BackendError, ModelInfo
+from .backends.base import ModelInfo
+from .exchange import BackendError
 from .options import Settings
 
 

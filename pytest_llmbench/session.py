@@ -14,16 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .backends.base import (
-    Backend,
-    BackendError,
-    BackendUnreachable,
-    ChatRequest,
-    Completion,
-    LoadInfo,
-    LoadSettings,
-)
+from .backends.base import Backend, LoadInfo, LoadSettings
 from .backends.builtin import PSEUDO_MODELS, BuiltinBackend
+from .exchange import BackendError, BackendUnreachable, ChatRequest, Completion
 from .options import DEFAULT_MAX_TOKENS, Settings
 from .results import CaseResult
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from .backends.base import ChatRequest, Completion
 from .backends.builtin import BuiltinBackend
+from .exchange import ChatRequest, Completion
 from .sandbox.base import Sandbox
 from .spec import PythonTask, Task, ToolCallSpec, ToolingTask
 from .suites import get_suite

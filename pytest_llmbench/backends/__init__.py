@@ -10,7 +10,8 @@ import importlib
 import os
 from typing import Any
 
-from .base import Backend, BackendError
+from ..exchange import BackendError
+from .base import Backend
 from .server import Server, normalise_base_url
 
 # name -> (module, class, what users call the server, default URL, how to start it)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .base import ChatRequest, Completion, LoadInfo, LoadSettings, ModelInfo, ToolCall
+from ..exchange import ChatRequest, Completion, ToolCall
+from .base import LoadInfo, LoadSettings, ModelInfo
 
 PSEUDO_MODELS = ("reference", "null")
 

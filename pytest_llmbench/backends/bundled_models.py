@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import BackendError
+from ..exchange import BackendError
 
 
 @dataclass(frozen=True)

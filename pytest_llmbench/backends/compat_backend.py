@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .base import BackendError, ChatRequest, Completion, LoadInfo, LoadSettings, ModelInfo
+from ..exchange import BackendError, ChatRequest, Completion
+from .base import LoadInfo, LoadSettings, ModelInfo
 from .context_fit import PromptSize, check_prompt_fits, estimate_prompt_tokens
 from .openai_compat import ChatClient
 from .rest import Rest

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .base import BackendError
+from ..exchange import BackendError
 
 # Conservative (high) guess of tokens per character for servers without a tokenizer endpoint:
 # English prose runs about 4 characters a token, code and JSON nearer 3.

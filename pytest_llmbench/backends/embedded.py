@@ -16,7 +16,8 @@ import sys
 import time
 from typing import Any
 
-from .base import BackendError, ChatRequest, Completion, LoadInfo, LoadSettings, ModelInfo
+from ..exchange import BackendError, ChatRequest, Completion
+from .base import LoadInfo, LoadSettings, ModelInfo
 from .bundled_models import BUNDLED, resolve
 from .compat_backend import CompatBackend
 from .context_fit import TEMPLATE_TOKENS_PER_MESSAGE, PromptSize, prompt_text

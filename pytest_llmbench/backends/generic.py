@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from .base import BackendError, LoadInfo, LoadSettings, ModelInfo
+from ..exchange import BackendError
+from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .rest import HttpStatus
 

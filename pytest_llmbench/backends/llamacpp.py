@@ -14,7 +14,8 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 
-from .base import BackendError, ChatRequest, LoadInfo, LoadSettings, ModelInfo
+from ..exchange import BackendError, ChatRequest
+from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import PromptSize, estimate_prompt_tokens
 from .rest import HttpStatus

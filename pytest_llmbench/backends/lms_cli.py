@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .base import BackendError
+from ..exchange import BackendError
 
 
 def find_lms() -> str | None:

@@ -12,7 +12,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from .base import BackendError, LoadInfo, LoadSettings, ModelInfo
+from ..exchange import BackendError
+from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .lms_cli import LmsCli, find_lms
 from .rest import HttpStatus

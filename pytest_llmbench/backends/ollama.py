@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .base import ChatRequest, Completion, LoadInfo, LoadSettings, ModelInfo
+from ..exchange import ChatRequest, Completion
+from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import check_prompt_fits
 from .rest import HttpStatus

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .base import BackendError, ChatRequest, Completion
+from ..exchange import BackendError, ChatRequest, Completion
 from .retry import RetryPolicy, Transient, run_with_retries
 from .server import Server
 from .stream import StreamAccumulator

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .base import BackendError
+from ..exchange import BackendError
 from .server import Server
 
 

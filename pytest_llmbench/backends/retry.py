@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .base import BackendError
+from ..exchange import BackendError
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import BackendError, BackendUnreachable
+from ..exchange import BackendError, BackendUnreachable
 
 
 def normalise_base_url(url: str) -> str:

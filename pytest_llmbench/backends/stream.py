@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .base import Completion, FinishReason, ToolCall, Usage
+from ..exchange import Completion, FinishReason, ToolCall, Usage
 from .reasoning import reasoning_spans, split_reasoning
 
 # Extra top-level keys some servers add to chunks with their own measurements.

@@ -12,7 +12,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from .base import BackendError, ChatRequest, LoadInfo, LoadSettings, ModelInfo
+from ..exchange import BackendError, ChatRequest
+from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import PromptSize, estimate_prompt_tokens
 from .rest import HttpStatus

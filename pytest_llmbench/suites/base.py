@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..answer import split_reasoning
-from ..backends.base import ChatRequest, Completion, ToolCall
+from ..exchange import ChatRequest, Completion, ToolCall
 from ..results import GenerationStats, Outcome
 from ..sandbox.base import Sandbox
 

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from ..answer import split_reasoning
-from ..backends.base import ChatRequest, Completion, ToolCall
+from ..exchange import ChatRequest, Completion, ToolCall
 from ..sandbox.base import Sandbox
 from ..spec import OpenAIToolSpec, ToolCallSpec, ToolingCase, ToolingTask
 from .base import (

@@ -13,9 +13,10 @@ import pytest
 from fakes.chat_request import FAST_RETRY, ask
 
 from pytest_llmbench.backends import make_backend
-from pytest_llmbench.backends.base import BackendError, LoadSettings
+from pytest_llmbench.backends.base import LoadSettings
 from pytest_llmbench.backends.bundled_models import BUNDLED
 from pytest_llmbench.backends.embedded import EmbeddedBackend
+from pytest_llmbench.exchange import BackendError
 
 FAKE_SERVER = Path(__file__).resolve().parent.parent / "fakes" / "llama_cpp_python_server.py"
 

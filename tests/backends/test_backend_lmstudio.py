@@ -15,10 +15,11 @@ from fakes.http_fake import Drop, Json
 from fakes.lmstudio_server import LMStudioFake, Model
 
 from pytest_llmbench.backends import make_backend
-from pytest_llmbench.backends.base import BackendError, BackendUnreachable, LoadSettings
+from pytest_llmbench.backends.base import LoadSettings
 from pytest_llmbench.backends.lms_cli import LmsCli
 from pytest_llmbench.backends.lmstudio import LMStudioBackend
 from pytest_llmbench.backends.server import Server
+from pytest_llmbench.exchange import BackendError, BackendUnreachable
 
 MODELS = [Model("qwen/qwen3-4b", size_bytes=2_500_000_000, max_context_length=40960),
           Model("google/gemma-3-4b", tool_use=False, quantization="Q8_0")]  # fmt: skip

@@ -11,9 +11,10 @@ from fakes.chat_stream import Answer, tokens
 from fakes.ollama_server import OllamaFake, OllamaModel
 
 from pytest_llmbench.backends import make_backend
-from pytest_llmbench.backends.base import BackendError, BackendUnreachable, LoadSettings
+from pytest_llmbench.backends.base import LoadSettings
 from pytest_llmbench.backends.ollama import OllamaBackend
 from pytest_llmbench.backends.server import Server
+from pytest_llmbench.exchange import BackendError, BackendUnreachable
 
 MODELS = [
     OllamaModel("qwen3:4b", capabilities=("completion", "tools", "thinking")),

@@ -11,8 +11,9 @@ from fakes.http_fake import FakeHttpServer, Sse
 from fakes.openai_server import Reply, serving
 
 from pytest_llmbench.backends import BACKENDS, default_base_url, make_backend
-from pytest_llmbench.backends.base import Backend, BackendError, BackendUnreachable, LoadSettings
+from pytest_llmbench.backends.base import Backend, LoadSettings
 from pytest_llmbench.backends.server import normalise_base_url
+from pytest_llmbench.exchange import BackendError, BackendUnreachable
 
 
 def scripts(**replies: Reply) -> dict[str, Any]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmbench.backends.base import BackendError
 from pytest_llmbench.backends.context_fit import (
     PromptSize,
     check_prompt_fits,
     estimate_prompt_tokens,
 )
 from pytest_llmbench.backends.retry import RetryPolicy, Transient, run_with_retries
+from pytest_llmbench.exchange import BackendError
 
 
 def test_retries_until_success_and_reports_the_count() -> None:

@@ -10,9 +10,10 @@ from fakes.chat_stream import Answer, tokens
 from fakes.vllm_server import VLLMFake
 
 from pytest_llmbench.backends import make_backend
-from pytest_llmbench.backends.base import BackendError, BackendUnreachable, LoadSettings
+from pytest_llmbench.backends.base import LoadSettings
 from pytest_llmbench.backends.server import Server
 from pytest_llmbench.backends.vllm import VLLMBackend
+from pytest_llmbench.exchange import BackendError, BackendUnreachable
 
 
 def backend_for(fake: VLLMFake) -> VLLMBackend:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_llmbench.backends.base import ChatRequest
 from pytest_llmbench.backends.retry import RetryPolicy
+from pytest_llmbench.exchange import ChatRequest
 
 # Retries without waiting, so failure paths stay fast.
 FAST_RETRY = RetryPolicy(max_retries=2, delays_s=(0.0,))

@@ -13,7 +13,7 @@ from pytest_llmbench.answer import (
     first_block,
     shell_command,
 )
-from pytest_llmbench.backends.base import Completion, ToolCall
+from pytest_llmbench.exchange import Completion, ToolCall
 from pytest_llmbench.sandbox.base import FileEntry, PyOutcome, ShellResult
 from pytest_llmbench.spec import CliCase, CliTask, PythonCase, PythonTask
 from pytest_llmbench.suites.base import Generation
@@ -319,7 +319,7 @@ def test_prose_mentioning_a_tool_is_not_a_call() -> None:
 
 
 def test_decode_rate_weighs_requests_by_the_time_they_took() -> None:
-    from pytest_llmbench.backends.base import Usage
+    from pytest_llmbench.exchange import Usage
     from pytest_llmbench.suites.base import stats_of
 
     fast = Completion("a", usage=Usage(completion_tokens=100), decode_tok_s=100.0)  # 1 s
