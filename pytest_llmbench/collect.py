@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _pytest._code.code import TerminalRepr
 
-from .exchange import BackendError
 from .results import PROPERTY, CaseResult, GenerationStats, Outcome
-from .sandbox.base import SandboxError
+from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
 from .spec import Task, TaskFileError, load_task_file
 from .suites import get_suite
-from .suites.base import Generation, Suite, Verdict
+from .suites.base import Generation, Verdict
 
 
 class CaseFailed(Exception):
@@ -25,14 +23,6 @@ class CaseFailed(Exception):
     def __init__(self, verdict: Verdict) -> None:
         super().__init__(f"{verdict.outcome}: {verdict.detail}")
         self.verdict = verdict
-
-
-@dataclass(frozen=True)
-class InfraFailure:
-    """Memo of a (model, task) whose answer could not be produced or run: the server or the
-    sandbox failed. Every case of the task reports it as an error."""
-
-    message: str
 
 
 class TaskFileCollector(pytest.File):
@@ -116,6 +106,7 @@ class CaseItem(pytest.Item):
         self.case = case
         self.model = model
         self.generation: Generation | None = None
+        self.prepared: Prepared | None = None
         for keyword in (suite, model, task.id, case.id, *task.tags):
             self.extra_keyword_matches.add(keyword)
         self.add_marker("llmbench")
@@ -146,6 +137,7 @@ class CaseItem(pytest.Item):
             file=self.parent.nodeid if self.parent else "",
             generation=stats,
             load_s=load.seconds if load is not None else None,
+            answer_key=self.prepared.answer_key if self.prepared is not None else None,
         )
         self.user_properties[:] = [p for p in self.user_properties if p[0] != PROPERTY]
         self.user_properties.append((PROPERTY, result.to_json()))
@@ -155,54 +147,33 @@ class CaseItem(pytest.Item):
         self.user_properties.append(("llmbench_seconds", round(stats.seconds, 3)))
 
     def setup(self) -> None:
-        """Load the model, then produce and run its answer once per task (memoised).
+        """Wait for this task's answer and its run in the sandbox (the scheduler produces them,
+        several at a time, the first time any item of the model asks).
 
         Everything here is infrastructure: a failure is a pytest error with outcome `error`,
         never a verdict on the model. Scoring waits for the call phase.
         """
-        state = self.state
-        suite = get_suite(self.suite)
-        memo = state.generations.get(self.task_key)
-        if memo is None:
-            memo = self._generate(suite)
-            state.generations[self.task_key] = memo
-        if isinstance(memo, InfraFailure):
-            self._record("error", memo.message)
+        outcome = self.state.scheduler.result(self.model, self.task_key, self._model_jobs)
+        if isinstance(outcome, InfraFailure):
+            self._record("error", outcome.message)
             # pytrace=False: the error shows as its one-line message, not a traceback.
-            pytest.fail(f"error: {memo.message}", pytrace=False)
-        self.generation = memo
-        if self.task_key not in state.executions:
-            state.executions[self.task_key] = self._execute(suite, memo)
-        execution = state.executions[self.task_key]
-        if isinstance(execution, InfraFailure):
-            self._record("error", execution.message)
-            pytest.fail(f"error: {execution.message}", pytrace=False)
+            pytest.fail(f"error: {outcome.message}", pytrace=False)
+        self.prepared = outcome
+        self.generation = outcome.generation
 
-    def _generate(self, suite: Suite[Any, Any]) -> Generation | InfraFailure:
-        state = self.state
-        try:
-            state.manager.ensure_loaded(self.model)
-            return suite.generate(
-                self.task, self.model, state.manager.chat, state.request_settings(self.model)
-            )
-        except BackendError as exc:
-            return InfraFailure(exc.message)
-
-    def _execute(self, suite: Suite[Any, Any], generation: Generation) -> Any:
-        try:
-            # Only suites that run model output need the sandbox (and its self-test).
-            sandbox = self.state.sandbox if suite.uses_sandbox else None
-            return suite.execute(self.task, generation, sandbox)
-        except (SandboxError, LookupError) as exc:
-            # The sandbox could not run the answer (or a task's tool is missing): nothing was
-            # learned about the model.
-            return InfraFailure(f"sandbox: {exc}")
+    def _model_jobs(self) -> list[Job]:
+        """The selected tasks of this item's model, in item order (honours -k, -m, --lf, ids)."""
+        jobs: dict[tuple[str, str], Job] = {}
+        for item in self.session.items:
+            if isinstance(item, CaseItem) and item.model == self.model:
+                jobs.setdefault(item.task_key, Job(item.task_key, item.suite, item.task))
+        return list(jobs.values())
 
     def runtest(self) -> None:
-        assert self.generation is not None
+        assert self.prepared is not None
         suite = get_suite(self.suite)
-        execution = self.state.executions[self.task_key]
-        verdict = suite.score(self.task, self.case, self.generation, execution)
+        prepared = self.prepared
+        verdict = suite.score(self.task, self.case, prepared.generation, prepared.execution)
         self._record(verdict.outcome, verdict.detail)
         if verdict.outcome != "passed":
             raise CaseFailed(verdict)

@@ -19,6 +19,9 @@ from .backends.builtin import PSEUDO_MODELS
 DEFAULT_MAX_TOKENS = 16384
 DEFAULT_TEMPERATURE = 0.2
 DEFAULT_TIMEOUT_S = 600.0
+# Requests in flight when the server cannot say how many it serves at once: LM Studio's default
+# of parallel predictions; a server that serves fewer queues the rest.
+DEFAULT_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,43 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
-def _endpoints(text: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
+def _endpoints(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`a=URL1,URL2,b=URL3`: a comma-separated word that does not name a model is one more
+    replica of the model named before it."""
+    merged: dict[str, list[str]] = {}
+    current: str | None = None
     for item in _models(text):
-        model, sep, url = item.rpartition("=")
-        if not sep or not model or not url:
+        model, sep, url = item.partition("=")
+        if sep and "://" not in model:
+            if not model or not url:
+                raise pytest.UsageError(f"--llmbench-endpoint expects MODEL=URL, got {item!r}")
+            current, url = model, url
+        elif current is None:
             raise pytest.UsageError(f"--llmbench-endpoint expects MODEL=URL, got {item!r}")
-        pairs.append((model, url))
-    return tuple(pairs)
+        else:
+            url = item
+        urls = merged.setdefault(current, [])
+        if url not in urls:
+            urls.append(url)
+    return tuple((model, tuple(urls)) for model, urls in merged.items())
+
+
+def _concurrency(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.strip().lower() not in allowed:
+            raise ValueError(text)
+        return text.strip().lower()
+
+    return parse
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -90,8 +122,15 @@ OPTIONS: tuple[Option, ...] = (
            DEFAULT_TIMEOUT_S, float, metavar="SECONDS"),
     Option("context_length", "--llmbench-context", "context length to load models with",
            None, int, metavar="TOKENS"),
-    Option("endpoint", "--llmbench-endpoint", "MODEL=URL: serve this model from another "
-           "server of the same backend (repeatable)", (), _endpoints),
+    Option("endpoint", "--llmbench-endpoint", "MODEL=URL[,URL...]: serve this model from other "
+           "servers of the same backend; several URLs are replicas sharing its requests "
+           "(repeatable)", (), _endpoints),
+    Option("concurrency", "--llmbench-concurrency", "requests in flight per server: N, or auto "
+           "(ask the server: llama-server's slots, LM Studio's parallel predictions; "
+           f"else {DEFAULT_CONCURRENCY})", "auto", _concurrency, metavar="N|auto"),
+    Option("cache", "--llmbench-cache", "answer store under .llmbench/: use (reuse finished "
+           "answers), refresh (ask again, store the new answers), off", "use",
+           _choice("use", "refresh", "off"), metavar="MODE"),
     Option("validate", "--llmbench-validate", "run every task's controls (reference passes, "
            "null and wrong answers fail) and report tasks that fail them", False, _bool,
            is_flag=True, ini_type="bool"),
@@ -150,14 +189,24 @@ class Settings:
     list: bool = False
     timeout: float = DEFAULT_TIMEOUT_S
     context_length: int | None = None
-    endpoint: tuple[tuple[str, str], ...] = ()
+    endpoint: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    concurrency: int | str = "auto"
+    cache: str = "use"
     isolation: str = "auto"
     validate: bool = False
     rootdir: Path = field(default_factory=Path.cwd)
 
     @property
-    def endpoints(self) -> dict[str, str]:
+    def endpoints(self) -> dict[str, tuple[str, ...]]:
         return dict(self.endpoint)
+
+    def urls_for(self, model: str) -> tuple[str | None, ...]:
+        """The servers a model's requests go to: its replicas, else the run's base URL."""
+        return self.endpoints.get(model) or (self.base_url,)
+
+    @property
+    def store_path(self) -> Path:
+        return self.rootdir / ".llmbench" / "store.sqlite3"
 
     @property
     def real_models(self) -> tuple[str, ...]:

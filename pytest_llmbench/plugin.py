@@ -78,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     settings = _settings(config)
     config.stash[STATE] = RunState(settings, ModelManager(settings))
+    if _is_worker(config) and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
+        config.stash[STATE].run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
     if (
         settings.models or settings.validate
     ) and config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -88,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         from . import xdist
 
-        config.pluginmanager.register(xdist.ByModelPlugin(), "llmbench-xdist")
+        config.pluginmanager.register(xdist.ByServerPlugin(), "llmbench-xdist")
     if settings.models and not _is_worker(config):
         config.pluginmanager.register(ResultCollector(config.stash[STATE]), "llmbench-results")
 
@@ -171,8 +173,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if model is None or getattr(nextitem, "model", None) == model:
         return
     state = item.config.stash[STATE]
+    state.scheduler.finish(model)
     state.manager.unload(model)
-    state.forget(model)
 
 
 class ResultCollector:
@@ -196,6 +198,8 @@ class ResultCollector:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = config.stash[STATE]
+    if state._scheduler is not None:
+        state.scheduler.close()
     state.manager.close()
     if _is_worker(config) or not state.results:
         return

@@ -31,6 +31,13 @@ def _fraction(counts: tuple[int, int]) -> str:
     return f"{passed}/{total}" if total else "-"
 
 
+def _wall(report: ModelReport) -> str:
+    wall = report.wall_seconds
+    if wall is not None:
+        return f"{wall:.1f}s"
+    return "stored" if report.from_store else "-"
+
+
 def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[str]]:
     rows: list[list[str]] = []
     for report in reports:
@@ -44,7 +51,7 @@ def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[
                 name,
                 *(_fraction(report.suite_counts(s)) for s in SUITES),
                 _fraction((report.passed, report.total)),
-                f"{report.seconds:.1f}s",
+                _wall(report),
                 f"{tps:.0f}" if tps is not None else "-",
                 ", ".join(notes),
             ]
@@ -110,6 +117,8 @@ def run_info(state: RunState, rootdir: Path, version: str) -> RunInfo:
             "seed": settings.seed,
             "timeout_s": settings.timeout,
             "context_length": settings.context_length,
+            "concurrency": settings.concurrency,
+            "cache": settings.cache,
             "isolation": state.isolation_tier,
         },
     )
@@ -128,11 +137,20 @@ def jsonl_line(
         "passed": report.passed,
         "total": report.total,
         "seconds": round(report.seconds, 3),
+        "generation_wall_s": _round(report.wall_seconds, 3),
+        "concurrency": report.concurrency[0],
+        "concurrency_source": report.concurrency[1],
+        "throughput_tok_s": _round(report.throughput, 2),
+        "answers_from_store": report.from_store,
         "completion_tokens": report.completion_tokens,
         "tokens_per_second": report.tokens_per_second,
         "results": [task.to_dict() for task in report.tasks],
     }
     return json.dumps(record, sort_keys=False, default=str)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if value is not None else None
 
 
 def append_jsonl(path: Path, lines: Sequence[str]) -> None:
@@ -189,10 +207,11 @@ def summary_lines(state: RunState) -> list[str]:
         else ", ".join(f"{m} {c}" for m, c in caps.items())
     )
     lines.append(
-        f"time excludes model loading; max_tokens: {cap_text or '-'}"
+        f"time: generation wall-clock, model loading excluded; max_tokens: {cap_text or '-'}"
         f"{'' if settings.max_tokens else ' (backend default)'}; "
         f"isolation: {state.isolation_tier}; JSONL: {settings.jsonl_path}"
     )
+    lines += throughput_lines(reports)
     if settings.oracle:
         lines += oracle_lines(state.results, settings.oracle)
     # With one model this would only repeat its failures; across several, or with an oracle,
@@ -201,6 +220,25 @@ def summary_lines(state: RunState) -> list[str]:
     never = unpassed_tasks(state.results) if compared else []
     if never:
         lines.append(f"tasks no model passed: {', '.join(never)}")
+    return lines
+
+
+def throughput_lines(reports: Sequence[ModelReport]) -> list[str]:
+    """Per model: requests in flight and why, aggregate throughput, answers from the store."""
+    lines = []
+    for report in reports:
+        if report.model in PSEUDO_MODELS:
+            continue
+        parts = []
+        in_flight, why = report.concurrency
+        if in_flight is not None:
+            parts.append(f"{in_flight} in flight ({why})")
+        if report.throughput is not None:
+            parts.append(f"{report.throughput:.1f} tok/s aggregate")
+        if report.from_store:
+            parts.append(f"{report.from_store} of {len(report.tasks)} answers from the store")
+        if parts:
+            lines.append(f"{report.model}: {'; '.join(parts)}")
     return lines
 
 

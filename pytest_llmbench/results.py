@@ -31,6 +31,13 @@ class GenerationStats:
     retries: int = 0
     max_tokens: int | None = None  # the generation cap in force for this request
     decode_tok_s: float | None = None  # decoding speed, without prompt processing
+    # When the generation ran (epoch seconds): a model's generation phase is the span from
+    # its first start to its last finish, whatever the concurrency.
+    started_at: float | None = None
+    finished_at: float | None = None
+    concurrency: int | None = None  # requests in flight for this model
+    concurrency_source: str = ""  # why that many: "option", "server: ...", "default"
+    from_store: bool = False  # the answer came from the answer store, not the server
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class CaseResult:
     file: str = ""
     generation: GenerationStats = field(default_factory=GenerationStats)
     load_s: float | None = None
+    answer_key: str | None = None  # the answer store's key of the generation behind the case
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -93,6 +101,8 @@ class TaskResult:
             "ttft_s": gen.ttft_s,
             "decode_tok_s": round(gen.decode_tok_s, 2) if gen.decode_tok_s else None,
             "retries": gen.retries,
+            "answer_key": self.cases[0].answer_key,
+            "from_store": gen.from_store,
             "cases": [
                 {"id": c.case, "outcome": c.outcome, **({"detail": c.detail} if c.detail else {})}
                 for c in self.cases
@@ -132,6 +142,38 @@ class ModelReport:
     def max_tokens(self) -> int | None:
         caps = [t.generation.max_tokens for t in self.tasks if t.generation.max_tokens is not None]
         return max(caps) if caps else None
+
+    @property
+    def generated(self) -> list[GenerationStats]:
+        """The generations of this run (not those the answer store supplied)."""
+        return [t.generation for t in self.tasks if not t.generation.from_store]
+
+    @property
+    def from_store(self) -> int:
+        return sum(t.generation.from_store for t in self.tasks)
+
+    @property
+    def wall_seconds(self) -> float | None:
+        """The generation phase's wall-clock: first request sent to last answer received.
+        Under concurrency it is what the user waited, not the sum of request times."""
+        spans = [(g.started_at, g.finished_at) for g in self.generated]
+        starts = [a for a, b in spans if a is not None and b is not None]
+        ends = [b for a, b in spans if a is not None and b is not None]
+        return max(ends) - min(starts) if starts else None
+
+    @property
+    def throughput(self) -> float | None:
+        """Completion tokens per second of generation-phase wall-clock, all requests together."""
+        wall = self.wall_seconds
+        tokens = sum(g.completion_tokens or 0 for g in self.generated)
+        return tokens / wall if wall and tokens else None
+
+    @property
+    def concurrency(self) -> tuple[int | None, str]:
+        for g in self.generated:
+            if g.concurrency is not None:
+                return g.concurrency, g.concurrency_source
+        return None, ""
 
     @property
     def tokens_per_second(self) -> float | None:

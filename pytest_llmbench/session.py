@@ -8,25 +8,30 @@ xdist.
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .backends.base import Backend, LoadInfo, LoadSettings
 from .backends.builtin import PSEUDO_MODELS, BuiltinBackend
 from .exchange import BackendError, BackendUnreachable, ChatRequest, Completion
-from .options import DEFAULT_MAX_TOKENS, Settings
+from .options import DEFAULT_CONCURRENCY, DEFAULT_MAX_TOKENS, Settings
 from .results import CaseResult
 
 if TYPE_CHECKING:
     from .sandbox.base import Sandbox
+    from .scheduler import Scheduler
+    from .store import AnswerStore
     from .suites.base import RequestSettings
 
 
 class ModelManager:
-    """Keeps at most one model loaded and routes each model's requests to its backend."""
+    """Keeps at most one model loaded (on each of its replicas) and routes requests to its
+    backends."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -38,63 +43,100 @@ class ModelManager:
         self.events: list[tuple[str, str]] = []  # ("load" | "unload", model), for the record
 
     def url_for(self, model: str) -> str | None:
-        return self.settings.endpoints.get(model, self.settings.base_url)
+        """The first server of a model (the one reports name)."""
+        return self.settings.urls_for(model)[0]
+
+    def backends_for(self, model: str) -> list[Backend]:
+        """One backend per replica of `model`, in the order its URLs were given."""
+        if model in PSEUDO_MODELS:
+            return [self._backend("builtin:", BuiltinBackend)]
+        return [
+            self._backend(f"{self.settings.backend}@{url}", lambda url=url: self._make(url))  # type: ignore[misc]
+            for url in self.settings.urls_for(model)
+        ]
 
     def backend_for(self, model: str) -> Backend:
-        if model in PSEUDO_MODELS:
-            key = "builtin:"
-        else:
-            key = f"{self.settings.backend}@{self.url_for(model)}"
-        if key not in self._backends:
-            if model in PSEUDO_MODELS:
-                self._backends[key] = BuiltinBackend()
-            else:
-                from .backends import make_backend
+        return self.backends_for(model)[0]
 
-                self._backends[key] = make_backend(
-                    self.settings.backend,
-                    self.url_for(model),
-                    timeout_s=self.settings.timeout,
-                    context_length=self.settings.context_length,
-                )
+    def _backend(self, key: str, make: Callable[[], Backend]) -> Backend:
+        if key not in self._backends:
+            self._backends[key] = make()
         return self._backends[key]
 
+    def _make(self, url: str | None) -> Backend:
+        from .backends import make_backend
+
+        return make_backend(
+            self.settings.backend,
+            url,
+            timeout_s=self.settings.timeout,
+            context_length=self.settings.context_length,
+        )
+
     def ensure_loaded(self, model: str) -> LoadInfo:
+        """Load `model` on every replica (after unloading the model before it)."""
         if model in self.failed:
             raise self.failed[model]
         if self.loaded == model:
             return self.loads[model]
         if self.loaded is not None:
             self.unload(self.loaded)
+        infos: list[LoadInfo] = []
         try:
-            backend = self.backend_for(model)
-            # One unreachable server fails its other models at once, with the same message.
-            if backend.base_url in self.unreachable:
-                raise self.unreachable[backend.base_url]
-            try:
-                info = backend.load(model, LoadSettings(self.settings.context_length))
-            except BackendUnreachable as exc:
-                self.unreachable[backend.base_url] = exc
-                raise
+            for backend in self.backends_for(model):
+                # One unreachable server fails its other models at once, with the same message.
+                if backend.base_url in self.unreachable:
+                    raise self.unreachable[backend.base_url]
+                try:
+                    infos.append(backend.load(model, LoadSettings(self.settings.context_length)))
+                except BackendUnreachable as exc:
+                    self.unreachable[backend.base_url] = exc
+                    raise
         except BackendError as exc:
             self.failed[model] = exc
+            for backend in self.backends_for(model)[: len(infos)]:
+                with contextlib.suppress(BackendError):
+                    backend.unload(model)
             raise
         self.events.append(("load", model))
         self.loaded = model
-        self.loads[model] = info
-        return info
+        # Replicas load side by side in practice; the slowest one is the wait.
+        self.loads[model] = max(infos, key=lambda info: info.seconds)
+        return self.loads[model]
 
     def unload(self, model: str) -> None:
         if self.loaded != model:
             return
         self.loaded = None
         self.events.append(("unload", model))
-        # A model that cannot be unloaded must not fail the next model's run.
-        with contextlib.suppress(BackendError):
-            self.backend_for(model).unload(model)
+        for backend in self.backends_for(model):
+            # A model that cannot be unloaded must not fail the next model's run.
+            with contextlib.suppress(BackendError):
+                backend.unload(model)
 
     def chat(self, request: ChatRequest) -> Completion:
         return self.backend_for(request.model).chat(request)
+
+    def slots(self, model: str) -> list[tuple[Backend, int, str]]:
+        """Per replica: its backend, how many requests to keep in flight, and why."""
+        option = self.settings.concurrency
+        out: list[tuple[Backend, int, str]] = []
+        for backend in self.backends_for(model):
+            if model in PSEUDO_MODELS:
+                out.append((backend, 1, "built-in: answers at once"))
+            elif isinstance(option, int):
+                out.append((backend, option, "option"))
+            else:
+                # Optional in the protocol: a backend that can ask its server how many
+                # requests it serves at once (llama-server's slots, LM Studio's parallel
+                # predictions) has `parallel_slots(key) -> int | None`.
+                asked = getattr(backend, "parallel_slots", None)
+                told = asked(model) if callable(asked) else None
+                if isinstance(told, int) and told > 0:
+                    out.append((backend, told, "server"))
+                else:
+                    out.append((backend, DEFAULT_CONCURRENCY, "default"))
+        return out
 
     def max_tokens_for(self, model: str) -> int:
         if self.settings.max_tokens is not None:
@@ -114,11 +156,29 @@ class ModelManager:
 class RunState:
     settings: Settings
     manager: ModelManager
-    generations: dict[tuple[str, str], Any] = field(default_factory=dict)  # Generation | failure
-    executions: dict[tuple[str, str], Any] = field(default_factory=dict)
     results: list[CaseResult] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _sandbox: Sandbox | None = None
+    _store: AnswerStore | None = None
+    _scheduler: Scheduler | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def store(self) -> AnswerStore:
+        with self._lock:
+            if self._store is None:
+                from .store import AnswerStore
+
+                self._store = AnswerStore(self.settings.store_path, self.settings.cache)  # type: ignore[arg-type]
+            return self._store
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            from .scheduler import Scheduler
+
+            self._scheduler = Scheduler(self)
+        return self._scheduler
 
     @property
     def isolation_tier(self) -> str:
@@ -126,11 +186,12 @@ class RunState:
 
     @property
     def sandbox(self) -> Sandbox:
-        if self._sandbox is None:
-            from .sandbox import get_sandbox
+        with self._lock:  # scoring threads ask for it too
+            if self._sandbox is None:
+                from .sandbox import get_sandbox
 
-            self._sandbox = get_sandbox(self.settings.isolation)  # type: ignore[arg-type]
-        return self._sandbox
+                self._sandbox = get_sandbox(self.settings.isolation)  # type: ignore[arg-type]
+            return self._sandbox
 
     def request_settings(self, model: str) -> RequestSettings:
         from .suites.base import RequestSettings
@@ -141,12 +202,6 @@ class RunState:
             seed=self.settings.seed,
             timeout_s=self.settings.timeout,
         )
-
-    def forget(self, model: str) -> None:
-        """Drop a finished model's memo entries; its answers are no longer needed."""
-        for memo in (self.generations, self.executions):
-            for key in [k for k in memo if k[0] == model]:
-                del memo[key]
 
 
 STATE = pytest.StashKey[RunState]()

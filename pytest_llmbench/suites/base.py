@@ -70,6 +70,11 @@ class Suite(Protocol, Generic[TaskT, CaseT]):
     name: str
     uses_sandbox: bool
 
+    def shown(self, task: TaskT) -> dict[str, Any]:
+        """Everything the model is shown for `task` (messages, tool specs, the chain's length):
+        with the sampling settings, all that shapes its answer. The answer store keys on it."""
+        ...
+
     def generate(
         self, task: TaskT, model: str, chat: Chat, settings: RequestSettings
     ) -> Generation:
@@ -87,6 +92,10 @@ class Suite(Protocol, Generic[TaskT, CaseT]):
     def score(self, task: TaskT, case: CaseT, generation: Generation, execution: Any) -> Verdict:
         """The verdict for one case, computed in the parent on plain data."""
         ...
+
+
+def prompt_messages(system: str, prompt: str) -> list[dict[str, Any]]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
 
 
 def single_answer(

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 from ..answer import SHELL_LANGS, first_block, shell_command
 from ..sandbox.base import Sandbox, ShellResult
 from ..spec import CliCase, CliTask
-from .base import Chat, Generation, RequestSettings, Verdict, missing_answer, single_answer
+from .base import (
+    Chat,
+    Generation,
+    RequestSettings,
+    Verdict,
+    missing_answer,
+    prompt_messages,
+    single_answer,
+)
 
 SYSTEM = (
     "You are a shell expert. Answer with one shell command on a single line inside a ```bash "
@@ -102,13 +111,13 @@ class CliSuite:
     name = "cli"
     uses_sandbox = True
 
+    def shown(self, task: CliTask) -> dict[str, Any]:
+        return {"messages": prompt_messages(task.system or SYSTEM, self.prompt(task))}
+
     def generate(
         self, task: CliTask, model: str, chat: Chat, settings: RequestSettings
     ) -> Generation:
-        messages = [
-            {"role": "system", "content": task.system or SYSTEM},
-            {"role": "user", "content": self.prompt(task)},
-        ]
+        messages = self.shown(task)["messages"]
         return single_answer(model, messages, self.reply_for(task.reference), chat, settings)
 
     @staticmethod

@@ -10,7 +10,15 @@ from typing import Any
 from ..answer import PYTHON_LANGS, CodeBlock, first_block
 from ..sandbox.base import PyCall, PyOutcome, Sandbox
 from ..spec import PythonCase, PythonTask
-from .base import Chat, Generation, RequestSettings, Verdict, missing_answer, single_answer
+from .base import (
+    Chat,
+    Generation,
+    RequestSettings,
+    Verdict,
+    missing_answer,
+    prompt_messages,
+    single_answer,
+)
 
 SYSTEM = (
     "You are a careful Python programmer. Answer with a single ```python fenced code block "
@@ -54,13 +62,13 @@ class PythonSuite:
     name = "python"
     uses_sandbox = True
 
+    def shown(self, task: PythonTask) -> dict[str, Any]:
+        return {"messages": prompt_messages(task.system or SYSTEM, task.prompt)}
+
     def generate(
         self, task: PythonTask, model: str, chat: Chat, settings: RequestSettings
     ) -> Generation:
-        messages = [
-            {"role": "system", "content": task.system or SYSTEM},
-            {"role": "user", "content": task.prompt},
-        ]
+        messages = self.shown(task)["messages"]
         return single_answer(model, messages, self.reply_for(task.reference), chat, settings)
 
     @staticmethod

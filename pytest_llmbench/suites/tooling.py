@@ -22,6 +22,7 @@ from .base import (
     ToolExchange,
     Verdict,
     missing_answer,
+    prompt_messages,
     stats_of,
 )
 from .matching import check_case
@@ -104,14 +105,20 @@ class ToolingSuite:
     name = "tooling"
     uses_sandbox = False
 
+    def shown(self, task: ToolingTask) -> dict[str, Any]:
+        # The chain's length is shown too: a longer chain can end in another answer.
+        return {
+            "messages": prompt_messages(task.system or SYSTEM, task.prompt),
+            "tools": tool_dicts(task),
+            "max_steps": task.max_steps,
+        }
+
     def generate(
         self, task: ToolingTask, model: str, chat: Chat, settings: RequestSettings
     ) -> Generation:
-        tools = tool_dicts(task)
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": task.system or SYSTEM},
-            {"role": "user", "content": task.prompt},
-        ]
+        shown = self.shown(task)
+        tools: list[dict[str, Any]] = shown["tools"]
+        messages: list[dict[str, Any]] = list(shown["messages"])
         completions: list[Completion] = []
         exchanges: list[ToolExchange] = []
         for step in range(task.max_steps):

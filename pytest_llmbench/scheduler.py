@@ -1,0 +1,245 @@
+"""The generation scheduler: a loaded model's selected tasks, N requests in flight, scoring beside.
+
+When the first item of a model sets up, the model is loaded and every selected task of that
+model (in item order) becomes a job. Each replica of the model gets as many generation threads
+as it serves requests at once; they take jobs in order from one queue, so a tooling chain's
+turns stay in order inside one thread while other tasks run beside it. A finished generation is
+written to the answer store at once, then handed to the scoring pool (bounded by the cores),
+which runs it in the sandbox while the next answers are generated. Each item waits only for its
+own task's future.
+
+Pytest never sees any of this: items stay the unit it runs and reports, and the scheduler knows
+nothing of pytest (collection hands it plain `Job`s).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from .exchange import BackendError, ChatRequest, Completion
+from .sandbox.base import SandboxError
+from .store import AnswerKey
+from .suites import get_suite
+from .suites.base import Generation
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .session import RunState
+
+TaskKey = tuple[str, str]  # (model, file node id::task id)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (model, task) to generate and run: what collection hands the scheduler."""
+
+    key: TaskKey
+    suite: str
+    task: Any
+    repeat: int = 0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A task's answer and what running it produced; its cases are scored from these."""
+
+    generation: Generation
+    execution: Any
+    answer_key: str | None
+
+
+@dataclass(frozen=True)
+class InfraFailure:
+    """The server or the sandbox failed for this task: every case of it reports an error."""
+
+    message: str
+
+
+Outcome = Prepared | InfraFailure
+
+
+def scoring_workers() -> int:
+    """Sandbox runs at once in this process: the cores, shared among xdist workers."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+class _Pool:
+    """A fixed set of daemon threads running callables in submission order.
+
+    Daemon threads, unlike concurrent.futures': an interrupted run exits at once instead of
+    waiting for requests still in flight (their answers would be discarded anyway).
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._queue: deque[Callable[[], None]] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        for index in range(workers):
+            threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True).start()
+
+    def submit(self, work: Callable[[], None]) -> None:
+        with self._ready:
+            self._queue.append(work)
+            self._ready.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if self._closed and not self._queue:
+                    return
+                work = self._queue.popleft()
+            work()
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._queue.clear()
+            self._ready.notify_all()
+
+
+class Scheduler:
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self._futures: dict[TaskKey, Future[Outcome]] = {}
+        self._pending: dict[str, deque[Job]] = {}  # model -> jobs not yet taken
+        self._lock = threading.Lock()
+        self._scoring: _Pool | None = None
+        self.concurrency: dict[str, tuple[int, str]] = {}  # model -> (in flight, why)
+
+    def result(self, model: str, key: TaskKey, jobs: Callable[[], Sequence[Job]]) -> Outcome:
+        """The prepared answer of one task, starting the model's jobs on first use."""
+        if key not in self._futures:
+            self._start(model, jobs())
+        return self._futures[key].result()
+
+    def _start(self, model: str, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            self._futures.setdefault(job.key, Future())
+        try:
+            self.state.manager.ensure_loaded(model)
+        except BackendError as exc:
+            for job in jobs:
+                self._settle(job.key, InfraFailure(exc.message))
+            return
+        if self._scoring is None:
+            self._scoring = _Pool(scoring_workers(), "llmbench-score")
+        queue: deque[Job] = deque(job for job in jobs if not self._futures[job.key].done())
+        self._pending[model] = queue
+        slots = self.state.manager.slots(model)
+        total = sum(n for _, n, _ in slots)
+        self.concurrency[model] = (total, ", ".join(sorted({why for _, _, why in slots})))
+        # Never more threads than jobs: a -k run of three tasks needs three.
+        budget = len(queue)
+        for replica, (backend, in_flight, _) in enumerate(slots):
+            for index in range(min(in_flight, budget)):
+                threading.Thread(
+                    target=self._generate_from,
+                    args=(model, queue, backend),
+                    name=f"llmbench-gen-{replica}-{index}",
+                    daemon=True,
+                ).start()
+
+    def _generate_from(self, model: str, queue: deque[Job], backend: Backend) -> None:
+        while True:
+            with self._lock:
+                if not queue:
+                    return
+                job = queue.popleft()
+            outcome = self._generation(model, job, backend)
+            if isinstance(outcome, InfraFailure):
+                self._settle(job.key, outcome)
+                continue
+            assert self._scoring is not None
+            self._scoring.submit(functools.partial(self._run, job, *outcome))
+
+    def _generation(
+        self, model: str, job: Job, backend: Backend
+    ) -> tuple[Generation, str | None] | InfraFailure:
+        state = self.state
+        suite = get_suite(job.suite)
+        settings = state.request_settings(model)
+        concurrency, why = self.concurrency.get(model, (1, ""))
+        key = None
+        if state.settings.cache != "off" and backend.name != "builtin":
+            key = AnswerKey(
+                backend=state.settings.backend,
+                model=model,
+                shown=suite.shown(job.task),
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+                seed=settings.seed,
+                repeat=job.repeat,
+            )
+            stored = state.store.get(key)
+            if stored is not None:
+                return replace(stored, stats=replace(stored.stats, from_store=True)), key.digest
+
+        def chat(request: ChatRequest) -> Completion:
+            return backend.chat(request)
+
+        started = time.time()
+        try:
+            generation = suite.generate(job.task, model, chat, settings)
+        except BackendError as exc:
+            return InfraFailure(exc.message)
+        except Exception as exc:  # a bug must fail its task, not leave its items waiting
+            return InfraFailure(f"internal error: {type(exc).__name__}: {exc}")
+        stats = replace(
+            generation.stats,
+            started_at=started,
+            finished_at=time.time(),
+            concurrency=concurrency,
+            concurrency_source=why,
+        )
+        generation = replace(generation, stats=stats)
+        if key is not None:
+            state.store.put(key, generation)
+        return generation, key.digest if key is not None else None
+
+    def _run(self, job: Job, generation: Generation, answer_key: str | None) -> None:
+        suite = get_suite(job.suite)
+        try:
+            # Only suites that run model output need the sandbox (and its self-test).
+            sandbox = self.state.sandbox if suite.uses_sandbox else None
+            execution = suite.execute(job.task, generation, sandbox)
+        except (SandboxError, LookupError) as exc:
+            # The sandbox could not run the answer (or a task's tool is missing): nothing was
+            # learned about the model.
+            self._settle(job.key, InfraFailure(f"sandbox: {exc}"))
+            return
+        except Exception as exc:  # a bug must fail its task, not hang the run
+            self._settle(job.key, InfraFailure(f"internal error: {type(exc).__name__}: {exc}"))
+            return
+        self._settle(job.key, Prepared(generation, execution, answer_key))
+
+    def _settle(self, key: TaskKey, outcome: Outcome) -> None:
+        future = self._futures.get(key)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    def finish(self, model: str) -> None:
+        """The model's items are done (or the run stops): drop what it has not started and
+        forget its answers."""
+        with self._lock:
+            queue = self._pending.pop(model, None)
+            if queue is not None:
+                queue.clear()
+        for key in [k for k in self._futures if k[0] == model]:
+            del self._futures[key]
+
+    def close(self) -> None:
+        for model in list(self._pending):
+            self.finish(model)
+        if self._scoring is not None:
+            self._scoring.close()

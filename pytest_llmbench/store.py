@@ -1,0 +1,163 @@
+"""The answer store: every finished generation, durable, keyed by everything that shapes it.
+
+One SQLite database per project (`.llmbench/store.sqlite3`) in WAL mode, so that xdist workers
+and the generation threads of one process can write at once while readers never block. A
+generation is written (and committed) the moment it finishes: a run that is interrupted, killed
+or crashes finds it next time, and a run whose task cases changed (not what the model is shown)
+scores the stored answers again without asking the model.
+
+The key is a hash of: the backend, the model as the server identifies it, what the model is
+shown (messages, tool specs, the chain's length), the sampling settings (max_tokens,
+temperature, seed) and the repeat index. Nothing else changes what the model would answer, so
+nothing else is in the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+
+from .suites.base import Generation
+
+Policy = Literal["use", "refresh", "off"]
+SCHEMA_VERSION = 1  # part of every key: a change of what is stored invalidates old answers
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    key        TEXT PRIMARY KEY,
+    backend    TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    created    REAL NOT NULL,
+    request    TEXT NOT NULL,   -- JSON: what the key was made of
+    generation TEXT NOT NULL    -- JSON: the Generation (completions, tool turns, usage, timings)
+)
+"""
+
+
+@dataclass(frozen=True)
+class AnswerKey:
+    """What shapes an answer; `digest` is its store key."""
+
+    backend: str
+    model: str  # the model as the server identifies it
+    shown: dict[str, Any]  # what the model is shown: messages, tools, chain length
+    max_tokens: int
+    temperature: float
+    seed: int | None
+    repeat: int = 0
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "v": SCHEMA_VERSION,
+                "backend": self.backend,
+                "model": self.model,
+                "shown": self.shown,
+                "max_tokens": self.max_tokens,
+                "temperature": self.temperature,
+                "seed": self.seed,
+                "repeat": self.repeat,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.as_json().encode()).hexdigest()
+
+
+_GENERATION = TypeAdapter(Generation)
+
+
+def encode_generation(generation: Generation) -> str:
+    return _GENERATION.dump_json(generation).decode()
+
+
+def decode_generation(text: str) -> Generation:
+    return _GENERATION.validate_json(text)
+
+
+class AnswerStore:
+    """Thread-safe: each thread gets its own connection (sqlite3 connections are per thread)."""
+
+    def __init__(self, path: Path, policy: Policy = "use") -> None:
+        self.path = path
+        self.policy = policy
+        self._local = threading.local()
+        self.hits = 0
+        self.writes = 0
+        self._count_lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives the process being killed; only a power cut
+            # may lose the last ones, which costs a regeneration, never a wrong answer.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(_SCHEMA)
+            self._local.conn = conn
+        return conn
+
+    def get(self, key: AnswerKey) -> Generation | None:
+        if self.policy != "use":
+            return None
+        row = (
+            self._connection()
+            .execute("SELECT generation FROM answers WHERE key = ?", (key.digest,))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        try:
+            generation = decode_generation(row[0])
+        except ValueError:
+            return None  # written by an incompatible version: ask again, overwrite
+        with self._count_lock:
+            self.hits += 1
+        return generation
+
+    def put(self, key: AnswerKey, generation: Generation) -> None:
+        if self.policy == "off":
+            return
+        self._connection().execute(
+            "INSERT OR REPLACE INTO answers (key, backend, model, created, request, generation) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key.digest,
+                key.backend,
+                key.model,
+                time.time(),
+                key.as_json(),
+                encode_generation(generation),
+            ),
+        )
+        with self._count_lock:
+            self.writes += 1
+
+    def load(self, digest: str) -> Generation | None:
+        """A stored generation by its key, whatever the policy (reports read through this)."""
+        row = (
+            self._connection()
+            .execute("SELECT generation FROM answers WHERE key = ?", (digest,))
+            .fetchone()
+        )
+        return decode_generation(row[0]) if row is not None else None
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,344 @@
+"""End-to-end: concurrent generation, the answer store, one model per server, replicas."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fakes.bench import bad_script, case_outcomes, good_script, read_jsonl
+from fakes.lmstudio_server import LMStudioFake, Model
+from fakes.openai_server import FakeOpenAI, Reply, Script, last_user_text
+
+# Ten python tasks whose prompts the scripts below can tell apart.
+MANY_TASKS = "suite: python\ntasks:\n" + "".join(
+    f"""  - id: add{n}
+    prompt: Write `def add{n}(a, b)` returning a + b + {n}.
+    entry_point: add{n}
+    reference: |
+      def add{n}(a, b):
+          return a + b + {n}
+    cases:
+      - {{id: small, args: [1, 2], expect: {3 + n}}}
+      - {{id: zero, args: [0, 0], expect: {n}}}
+"""
+    for n in range(10)
+)
+
+
+def answer_many(body: dict[str, Any]) -> Reply:
+    text = last_user_text(body)
+    n = int(text.split("`def add")[1].split("(")[0])
+    # Odd tasks get a wrong answer, so verdicts are not all alike.
+    op = "+" if n % 2 == 0 else "-"
+    return Reply(f"```python\ndef add{n}(a, b):\n    return a + b {op} {n}\n```")
+
+
+class InFlight:
+    """Wraps a script: each request holds for `hold_s`, counting requests held at once."""
+
+    def __init__(self, script: Script, hold_s: float = 0.15) -> None:
+        self.script = script
+        self.hold_s = hold_s
+        self.now = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(self.hold_s)
+        with self._lock:
+            self.now -= 1
+        return self.script(body)
+
+
+def many_dir(pytester: pytest.Pytester) -> pytest.Pytester:
+    path = pytester.path / "tasks" / "python" / "many.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(MANY_TASKS)
+    return pytester
+
+
+def run(pytester: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
+    return pytester.runpytest(
+        f"--llmbench-base-url={url}", "--llmbench-backend=openai", "-p", "no:cacheprovider",
+        "--llmbench-jsonl=out.jsonl", *args,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_requests_in_flight_reach_the_concurrency_and_never_exceed_it(
+    pytester: pytest.Pytester,
+    fake_openai: Callable[[dict[str, Script]], FakeOpenAI],
+    concurrency: int,
+) -> None:
+    many_dir(pytester)
+    counter = InFlight(answer_many)
+    server = fake_openai({"m": counter})
+    result = run(
+        pytester, server.url, "--models=m", f"--llmbench-concurrency={concurrency}",
+        "--llmbench-cache=off",
+    )  # fmt: skip
+    result.assert_outcomes(passed=10, failed=10)
+    assert counter.peak == concurrency
+    assert len(server.chat_requests()) == 10
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    assert row["concurrency"] == concurrency
+    assert row["concurrency_source"] == "option"
+    assert row["settings"]["concurrency"] == concurrency
+
+
+def test_verdicts_are_identical_at_concurrency_1_and_4(
+    bench_dir: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(bench_dir)
+
+    def with_many(script: Script) -> Script:
+        def either(body: dict[str, Any]) -> Reply:
+            many = re.search(r"`def add\d", last_user_text(body))
+            return (answer_many if many else script)(body)
+
+        return either
+
+    server = fake_openai({"good": with_many(good_script()), "bad": with_many(bad_script())})
+    outcomes = []
+    for concurrency in (1, 4):
+        (bench_dir.path / "out.jsonl").unlink(missing_ok=True)
+        run(
+            bench_dir, server.url, "--models=good,bad", "--llmbench-cache=off",
+            f"--llmbench-concurrency={concurrency}",
+        )  # fmt: skip
+        outcomes.append(case_outcomes(read_jsonl(bench_dir.path / "out.jsonl")))
+    assert outcomes[0] == outcomes[1]
+    assert len(outcomes[0]) == 2 * (7 + 20)  # every declared case, per model
+    assert set(outcomes[0].values()) >= {"passed", "failed", "truncated"}
+
+
+def test_only_selected_tasks_are_generated(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    server = fake_openai({"m": answer_many})
+    result = run(pytester, server.url, "--models=m", "-k", "add3 or add4")
+    result.assert_outcomes(passed=2, failed=2)
+    prompts = sorted(last_user_text(body) for body in server.chat_requests())
+    assert len(prompts) == 2
+    assert "add3" in prompts[0] and "add4" in prompts[1]
+
+
+def test_auto_concurrency_uses_the_default_when_the_server_cannot_say(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    counter = InFlight(answer_many)
+    server = fake_openai({"m": counter})
+    result = run(pytester, server.url, "--models=m", "--llmbench-cache=off")
+    result.assert_outcomes(passed=10, failed=10)
+    assert counter.peak == 4
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    assert (row["concurrency"], row["concurrency_source"]) == (4, "default")
+    assert "4 in flight (default)" in result.stdout.str()
+
+
+def test_replicas_share_one_models_requests(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    first, second = fake_openai({"m": InFlight(answer_many)}), fake_openai({"m": answer_many})
+    result = pytester.runpytest(
+        "--llmbench-backend=openai", "--models=m",
+        f"--llmbench-endpoint=m={first.url},{second.url}",
+        "--llmbench-concurrency=2", "--llmbench-cache=off", "--llmbench-jsonl=out.jsonl",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=10, failed=10)
+    served = len(first.chat_requests()), len(second.chat_requests())
+    assert sum(served) == 10 and min(served) >= 1, served
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    assert row["concurrency"] == 4  # two replicas, two in flight each
+
+
+def lmstudio_two_models() -> LMStudioFake:
+    def answer(body: dict[str, Any]) -> Any:
+        from fakes.chat_stream import Answer, tokens
+
+        return Answer(content=tokens(answer_many(body).content))
+
+    return LMStudioFake(
+        models=[Model("alpha"), Model("beta")],
+        answers={"alpha": answer, "beta": answer},
+        chunk_delay_s=0.01,
+    ).start()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["plain", "n2"])
+def test_one_model_loaded_per_server_also_under_xdist(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
+    many_dir(pytester)
+    fake = lmstudio_two_models()
+    try:
+        result = pytester.runpytest(
+            f"--llmbench-base-url={fake.url}", "--models=alpha,beta", "--llmbench-cache=off",
+            "-p", "no:cacheprovider", *workers,
+        )  # fmt: skip
+    finally:
+        fake.stop()
+    result.assert_outcomes(passed=20, failed=20)
+    loaded: set[str] = set()
+    most = 0
+    for event in fake.events:
+        verb, _, rest = event.partition(" ")
+        name = rest.split(" ")[0]  # "load KEY ctx=N", "unload INSTANCE", "chat KEY"
+        if verb == "load":
+            loaded.add(name)
+        elif verb == "unload":
+            loaded = {n for n in loaded if not name.startswith(n)}
+        elif verb == "chat":
+            most = max(most, len(loaded))
+            assert loaded == {name}, f"{name} answered while {loaded} were loaded"
+    assert most == 1
+
+
+def test_models_on_different_servers_run_side_by_side_under_xdist(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    hold = threading.Event()
+    seen: set[str] = set()
+
+    def meet(name: str) -> Script:
+        def script(body: dict[str, Any]) -> Reply:
+            seen.add(name)
+            # Each server waits (bounded) until the other one has been asked too: only
+            # models that run at the same time on two workers get past this quickly.
+            if len(seen) == 2:
+                hold.set()
+            hold.wait(timeout=20)
+            return answer_many(body)
+
+        return script
+
+    first, second = fake_openai({"a": meet("a")}), fake_openai({"b": meet("b")})
+    started = time.monotonic()
+    result = pytester.runpytest(
+        "--llmbench-backend=openai", "--models=a,b", f"--llmbench-endpoint=a={first.url}",
+        f"--llmbench-endpoint=b={second.url}", "--llmbench-cache=off", "-n", "2",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=20, failed=20)
+    assert hold.is_set(), "the two models never ran at the same time"
+    assert time.monotonic() - started < 60
+
+
+def store_rows(root: Any) -> int:
+    with sqlite3.connect(root / ".llmbench" / "store.sqlite3") as conn:
+        return int(conn.execute("SELECT count(*) FROM answers").fetchone()[0])
+
+
+def test_rerunning_asks_nothing_and_says_the_answers_came_from_the_store(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    server = fake_openai({"m": answer_many})
+    first = run(pytester, server.url, "--models=m")
+    first.assert_outcomes(passed=10, failed=10)
+    assert len(server.chat_requests()) == 10
+    assert store_rows(pytester.path) == 10
+    again = run(pytester, server.url, "--models=m")
+    again.assert_outcomes(passed=10, failed=10)
+    assert len(server.chat_requests()) == 10  # nothing asked again
+    assert "10 of 10 answers from the store" in again.stdout.str()
+    rows = read_jsonl(pytester.path / "out.jsonl")
+    assert [r["answers_from_store"] for r in rows] == [0, 10]
+    assert case_outcomes(rows[:1]) == case_outcomes(rows[1:])
+    keys = {t["task"]: t["answer_key"] for t in rows[1]["results"]}
+    assert keys == {t["task"]: t["answer_key"] for t in rows[0]["results"]}
+    assert all(len(k) == 64 for k in keys.values())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [["--llmbench-seed=7"], ["--max-tokens=99"], ["--llmbench-temperature=0.9"],
+     ["--llmbench-cache=refresh"]],
+    ids=["seed", "max_tokens", "temperature", "refresh"],
+)  # fmt: skip
+def test_what_shapes_the_answer_misses_the_store(
+    pytester: pytest.Pytester,
+    fake_openai: Callable[[dict[str, Script]], FakeOpenAI],
+    change: list[str],
+) -> None:
+    many_dir(pytester)
+    server = fake_openai({"m": answer_many})
+    run(pytester, server.url, "--models=m", "-k", "add1 or add2")
+    assert len(server.chat_requests()) == 2
+    run(pytester, server.url, "--models=m", "-k", "add1 or add2", *change)
+    assert len(server.chat_requests()) == 4
+    run(pytester, server.url, "--models=m", "-k", "add1 or add2")
+    assert len(server.chat_requests()) == 4  # the first answers are still there
+
+
+def test_cache_off_neither_reads_nor_writes(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    server = fake_openai({"m": answer_many})
+    run(pytester, server.url, "--models=m", "-k", "add1", "--llmbench-cache=off")
+    run(pytester, server.url, "--models=m", "-k", "add1", "--llmbench-cache=off")
+    assert len(server.chat_requests()) == 2
+    assert not (pytester.path / ".llmbench" / "store.sqlite3").exists()
+
+
+def test_changed_cases_are_scored_again_without_asking_the_model(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    server = fake_openai({"m": answer_many})
+    run(pytester, server.url, "--models=m", "-k", "add1").assert_outcomes(failed=2)
+    # add1's model answer is a - b - 1: a case that expects exactly that now passes.
+    tasks = pytester.path / "tasks" / "python" / "many.yaml"
+    tasks.write_text(
+        tasks.read_text().replace(
+            "{id: zero, args: [0, 0], expect: 1}", "{id: zero, args: [1, 0], expect: 0}"
+        )
+    )
+    result = run(pytester, server.url, "--models=m", "-k", "add1")
+    result.assert_outcomes(passed=1, failed=1)
+    assert len(server.chat_requests()) == 1
+
+
+def test_a_run_killed_by_sigterm_regenerates_nothing_that_had_finished(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    server = fake_openai({"m": InFlight(answer_many, hold_s=0.3)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", f"--llmbench-base-url={server.url}", "--models=m",
+         "--llmbench-backend=openai", "--llmbench-concurrency=2", "-p", "no:cacheprovider"],
+        cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(server.chat_requests()) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    finished = store_rows(pytester.path)
+    asked_first = len(server.chat_requests())
+    assert 1 <= finished < 10, finished
+    result = run(pytester, server.url, "--models=m", "--llmbench-concurrency=2")
+    result.assert_outcomes(passed=10, failed=10)
+    assert len(server.chat_requests()) - asked_first == 10 - finished
+    assert store_rows(pytester.path) == 10
