@@ -161,6 +161,11 @@ class CaseItem(pytest.Item):
         self.prepared = outcome
         self.generation = outcome.generation
 
+    def start_generating(self) -> None:
+        """Start this item's model now (before its first setup), so that generation overlaps
+        whatever else happens first."""
+        self.state.scheduler.start(self.model, self._model_jobs())
+
     def _model_jobs(self) -> list[Job]:
         """The selected tasks of this item's model, in item order (honours -k, -m, --lf, ids)."""
         jobs: dict[tuple[str, str], Job] = {}

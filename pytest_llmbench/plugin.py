@@ -164,6 +164,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly or session.testsfailed:
         return  # nothing will run: collection-only, or collection errors stop the run
+    if not _is_worker(session.config) and session.items:
+        # The first model's answers are generated while the sandbox checks itself. (A worker
+        # does not know yet which models xdist will give it, so it starts on first use.)
+        from .collect import CaseItem
+
+        first = session.items[0]
+        if isinstance(first, CaseItem):
+            first.start_generating()
     if any(getattr(item, "suite", None) in ("python", "cli") for item in session.items):
         _check_isolation(session.config)
 

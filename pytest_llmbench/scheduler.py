@@ -120,10 +120,13 @@ class Scheduler:
     def result(self, model: str, key: TaskKey, jobs: Callable[[], Sequence[Job]]) -> Outcome:
         """The prepared answer of one task, starting the model's jobs on first use."""
         if key not in self._futures:
-            self._start(model, jobs())
+            self.start(model, jobs())
         return self._futures[key].result()
 
-    def _start(self, model: str, jobs: Sequence[Job]) -> None:
+    def start(self, model: str, jobs: Sequence[Job]) -> None:
+        """Load `model` and start generating its jobs (in order), unless already started."""
+        if any(job.key in self._futures for job in jobs):
+            return
         for job in jobs:
             self._futures.setdefault(job.key, Future())
         try:

@@ -14,6 +14,7 @@ nothing else is in the key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -76,15 +77,18 @@ class AnswerKey:
         return hashlib.sha256(self.as_json().encode()).hexdigest()
 
 
-_GENERATION = TypeAdapter(Generation)
+@functools.cache
+def _codec() -> TypeAdapter[Generation]:
+    # Built on first use: building it costs more than collecting a thousand tasks.
+    return TypeAdapter(Generation)
 
 
 def encode_generation(generation: Generation) -> str:
-    return _GENERATION.dump_json(generation).decode()
+    return _codec().dump_json(generation).decode()
 
 
 def decode_generation(text: str) -> Generation:
-    return _GENERATION.validate_json(text)
+    return _codec().validate_json(text)
 
 
 class AnswerStore:

@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+# pytester's in-process runs drop the modules an inner run imported; libyaml's C extension
+# cannot be imported a second time cleanly (its nodes would be of the first import's classes),
+# so the loader is imported here, once, for every inner run to share.
+import yaml  # noqa: F401
 from fakes.bench import CLI_TASKS, PYTHON_TASKS, TOOLING_TASKS
 from fakes.http_fake import FakeHttpServer
 from fakes.openai_server import FakeOpenAI, Script

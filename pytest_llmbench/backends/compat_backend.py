@@ -8,6 +8,7 @@ endpoint, or the character estimate) and which model names mean the same model.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import replace
 
 from ..exchange import BackendError, ChatRequest, Completion
@@ -41,6 +42,7 @@ class CompatBackend:
         self.retry = retry
         self.rest = Rest(server, timeout_s=timeout_s, api_key=api_key)
         self._chat: ChatClient | None = None
+        self._chat_lock = threading.Lock()  # generation threads share one client
         # Context length of each loaded model, as the server reported it (or as we asked for).
         self.loaded_context: dict[str, int] = {}
 
@@ -65,14 +67,15 @@ class CompatBackend:
 
     @property
     def chat_client(self) -> ChatClient:
-        if self._chat is None:
-            self._chat = ChatClient(
-                self.server,
-                timeout_s=self.timeout_s,
-                api_key=self.api_key,
-                retry=self.retry,
-            )
-        return self._chat
+        with self._chat_lock:
+            if self._chat is None:
+                self._chat = ChatClient(
+                    self.server,
+                    timeout_s=self.timeout_s,
+                    api_key=self.api_key,
+                    retry=self.retry,
+                )
+            return self._chat
 
     def fit_request(self, request: ChatRequest, prompt: PromptSize, context: int) -> ChatRequest:
         """Adjust a request that fits the context before it is sent (default: unchanged)."""
