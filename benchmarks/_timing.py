@@ -22,15 +22,18 @@ def environment() -> dict[str, str]:
     return env
 
 
-def wall(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> float:
-    """Seconds one run of `command` took, start-up included; its output is discarded."""
+def wall(
+    command: Sequence[str], cwd: Path, env: dict[str, str] | None = None, ok: Sequence[int] = (0, 1)
+) -> float:
+    """Seconds one run of `command` took, start-up included; its output is discarded. Exit
+    codes other than `ok` stop the benchmark (1, some cases failed, is a result)."""
     started = time.perf_counter()
     done = subprocess.run(
         command, cwd=cwd, env=env or environment(), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True, check=False,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    if done.returncode not in (0, 1):  # 1: some cases failed, which is a result
+    if done.returncode not in ok:
         raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-2000:]}")
     return seconds
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,16 @@ from _pytest._code.code import TerminalRepr
 from .results import PROPERTY, CaseResult, GenerationStats, Outcome
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
-from .spec import Task, TaskFileError, load_task_file
+from .spec import Task, TaskFileError
 from .suites import get_suite
 from .suites.base import Generation, Verdict
+from .taskcache import load_cached
+
+
+@functools.cache
+def _mark(name: str) -> pytest.MarkDecorator:
+    # Built once per name: looking a marker up by name costs more than making the item.
+    return getattr(pytest.mark, name)  # type: ignore[no-any-return]
 
 
 class CaseFailed(Exception):
@@ -31,7 +39,8 @@ class TaskFileCollector(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         state = self.config.stash[STATE]
         try:
-            task_file = load_task_file(self.path)
+            cache = state.settings.rootdir / ".llmbench" / "cache" / "tasks"
+            task_file = load_cached(self.path, None if state.settings.cache == "off" else cache)
         except TaskFileError as exc:
             raise self.CollectError(str(exc)) from None
         if state.settings.validate:
@@ -109,10 +118,10 @@ class CaseItem(pytest.Item):
         self.prepared: Prepared | None = None
         for keyword in (suite, model, task.id, case.id, *task.tags):
             self.extra_keyword_matches.add(keyword)
-        self.add_marker("llmbench")
-        self.add_marker(suite)
+        self.add_marker(_mark("llmbench"))
+        self.add_marker(_mark(suite))
         if task.difficulty:
-            self.add_marker(task.difficulty)
+            self.add_marker(_mark(task.difficulty))
 
     @property
     def task_key(self) -> tuple[str, str]:

@@ -116,6 +116,18 @@ def pytest_report_header(config: pytest.Config) -> str | list[str]:
     return f"llmbench: models {', '.join(settings.models)} via {settings.backend} ({where})"
 
 
+PATHS = pytest.StashKey[tuple[set[Path], list[Path]]]()
+
+
+def _collected_paths(config: pytest.Config) -> tuple[set[Path], list[Path]]:
+    """The files named on the command line and the task roots, resolved once per run (asked
+    for every file collected)."""
+    if PATHS not in config.stash:
+        explicit = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+        config.stash[PATHS] = explicit, [root.resolve() for root in _task_roots(config)]
+    return config.stash[PATHS]
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
@@ -123,9 +135,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     settings = config.stash[STATE].settings
     if not settings.models and not settings.validate:
         return None
-    explicit = {Path(arg.split("::")[0]).resolve() for arg in config.args}
-    under_root = any(file_path.is_relative_to(root.resolve()) for root in _task_roots(config))
-    if file_path.resolve() not in explicit and not under_root:
+    explicit, roots = _collected_paths(config)
+    path = file_path.resolve()
+    if path not in explicit and not any(path.is_relative_to(root) for root in roots):
         return None
     from .collect import TaskFileCollector
 
