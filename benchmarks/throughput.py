@@ -26,8 +26,8 @@ from _timing import BIN, ROOT, load, spread, wall
 
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fakes.chat_stream import Answer, Quirks, chunks  # noqa: E402
-from fakes.http_fake import FakeHttpServer, Json, Response, Sse  # noqa: E402
+from fakes.chat_stream import Answer, Quirks, chunks
+from fakes.http_fake import FakeHttpServer, Json, Response, Sse
 
 TOKENS = 100
 TOKEN_S = 1 / 200

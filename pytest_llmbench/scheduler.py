@@ -67,9 +67,10 @@ Outcome = Prepared | InfraFailure
 
 
 def scoring_workers() -> int:
-    """Sandbox runs at once in this process: the cores, shared among xdist workers."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    """Sandbox runs at once in this process: one per core. Not divided among xdist workers:
+    models sharing a server run on one worker, so one busy worker next to an idle one is the
+    common case, and a sandbox run mostly waits on its child."""
+    return max(1, os.cpu_count() or 1)
 
 
 class _Pool:
