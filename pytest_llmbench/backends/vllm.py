@@ -18,6 +18,8 @@ from .compat_backend import CompatBackend
 from .context_fit import PromptSize, estimate_prompt_tokens
 from .rest import HttpStatus
 
+VLLM_IN_FLIGHT = 16
+
 
 class VLLMBackend(CompatBackend):
     name = "vllm"
@@ -55,6 +57,12 @@ class VLLMBackend(CompatBackend):
             seconds=time.monotonic() - started,
             context_length=context if isinstance(context, int) else None,
         )
+
+    def parallel_slots(self, key: str) -> int | None:
+        """vLLM batches continuously and does not say how many sequences it runs at once
+        (`max_num_seqs`, hundreds by default); this many keeps it busy without flooding its
+        queue, so time to first token stays a measure of the model."""
+        return VLLM_IN_FLIGHT
 
     def unload(self, key: str) -> None:
         self.loaded_context.pop(key, None)

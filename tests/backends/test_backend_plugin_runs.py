@@ -141,3 +141,15 @@ def test_llmbench_list_shows_the_bundled_embedded_models(pytester: pytest.Pytest
     result = pytester.runpytest("--llmbench-list", "--llmbench-backend=embedded")
     assert result.ret == 0, result.stdout.str()
     assert any(line.startswith("smollm2 ") for line in result.stdout.lines)
+
+
+def test_vllm_run_keeps_many_requests_in_flight(bench_dir: pytest.Pytester, serve: Any) -> None:
+    from fakes.vllm_server import VLLMFake
+
+    from pytest_llmbench.backends.vllm import VLLM_IN_FLIGHT
+
+    fake = serve(VLLMFake(answers={"Qwen/Qwen3-4B": GOOD}))
+    result = run(bench_dir, "vllm", fake.url, "Qwen/Qwen3-4B")
+    result.assert_outcomes(passed=3)
+    (row,) = read_jsonl(bench_dir.path / "out/results.jsonl")
+    assert (row["concurrency"], row["concurrency_source"]) == (VLLM_IN_FLIGHT, "server")
