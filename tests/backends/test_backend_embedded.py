@@ -194,3 +194,15 @@ def test_real_smollm2_through_the_embedded_backend() -> None:
     assert backend.base_url == "embedded"
     with pytest.raises(BackendError):
         backend.chat(ask("smollm2"))  # its server is gone
+
+
+def test_auto_concurrency_sends_the_embedded_server_one_request_at_a_time() -> None:
+    # Its server answers concurrent requests with empty replies instead of queueing them.
+    from pytest_llmbench.options import Settings
+    from pytest_llmbench.session import ModelManager
+
+    manager = ModelManager(Settings(models=("smollm2",), backend="embedded"))
+    [(_, in_flight, why)] = manager.slots("smollm2")
+    assert (in_flight, why) == (1, "server")
+    forced = ModelManager(Settings(models=("smollm2",), backend="embedded", concurrency=3))
+    assert [n for _, n, _ in forced.slots("smollm2")] == [3]
