@@ -164,7 +164,10 @@ class Scheduler:
                 if not queue:
                     return
                 job = queue.popleft()
-            outcome = self._generation(model, job, backend)
+            try:
+                outcome = self._generation(model, job, backend)
+            except Exception as exc:  # the store, a bug: fail the task, never strand its items
+                outcome = InfraFailure(f"internal error: {type(exc).__name__}: {exc}")
             if isinstance(outcome, InfraFailure):
                 self._settle(job.key, outcome)
                 continue

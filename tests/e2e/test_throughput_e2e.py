@@ -342,3 +342,14 @@ def test_a_run_killed_by_sigterm_regenerates_nothing_that_had_finished(
     result.assert_outcomes(passed=10, failed=10)
     assert len(server.chat_requests()) - asked_first == 10 - finished
     assert store_rows(pytester.path) == 10
+
+
+def test_a_broken_answer_store_fails_the_tasks_and_never_hangs_the_run(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    (pytester.path / ".llmbench" / "store.sqlite3").mkdir(parents=True)  # cannot be opened
+    server = fake_openai({"m": answer_many})
+    result = run(pytester, server.url, "--models=m", "-k", "add1 or add2")
+    result.assert_outcomes(errors=4)
+    assert "internal error" in result.stdout.str()
