@@ -83,5 +83,9 @@ class Completion:
     model_id: str | None = None  # the model the server says answered
     server_stats: dict[str, Any] = field(default_factory=dict)
     retries: int = 0  # infrastructure retries spent on this request
-    # Tokens per second between the first and the last streamed token (prefill excluded).
+    # Tokens per second while decoding (prompt processing excluded): the server's own timing
+    # where it reports one (llama.cpp's `timings`), else between the first and last streamed token.
     decode_tok_s: float | None = None
+    decode_timed_by: Literal["server", "stream", "none"] = "none"
+    # Prompt tokens per second as the server timed them (None where it reports no timings).
+    prompt_tok_s: float | None = None

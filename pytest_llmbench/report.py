@@ -17,7 +17,10 @@ from .results import SUITES, CaseResult, ModelReport, Outcome, aggregate
 if TYPE_CHECKING:
     from .session import RunState
 
-COLUMNS = ("model", *SUITES, "total", "time", "tok/s")
+COLUMNS = ("model", *SUITES, "total", "time", "decode tok/s")
+# A model that wrote its calls in a format the server does not parse scores the server's
+# limits, not its own: said in the table, with the fix in the README.
+CALLS_AS_TEXT = "tool calls left as text: the server did not parse them"
 NOTED: tuple[tuple[Outcome, str], ...] = (
     ("truncated", "truncated"),
     ("no_answer", "no answer"),
@@ -41,10 +44,12 @@ def _wall(report: ModelReport) -> str:
 def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[str]]:
     rows: list[list[str]] = []
     for report in reports:
-        tps = report.tokens_per_second
+        tps = report.decode_tok_s
         notes = [
             f"{report.count(outcome)} {label}" for outcome, label in NOTED if report.count(outcome)
         ]
+        if report.calls_left_as_text:
+            notes.append(f"{report.calls_left_as_text} {CALLS_AS_TEXT}")
         name = report.model + (" (oracle)" if report.model == oracle else "")
         rows.append(
             [
@@ -144,6 +149,10 @@ def jsonl_line(
         "answers_from_store": report.from_store,
         "completion_tokens": report.completion_tokens,
         "tokens_per_second": report.tokens_per_second,
+        "decode_tok_s": _round(report.decode_tok_s, 2),
+        "decode_timed_by": report.decode_timed_by,
+        "prompt_tok_s": _round(report.prompt_tok_s, 2),
+        "calls_left_as_text": report.calls_left_as_text,
         "results": [task.to_dict() for task in report.tasks],
     }
     return json.dumps(record, sort_keys=False, default=str)
@@ -209,7 +218,7 @@ def summary_lines(state: RunState) -> list[str]:
     lines.append(
         f"time: generation wall-clock, model loading excluded; max_tokens: {cap_text or '-'}"
         f"{'' if settings.max_tokens else ' (backend default)'}; "
-        f"isolation: {state.isolation_tier}; JSONL: {settings.jsonl_path}"
+        f"{_speed_note(reports)}isolation: {state.isolation_tier}; JSONL: {settings.jsonl_path}"
     )
     lines += throughput_lines(reports)
     if settings.oracle:
@@ -240,6 +249,21 @@ def throughput_lines(reports: Sequence[ModelReport]) -> list[str]:
         if parts:
             lines.append(f"{report.model}: {'; '.join(parts)}")
     return lines
+
+
+def _speed_note(reports: Sequence[ModelReport]) -> str:
+    """Who timed the decode column, and the prompt speed when one model ran: e.g.
+    `decode tok/s timed by the server, prompt 412 tok/s; `."""
+    timers = {r.decode_timed_by for r in reports} - {"none"}
+    if not timers:
+        return ""
+    timed_by = {"server": "the server", "stream": "the stream"}.get(
+        next(iter(timers)) if len(timers) == 1 else "", "the server where it can, else the stream"
+    )
+    prompt = reports[0].prompt_tok_s if len(reports) == 1 else None
+    return f"decode tok/s timed by {timed_by}" + (
+        f", prompt {prompt:.0f} tok/s; " if prompt else "; "
+    )
 
 
 def write_outputs(state: RunState, run: RunInfo) -> None:

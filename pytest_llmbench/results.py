@@ -38,6 +38,10 @@ class GenerationStats:
     concurrency: int | None = None  # requests in flight for this model
     concurrency_source: str = ""  # why that many: "option", "server: ...", "default"
     from_store: bool = False  # the answer came from the answer store, not the server
+    decode_timed_by: str = "none"  # "server", "stream", both joined by "+", or "none"
+    prompt_tok_s: float | None = None  # prompt processing speed, as the server timed it
+    # Model turns whose text held a tool call the server did not turn into one (tooling only).
+    calls_left_as_text: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,9 @@ class TaskResult:
             "tokens_counted_by": gen.tokens_counted_by,
             "ttft_s": gen.ttft_s,
             "decode_tok_s": round(gen.decode_tok_s, 2) if gen.decode_tok_s else None,
+            "decode_timed_by": gen.decode_timed_by,
+            "prompt_tok_s": round(gen.prompt_tok_s, 2) if gen.prompt_tok_s else None,
+            **({"calls_left_as_text": gen.calls_left_as_text} if gen.calls_left_as_text else {}),
             "retries": gen.retries,
             "answer_key": self.cases[0].answer_key,
             "from_store": gen.from_store,
@@ -176,12 +183,40 @@ class ModelReport:
         return None, ""
 
     @property
+    def calls_left_as_text(self) -> int:
+        return sum(t.generation.calls_left_as_text for t in self.tasks)
+
+    @property
+    def decode_tok_s(self) -> float | None:
+        """Decoding speed over this run's answers: their tokens over their decode time."""
+        return weighted_rate([(g.completion_tokens, g.decode_tok_s) for g in self.generated])
+
+    @property
+    def prompt_tok_s(self) -> float | None:
+        """Prompt processing speed over this run's answers, where the server timed it."""
+        return weighted_rate([(g.prompt_tokens, g.prompt_tok_s) for g in self.generated])
+
+    @property
+    def decode_timed_by(self) -> str:
+        """Who timed the decode rate: "server", "stream", "server+stream" (mixed) or "none"."""
+        parts = {p for g in self.generated for p in g.decode_timed_by.split("+")}
+        return "+".join(sorted(parts - {"none"})) or "none"
+
+    @property
     def tokens_per_second(self) -> float | None:
         timed = [t.generation for t in self.tasks if t.generation.completion_tokens]
         seconds = sum(g.seconds for g in timed)
         if not timed or seconds <= 0:
             return None
         return sum(g.completion_tokens or 0 for g in timed) / seconds
+
+
+def weighted_rate(pairs: list[tuple[int | None, float | None]]) -> float | None:
+    """Tokens per second over several timed stretches, each (tokens, its rate): all their
+    tokens over all their time, so long stretches weigh as much as they took."""
+    timed = [(tokens, rate) for tokens, rate in pairs if tokens and rate]
+    seconds = sum(tokens / rate for tokens, rate in timed)
+    return sum(tokens for tokens, _ in timed) / seconds if seconds > 0 else None
 
 
 def aggregate(results: list[CaseResult], model_order: tuple[str, ...]) -> list[ModelReport]:

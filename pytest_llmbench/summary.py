@@ -12,11 +12,14 @@ from typing import Any, TextIO
 
 
 def summarise(record: dict[str, Any]) -> str:
-    tps = record.get("tokens_per_second")
+    decode = record.get("decode_tok_s")
+    prompt = record.get("prompt_tok_s")
     return (
         f"{record['model']} ({record['backend']}): {record['passed']}/{record['total']} cases, "
         f"{record['seconds']:.1f}s generating, {record['completion_tokens']} completion tokens, "
-        f"{f'{tps:.1f}' if tps else '-'} tok/s, max_tokens {record['settings'].get('max_tokens')}, "
+        f"{f'{decode:.1f}' if decode else '-'} decode tok/s"
+        f"{f' (prompt {prompt:.0f})' if prompt else ''}, "
+        f"max_tokens {record['settings'].get('max_tokens')}, "
         f"isolation {record['settings'].get('isolation')}, run {record['run_id']}"
     )
 

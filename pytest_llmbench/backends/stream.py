@@ -140,6 +140,9 @@ class StreamAccumulator:
             # Some servers say "stop" after emitting calls; the calls are what matters.
             finish = "tool_calls"
         usage = self._usage(raw_content)
+        server_decode, prompt_rate = self._server_rates()
+        stream_decode = self._decode_rate(usage)
+        decode_rate = server_decode or stream_decode
         return Completion(
             content=answer,
             reasoning=reasoning,
@@ -151,7 +154,9 @@ class StreamAccumulator:
             model_id=self.model_id,
             server_stats=dict(self.server_stats),
             retries=retries,
-            decode_tok_s=self._decode_rate(usage),
+            decode_tok_s=decode_rate,
+            decode_timed_by="server" if server_decode else "stream" if stream_decode else "none",
+            prompt_tok_s=prompt_rate,
         )
 
     def _usage(self, raw_content: str) -> Usage:
@@ -191,6 +196,24 @@ class StreamAccumulator:
             if kind == "reasoning" or (kind == "content" and in_thought):
                 count += 1
         return count
+
+    def _server_rates(self) -> tuple[float | None, float | None]:
+        """(decode, prompt) tokens per second from llama.cpp's `timings` block, where given."""
+        timings = self.server_stats.get("timings")
+        if not isinstance(timings, Mapping):
+            return None, None
+
+        def rate(count: str, millis: str, per_second: str) -> float | None:
+            n, ms = timings.get(count), timings.get(millis)
+            if isinstance(n, (int, float)) and isinstance(ms, (int, float)) and n > 0 and ms > 0:
+                return float(n) * 1000.0 / float(ms)
+            value = timings.get(per_second)
+            return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+        return (
+            rate("predicted_n", "predicted_ms", "predicted_per_second"),
+            rate("prompt_n", "prompt_ms", "prompt_per_second"),
+        )
 
     def _decode_rate(self, usage: Usage) -> float | None:
         if self.first_token_at is None or self.last_token_at is None:

@@ -12,7 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ..answer import split_reasoning
 from ..exchange import ChatRequest, Completion, ToolCall
-from ..results import GenerationStats, Outcome
+from ..results import GenerationStats, Outcome, weighted_rate
 from ..sandbox.base import Sandbox
 
 Chat = Callable[[ChatRequest], Completion]
@@ -133,6 +133,7 @@ def stats_of(completions: tuple[Completion, ...], max_tokens: int) -> Generation
         return sum(known) if known else None
 
     counted = {c.usage.counted_by for c in completions} - {"none"}
+    timed = {c.decode_timed_by for c in completions} - {"none"}
     return GenerationStats(
         seconds=sum(c.wall_s for c in completions),
         prompt_tokens=total([c.usage.prompt_tokens for c in completions]),
@@ -143,20 +144,12 @@ def stats_of(completions: tuple[Completion, ...], max_tokens: int) -> Generation
         requests=len(completions),
         retries=sum(c.retries for c in completions),
         max_tokens=max_tokens,
-        decode_tok_s=_decode_rate(completions),
+        decode_tok_s=weighted_rate(
+            [(c.usage.completion_tokens, c.decode_tok_s) for c in completions]
+        ),
+        decode_timed_by="+".join(sorted(timed)) or "none",
+        prompt_tok_s=weighted_rate([(c.usage.prompt_tokens, c.prompt_tok_s) for c in completions]),
     )
-
-
-def _decode_rate(completions: tuple[Completion, ...]) -> float | None:
-    """Tokens per second while decoding, over all requests: their tokens over their decode
-    time (each request's tokens / its rate), so long answers weigh as much as they took."""
-    timed = [
-        (c.usage.completion_tokens, c.decode_tok_s)
-        for c in completions
-        if c.decode_tok_s and c.usage.completion_tokens
-    ]
-    seconds = sum(tokens / rate for tokens, rate in timed)
-    return sum(tokens for tokens, _ in timed) / seconds if seconds > 0 else None
 
 
 def missing_answer(generation: Generation, what: str) -> Verdict:

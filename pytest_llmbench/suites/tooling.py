@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 from ..answer import split_reasoning
@@ -91,9 +92,11 @@ def call_left_as_text(answer: str, tool_names: list[str]) -> str | None:
 
 
 def _assistant_message(completion: Completion) -> dict[str, Any]:
+    # Never `content: null`: llama-cpp-python's server refuses it (HTTP 422); an empty string is
+    # what every server (llama-server, LM Studio, Ollama, vLLM, OpenAI) takes.
     return {
         "role": "assistant",
-        "content": completion.content or None,
+        "content": completion.content or "",
         "tool_calls": [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in completion.tool_calls
@@ -147,13 +150,20 @@ class ToolingSuite:
         last = completions[-1]
         answer, inline = split_reasoning(last.content)
         reasoning = "\n".join(r for c in completions for r in (c.reasoning,) if r)
+        # Turns where a call stayed text: the server did not parse the model's call format.
+        as_text = sum(
+            1
+            for c in completions
+            if not c.tool_calls and call_left_as_text(c.content, task.tool_names) is not None
+        )
+        stats = stats_of(tuple(completions), settings.max_tokens)
         return Generation(
             completions=tuple(completions),
             answer=answer,
             reasoning="\n".join(r for r in (reasoning, inline) if r),
             truncated=any(c.finish_reason == "length" for c in completions),
             exchanges=tuple(exchanges),
-            stats=stats_of(tuple(completions), settings.max_tokens),
+            stats=replace(stats, calls_left_as_text=as_text),
         )
 
     @staticmethod

@@ -1,53 +1,35 @@
-"""A stand-in for `python -m llama_cpp.server`, run as a real child process by the embedded tests.
+"""A fake of llama-cpp-python's server (`python -m llama_cpp.server`), driven through `openai`.
 
-It takes the same arguments, serves the same endpoints and has the same quirks as
-llama-cpp-python's server: any model name is answered (echoed back), streams carry no usage even
-when asked, `/extras/tokenize/count` counts tokens (here: words). It writes its argv and pid, and
-the pid of a helper child it spawns, to $FAKE_LLAMA_STATE so tests can check both are gone after
-unload. FAKE_LLAMA_MODE=crash makes it die at start-up after printing an error.
+Quirks it reproduces: any model name is answered (echoed back) by the one model it serves;
+streams carry no usage even when asked; `/extras/tokenize/count` counts tokens (here: words); an
+assistant message with `content: null` is refused with HTTP 422 (its request schema declares
+the field `NotRequired[str]`), which breaks tool chains that send one.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fakes.chat_stream import Answer, Quirks, chunks, tokens
 from fakes.http_fake import FakeHttpServer, Json, Response, Sse
+from fakes.messages import message_problem
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("-m", dest="module")
-    for flag in (
-        "--model",
-        "--model_alias",
-        "--n_ctx",
-        "--host",
-        "--port",
-        "--n_threads",
-        "--n_threads_batch",
-    ):
-        parser.add_argument(flag)
-    return parser.parse_args(argv)
+@dataclass
+class LlamaCppPythonFake(FakeHttpServer):
+    alias: str = "model.gguf"
+    answer: Callable[[dict[str, Any]], Answer] = field(
+        default=lambda body: Answer(tokens("hello from llama-cpp-python"))
+    )
 
-
-class FakeLlamaCppPython(FakeHttpServer):
-    def __init__(self, alias: str, host: str, port: int) -> None:
-        super().__init__(host, port)
-        self.alias = alias
+    def __post_init__(self) -> None:
+        super().__init__()
         self.route(
             "GET",
             "/v1/models",
-            lambda b, q: Json(200, {"data": [{"id": alias, "object": "model"}]}),
+            lambda b, q: Json(200, {"data": [{"id": self.alias, "object": "model"}]}),
         )
         self.route("POST", "/extras/tokenize/count", self._count)
         self.route("POST", "/v1/chat/completions", self._chat)
@@ -56,21 +38,8 @@ class FakeLlamaCppPython(FakeHttpServer):
         return Json(200, {"count": len(str(body.get("input", "")).split())})
 
     def _chat(self, body: dict[str, Any], query: dict[str, str]) -> Response:
-        answer = Answer(tokens(f"hello from {self.alias}"))
-        return Sse(list(chunks(body, answer, Quirks(usage=False))))
-
-
-def main() -> None:
-    args = parse(sys.argv[1:])
-    state = Path(os.environ["FAKE_LLAMA_STATE"])
-    if os.environ.get("FAKE_LLAMA_MODE") == "crash":
-        print("error: failed to load model from file", flush=True)
-        sys.exit(3)
-    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    state.write_text(json.dumps({"argv": sys.argv[1:], "pid": os.getpid(), "helper": helper.pid}))
-    time.sleep(float(os.environ.get("FAKE_LLAMA_STARTUP_S", "0.3")))  # loading the model
-    FakeLlamaCppPython(args.model_alias, args.host, int(args.port)).serve_forever()
-
-
-if __name__ == "__main__":
-    main()
+        problem = message_problem(body.get("messages"), null_content=False)
+        if problem:
+            return Json(422, {"detail": [{"type": "string_type", "msg": problem}]})
+        self.event(f"chat {body.get('model')}")
+        return Sse(list(chunks(body, self.answer(body), Quirks(usage=False))))

@@ -13,6 +13,7 @@ from typing import Any
 
 from fakes.chat_stream import Answer, Quirks, chunks
 from fakes.http_fake import FakeHttpServer, Json, Response, Sse
+from fakes.messages import message_problem
 
 
 @dataclass
@@ -131,6 +132,9 @@ class LMStudioFake(FakeHttpServer):
     def _chat(self, body: dict[str, Any], query: dict[str, str]) -> Response:
         if self.chat_failures:
             return self.chat_failures.pop(0)
+        problem = message_problem(body.get("messages"))
+        if problem:
+            return Json(400, {"error": problem})
         requested = str(body.get("model"))
         answered = requested
         if not any(i.key == requested for i in self.instances):

@@ -7,11 +7,13 @@ with that context (what Ollama does when the layer's defaults differ from the lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.chat_stream import Answer, Quirks, chunks
 from fakes.http_fake import FakeHttpServer, Json, Response, Sse
+from fakes.messages import message_problem
 
 
 @dataclass
@@ -26,7 +28,8 @@ class OllamaModel:
 @dataclass
 class OllamaFake(FakeHttpServer):
     models: list[OllamaModel] = field(default_factory=list)
-    answers: dict[str, Answer] = field(default_factory=dict)
+    # per model: what it writes, or a function of the request body (one answer per turn)
+    answers: dict[str, Answer | Callable[[dict[str, Any]], Answer]] = field(default_factory=dict)
     default_context: int = 4096
     v1_reload_context: int | None = None
     report_ps_context: bool = True  # older Ollama has no context_length in /api/ps
@@ -111,12 +114,16 @@ class OllamaFake(FakeHttpServer):
         model = self._model(requested)
         if model is None:
             return Json(404, {"error": {"message": f"model '{requested}' not found"}})
+        problem = message_problem(body.get("messages"))
+        if problem:
+            return Json(400, {"error": {"message": problem, "type": "invalid_request_error"}})
         self.temperatures.append(body.get("temperature", 1.0))
         if self.v1_reload_context is not None:
             self.running[model.name] = self.v1_reload_context
         elif model.name not in self.running:
             self.running[model.name] = self.default_context
         self.event(f"chat {requested}")
-        answer = self.answers.get(requested, Answer(["ok"]))
+        script = self.answers.get(requested, Answer(["ok"]))
+        answer = script(body) if callable(script) else script
         # Ollama's /v1 answers with the name as it was asked for.
         return Sse(list(chunks(body, answer, Quirks(reasoning="reasoning", tool_args_split=False))))

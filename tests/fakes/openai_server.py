@@ -16,6 +16,7 @@ from typing import Any
 
 from fakes.chat_stream import Answer, Quirks, chunks, token_count, tokens
 from fakes.http_fake import FakeHttpServer, Json, Response, Sse
+from fakes.messages import message_problem
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ class FakeOpenAI(FakeHttpServer):
         script = self.scripts.get(str(body.get("model")))
         if script is None:
             return Json(404, {"error": {"message": f"model {body.get('model')} not found"}})
+        problem = message_problem(body.get("messages"))
+        if problem:
+            return Json(400, {"error": {"message": problem, "type": "invalid_request_error"}})
         reply = script(body)
         if reply.status != 200:
             return Json(reply.status, {"error": {"message": "scripted failure"}})

@@ -7,11 +7,13 @@ arrives as `reasoning_content`; prompts are counted here as one token per word p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.chat_stream import Answer, Quirks, chunks
 from fakes.http_fake import FakeHttpServer, Json, Response, Sse
+from fakes.messages import message_problem
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:
@@ -23,7 +25,8 @@ def prompt_tokens(body: dict[str, Any]) -> int:
 class VLLMFake(FakeHttpServer):
     served: str = "Qwen/Qwen3-4B"
     max_model_len: int = 32768
-    answers: dict[str, Answer] = field(default_factory=dict)
+    # per model: what it writes, or a function of the request body (one answer per turn)
+    answers: dict[str, Answer | Callable[[dict[str, Any]], Answer]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -50,6 +53,9 @@ class VLLMFake(FakeHttpServer):
         requested = body.get("model")
         if requested != self.served:
             return Json(404, {"error": {"message": f"The model `{requested}` does not exist."}})
+        problem = message_problem(body.get("messages"))
+        if problem:
+            return Json(400, {"error": {"message": problem, "type": "BadRequestError"}})
         wanted = prompt_tokens(body) + int(body.get("max_tokens") or 0)
         if wanted > self.max_model_len:
             message = (
@@ -58,5 +64,6 @@ class VLLMFake(FakeHttpServer):
             )
             return Json(400, {"error": {"message": message}})
         self.event(f"chat {requested} max_tokens={body.get('max_tokens')}")
-        answer = self.answers.get(str(requested), Answer(["ok"]))
+        script = self.answers.get(str(requested), Answer(["ok"]))
+        answer = script(body) if callable(script) else script
         return Sse(list(chunks(body, answer, Quirks(reasoning_tokens_in_usage=True))))

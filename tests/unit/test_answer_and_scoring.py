@@ -278,7 +278,7 @@ def test_jsonl_summary_line_names_model_score_tokens_and_speed() -> None:
 
     record = {
         "model": "smollm2", "backend": "embedded", "passed": 27, "total": 384, "seconds": 395.8,
-        "completion_tokens": 14021, "tokens_per_second": 35.4, "run_id": "abc",
+        "completion_tokens": 14021, "decode_tok_s": 35.4, "prompt_tok_s": 812.3, "run_id": "abc",
         "settings": {"max_tokens": 512, "isolation": "full"},
     }  # fmt: skip
     out = io.StringIO()
@@ -288,7 +288,7 @@ def test_jsonl_summary_line_names_model_score_tokens_and_speed() -> None:
         main(io.StringIO(json.dumps(record) + "\n"))
     assert out.getvalue() == (
         "JSONL: smollm2 (embedded): 27/384 cases, 395.8s generating, 14021 completion tokens, "
-        "35.4 tok/s, max_tokens 512, isolation full, run abc\n"
+        "35.4 decode tok/s (prompt 812), max_tokens 512, isolation full, run abc\n"
     )
 
 
