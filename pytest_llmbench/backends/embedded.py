@@ -1,52 +1,79 @@
-"""`embedded`: a GGUF model on the CPU through llama-cpp-python's server, run by us.
+"""`embedded`: a GGUF model on the CPU through llama.cpp's own `llama-server`, run by us.
 
-Loading a model starts `python -m llama_cpp.server` on a free loopback port with an explicit
-context and waits until it answers; unloading stops it. Chat goes through the same OpenAI client
-as every other backend. Two quirks of that server shape this module: it echoes whatever model
-name a request carries (and silently serves its default model for unknown names), so the
-answering-model check compares against the model we started; and its streams carry no usage,
-so tokens are counted by us.
+Loading a model starts `llama-server` on a free loopback port and waits until it is healthy;
+unloading stops it. In between it is a single-model llama-server like any other, so everything
+else is the `llamacpp` backend's: exact prompt counts with the server's template and tokenizer,
+server timings, slots from `/props`. The server runs with `--jinja` (the model's own chat
+template; tool calls come back parsed, in the model's format or llama.cpp's generic JSON one),
+`--parallel N` slots with continuous batching, and the same context per slot for every model.
+
+`make llama-server` (run by `make bench` and `make test`) builds the executable once per machine
+and links it into the virtualenv; `LLMBENCH_LLAMA_SERVER` or a `llama-server` on PATH are used
+otherwise.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import shutil
 import sys
 import time
-from typing import Any
+from pathlib import Path
 
-from ..exchange import BackendError, ChatRequest, Completion
+from ..exchange import BackendError, BackendUnreachable, ChatRequest, Completion
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .bundled_models import BUNDLED, resolve
-from .compat_backend import CompatBackend
-from .context_fit import TEMPLATE_TOKENS_PER_MESSAGE, PromptSize, prompt_text
+from .llamacpp import LlamaCppBackend
 from .rest import Rest
 from .retry import RetryPolicy
 from .server import Server
 from .server_process import ServerProcess, free_port
 
 LABEL = "the embedded llama.cpp server"
-INSTALL_HINT = "install it: `pip install 'pytest-llmbench[embedded]'`"
+EXECUTABLE_ENV = "LLMBENCH_LLAMA_SERVER"
+INSTALL_HINT = (
+    "build it with `make llama-server` in a clone of pytest-llmbench, put llama.cpp's "
+    f"`llama-server` on PATH, or name it in {EXECUTABLE_ENV}"
+)
 STARTUP_TIMEOUT_S = 300.0
-_POLL_S = 0.2
+# Slots on two cores: measured with SmolLM2-135M (benchmarks/embedded_slots.py), 2 slots decode
+# about 1.6x the tokens per second of one, and 4 add almost nothing over 2 while each request
+# gets slower. More cores, more slots, up to 4.
+MAX_DEFAULT_SLOTS = 4
+_POLL_S = 0.1
 
 
 def _server_at(root: str) -> Server:
-    return Server(
-        label=LABEL,
-        root=root,
-        start_hint=f"it runs only while its model is loaded ({INSTALL_HINT})",
-    )
+    return Server(label=LABEL, root=root, start_hint="it runs only while its model is loaded")
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset and cgroup pinning
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
 
 
-class EmbeddedBackend(CompatBackend):
+def default_slots() -> int:
+    return max(1, min(MAX_DEFAULT_SLOTS, usable_cpus()))
+
+
+def find_llama_server() -> str:
+    """The llama-server to run: $LLMBENCH_LLAMA_SERVER, the virtualenv's, or the one on PATH."""
+    explicit = os.environ.get(EXECUTABLE_ENV)
+    if explicit:
+        if not os.access(explicit, os.X_OK) or not Path(explicit).is_file():
+            raise BackendError(f"{EXECUTABLE_ENV}={explicit} is not an executable file")
+        return explicit
+    beside = Path(sys.executable).parent / "llama-server"  # where the Makefile links it
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("llama-server")
+    if found:
+        return found
+    raise BackendError(f"{LABEL} needs llama.cpp's `llama-server`: {INSTALL_HINT}")
+
+
+class EmbeddedBackend(LlamaCppBackend):
     name = "embedded"
     # Room for a complete answer to any bundled task, while keeping a full bundled run on two
     # cores within minutes: small models that never stop run to this limit. Measured with 1024:
@@ -58,8 +85,9 @@ class EmbeddedBackend(CompatBackend):
         *,
         timeout_s: float,
         context_length: int | None = None,
-        python: str | None = None,
+        executable: str | None = None,
         threads: int | None = None,
+        slots: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(
@@ -69,76 +97,84 @@ class EmbeddedBackend(CompatBackend):
             retry=retry,
         )
         self.base_url = "embedded"
-        self.python = python or sys.executable
-        # Half the CPUs, as llama.cpp advises: decoding is memory-bound, and a second thread per
-        # core (or a vCPU shared with the host) makes its thread barriers stall. Measured on a
-        # 2-vCPU VM: 1 thread ~44 tok/s, 2 threads 5-29 tok/s.
-        self.threads = threads or max(1, _usable_cpus() // 2)
+        self.executable = executable
+        # All usable CPUs: with several slots decoding in one batch, llama.cpp's threads have
+        # work to share (one thread per core was faster only for a single sequence).
+        self.threads = threads or usable_cpus()
+        self.slots = slots or default_slots()
         self._process: ServerProcess | None = None
         self._key: str | None = None
 
     # -- listing -------------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelInfo]:
-        models: list[ModelInfo] = []
-        for model in BUNDLED.values():
-            if not model.installed():
-                continue
-            models.append(
-                ModelInfo(
-                    key=model.key,
-                    context_length=model.context_length,
-                    quantization=model.quantization,
-                    loaded=model.key == self._key,
-                    format="gguf",
-                    tool_use=False,  # the server renders the GGUF's own template, without tools
-                    reasoning=False,
-                )
+        return [
+            ModelInfo(
+                key=model.key,
+                context_length=model.context_length,
+                quantization=model.quantization,
+                loaded=model.key == self._key,
+                format="gguf",
+                tool_use=True,  # llama-server parses calls, in a generic format if need be
+                reasoning=False,
             )
-        return models
+            for model in BUNDLED.values()
+            if model.installed()
+        ]
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def load(self, key: str, settings: LoadSettings) -> LoadInfo:
         if self._process is not None:
             self.unload(self._key or "")
-        if self.python == sys.executable and importlib.util.find_spec("llama_cpp") is None:
-            raise BackendError(
-                f"{LABEL} needs llama-cpp-python with its server extra: {INSTALL_HINT}"
-            )
+        executable = self.executable or find_llama_server()
         path, default_context = resolve(key)
         context = self.settings_context(settings) or default_context
         port = free_port()
         started = time.monotonic()
-        self._process = ServerProcess(self._argv(key, str(path), context, port))
+        self._process = ServerProcess(self.argv(executable, key, str(path), context, port))
         self._key = key
-        self.server = _server_at(f"http://127.0.0.1:{port}")
-        self.base_url = self.server.root
-        self.rest = Rest(self.server, timeout_s=self.timeout_s)
-        self._chat = None  # the next chat builds a client for the new port
+        self._point_at(f"http://127.0.0.1:{port}")
         try:
             self._wait_until_ready(key, max(self.timeout_s, STARTUP_TIMEOUT_S))
+            info = super().load(key, settings)
         except BaseException:
             self.unload(key)
             raise
-        self.loaded_context[key] = context
-        return LoadInfo(key=key, seconds=time.monotonic() - started, context_length=context)
+        return LoadInfo(
+            key=key, seconds=time.monotonic() - started, context_length=info.context_length
+        )
 
-    def _argv(self, key: str, path: str, context: int, port: int) -> list[str]:
+    def argv(self, executable: str, key: str, path: str, context: int, port: int) -> list[str]:
         threads = str(self.threads)
         return [
-            self.python, "-m", "llama_cpp.server",
+            executable,
             "--model", path,
-            # Requests name the model by its key; the server answers to that alias.
-            "--model_alias", key,
-            "--n_ctx", str(context),
+            # Requests name the model by its key; /v1/models and /props answer with it.
+            "--alias", key,
+            # The context is per slot: llama-server divides --ctx-size among its slots.
+            "--ctx-size", str(context * self.slots),
+            "--parallel", str(self.slots),
+            "--jinja",
+            # Thinking goes to `reasoning_content`, whatever the template's default.
+            "--reasoning-format", "deepseek",
             "--host", "127.0.0.1",
             "--port", str(port),
-            "--n_threads", threads,
-            "--n_threads_batch", threads,
+            "--threads", threads,
+            "--threads-batch", threads,
+            "--no-webui",
         ]  # fmt: skip
 
+    def _point_at(self, root: str) -> None:
+        self.server = _server_at(root)
+        self.base_url = root
+        self.rest = Rest(self.server, timeout_s=self.timeout_s)
+        self._chat = None  # the next chat builds a client for the new port
+        self._router = False
+        self._can_template = True
+
     def _wait_until_ready(self, key: str, timeout_s: float) -> None:
+        """Until /health says 200: the port opens early, then answers 503 while loading."""
         assert self._process is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -149,10 +185,12 @@ class EmbeddedBackend(CompatBackend):
                     f"{self._process.log_tail()}"
                 )
             try:
-                if self.rest.status("/v1/models", timeout_s=2.0) == 200:
+                if self.rest.status("/health", timeout_s=2.0) == 200:
                     return
-            except BackendError:
+            except BackendUnreachable:
                 pass  # not listening yet
+            except BackendError:
+                pass  # a slow answer while the model loads
             time.sleep(_POLL_S)
         raise BackendError(
             f"{LABEL} for model {key!r} was not ready within {timeout_s:g}s:\n"
@@ -171,7 +209,10 @@ class EmbeddedBackend(CompatBackend):
         if self._process is not None:
             self._process.stop()
             self._process = None
-        self.loaded_context.pop(self._key or key, None)
+        for name in {self._key or key, key}:
+            self.loaded_context.pop(name, None)
+            self._served_as.pop(name, None)
+            self._slots.pop(name, None)
         self._key = None
         self.base_url = "embedded"
 
@@ -181,7 +222,6 @@ class EmbeddedBackend(CompatBackend):
     # -- chat ----------------------------------------------------------------------------------
 
     def chat(self, request: ChatRequest) -> Completion:
-        # The server would answer any name with its own model: compare with what we started.
         if self._process is None or self._key is None:
             raise BackendError(f"{LABEL}: model {request.model!r} is not loaded")
         if request.model != self._key:
@@ -195,19 +235,3 @@ class EmbeddedBackend(CompatBackend):
                 f"{self._process.log_tail()}"
             )
         return super().chat(request)
-
-    def count_prompt(self, request: ChatRequest) -> PromptSize:
-        text = prompt_text(request.messages, request.tools)
-        reply: Any = self.rest.post(
-            "/extras/tokenize/count", {"input": text, "model": request.model}
-        )
-        count = reply.get("count") if isinstance(reply, dict) else None
-        if not isinstance(count, int):
-            raise self.server.error("/extras/tokenize/count did not answer a count")
-        # The tokenizer sees the text without the chat template's role markers.
-        return PromptSize(
-            count + TEMPLATE_TOKENS_PER_MESSAGE * len(request.messages), exact=False, tokenized=True
-        )
-
-    def same_model(self, requested: str, answered: str) -> bool:
-        return True  # checked against the started model above; the echo proves nothing

@@ -4,7 +4,8 @@ A single-model server is "loaded" once it is healthy (`/health` answers 503 whil
 serves the model asked for; a router (`/props` says `role: router`) loads and unloads models on
 request (`/models/load`, `/models/unload`). The loaded context comes from `/props`; prompts are
 counted exactly with the server's own template and tokenizer (`/apply-template`, `/tokenize`);
-every answer carries the server's `timings`.
+every answer carries the server's `timings`. `/props` also says how many requests the server
+decodes at once (`total_slots`, from `--parallel`): `parallel_slots()` hands that on.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class LlamaCppBackend(CompatBackend):
         self._router: bool | None = None
         # Names the server uses for each model we loaded (alias, file name), for the answer check.
         self._served_as: dict[str, set[str]] = {}
+        # Slots (requests decoded at once) of each loaded model, from /props `total_slots`.
+        self._slots: dict[str, int] = {}
         self._can_template = True
 
     # -- what kind of server -------------------------------------------------------------------
@@ -95,6 +98,9 @@ class LlamaCppBackend(CompatBackend):
         context = _n_ctx(props)
         if context:
             self.loaded_context[key] = context
+        slots = props.get("total_slots")
+        if isinstance(slots, int) and slots > 0:
+            self._slots[key] = slots
         return LoadInfo(key=key, seconds=time.monotonic() - started, context_length=context)
 
     def _router_load(self, key: str) -> None:
@@ -141,9 +147,15 @@ class LlamaCppBackend(CompatBackend):
             )
         self._served_as[key] = names
 
+    def parallel_slots(self, key: str) -> int | None:
+        """How many requests for loaded model `key` the server decodes at once (its slots, from
+        `/props` at load), or None when it did not say. More in flight than this just queue."""
+        return self._slots.get(key)
+
     def unload(self, key: str) -> None:
         self.loaded_context.pop(key, None)
         self._served_as.pop(key, None)
+        self._slots.pop(key, None)
         if self._router:
             self.rest.post("/models/unload", {"model": key})
 

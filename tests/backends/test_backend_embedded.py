@@ -1,5 +1,5 @@
-"""The `embedded` backend: its server process lifecycle (against a stand-in for llama-cpp-python's
-server, run as a real child process) and one real run of the bundled SmolLM2."""
+"""The `embedded` backend: its server process lifecycle (against a stand-in for `llama-server`,
+run as a real child process) and one real run of the bundled SmolLM2 on the real llama-server."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from fakes.chat_request import FAST_RETRY, ask
 
+from pytest_llmbench.backends import embedded as embedded_module
 from pytest_llmbench.backends import make_backend
 from pytest_llmbench.backends.base import LoadSettings
 from pytest_llmbench.backends.bundled_models import BUNDLED
-from pytest_llmbench.backends.embedded import EmbeddedBackend
+from pytest_llmbench.backends.embedded import EmbeddedBackend, find_llama_server
 from pytest_llmbench.exchange import BackendError
 
-FAKE_SERVER = Path(__file__).resolve().parent.parent / "fakes" / "llama_cpp_python_server.py"
+FAKE_SERVER = Path(__file__).resolve().parent.parent / "fakes" / "llama_server_process.py"
 
 
 def alive(pid: int) -> bool:
@@ -31,9 +32,9 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def fake_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
-    """An interpreter stand-in that runs the fake server for `-m llama_cpp.server ...`."""
-    shim = tmp_path / "python-shim"
+def fake_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """An executable stand-in for `llama-server ...` that serves the fake llama-server."""
+    shim = tmp_path / "llama-server"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_SERVER}" "$@"\n')
     shim.chmod(0o755)
     state = tmp_path / "server-state.json"
@@ -48,58 +49,84 @@ def gguf(tmp_path: Path) -> str:
     return str(path)
 
 
-def embedded(python: str, **kwargs: Any) -> EmbeddedBackend:
-    return EmbeddedBackend(timeout_s=20.0, python=python, retry=FAST_RETRY, threads=2, **kwargs)
+def embedded(executable: str, **kwargs: Any) -> EmbeddedBackend:
+    kwargs.setdefault("slots", 2)
+    return EmbeddedBackend(
+        timeout_s=20.0, executable=executable, retry=FAST_RETRY, threads=2, **kwargs
+    )
+
+
+def flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
 
 
 def test_load_starts_a_server_and_unload_stops_it_and_its_children(
-    fake_python: tuple[str, Path], gguf: str
+    fake_server: tuple[str, Path], gguf: str
 ) -> None:
-    python, state = fake_python
-    backend = embedded(python)
+    executable, state = fake_server
+    backend = embedded(executable, slots=3)
     info = backend.load(gguf, LoadSettings(context_length=2048))
     started = json.loads(state.read_text())
     argv = started["argv"]
-    assert argv[:2] == ["-m", "llama_cpp.server"]
-    assert argv[argv.index("--model") + 1] == gguf
-    assert argv[argv.index("--model_alias") + 1] == gguf
-    assert argv[argv.index("--n_ctx") + 1] == "2048"
-    assert argv[argv.index("--host") + 1] == "127.0.0.1"
-    assert backend.base_url == f"http://127.0.0.1:{argv[argv.index('--port') + 1]}"
-    assert argv[argv.index("--n_threads") + 1] == "2"
-    assert info.context_length == 2048 and info.seconds >= 0.3  # it waited for readiness
+    assert flag(argv, "--model") == gguf
+    assert flag(argv, "--alias") == gguf
+    # llama-server divides its context among the slots: each slot gets the context asked for.
+    assert flag(argv, "--ctx-size") == str(3 * 2048)
+    assert flag(argv, "--parallel") == "3"
+    assert "--jinja" in argv
+    assert flag(argv, "--reasoning-format") == "deepseek"
+    assert flag(argv, "--host") == "127.0.0.1"
+    assert backend.base_url == f"http://127.0.0.1:{flag(argv, '--port')}"
+    assert flag(argv, "--threads") == "2"
+    # What the server reports, not what we asked for: /props per slot, after /health said 200.
+    assert info.context_length == 2048
+    assert backend.parallel_slots(gguf) == 3
     assert alive(started["pid"]) and alive(started["helper"])
 
     backend.unload(gguf)
     assert not alive(started["pid"])
     assert not alive(started["helper"])
     assert backend.base_url == "embedded"
+    assert backend.parallel_slots(gguf) is None
 
 
-def test_chat_counts_tokens_itself_when_the_stream_has_no_usage(
-    fake_python: tuple[str, Path], gguf: str
+def test_a_gguf_path_gets_the_same_context_as_the_bundled_models(
+    fake_server: tuple[str, Path], gguf: str
 ) -> None:
-    python, _ = fake_python
-    backend = embedded(python)
+    executable, state = fake_server
+    backend = embedded(executable, slots=2)
+    info = backend.load(gguf, LoadSettings())
+    try:
+        argv = json.loads(state.read_text())["argv"]
+        assert flag(argv, "--ctx-size") == str(2 * 8192)
+        assert info.context_length == 8192 == BUNDLED["smollm2"].context_length
+    finally:
+        backend.close()
+
+
+def test_chat_goes_through_the_llama_server_api(fake_server: tuple[str, Path], gguf: str) -> None:
+    executable, _ = fake_server
+    backend = embedded(executable)
     backend.load(gguf, LoadSettings())
     try:
         completion = backend.chat(ask(gguf, "one two three"))
     finally:
         backend.close()
     assert completion.content == f"hello from {gguf}"
-    assert completion.usage.counted_by == "client"
-    assert completion.usage.completion_tokens == 3  # "hello", " from", " <path>"
-    assert completion.usage.prompt_tokens == 3 + 8  # the server's tokenizer, plus the template
-    assert completion.ttft_s is not None
+    assert completion.usage.counted_by == "server"
+    # the fake's timings block (42 tok/s decoding, 250 tok/s prompt), not the stream's clock
+    assert completion.decode_tok_s == pytest.approx(42.0)
+    assert completion.decode_timed_by == "server"
+    assert completion.prompt_tok_s == pytest.approx(250.0)
 
 
 def test_models_are_switched_one_server_at_a_time(
-    fake_python: tuple[str, Path], gguf: str, tmp_path: Path
+    fake_server: tuple[str, Path], gguf: str, tmp_path: Path
 ) -> None:
-    python, state = fake_python
+    executable, state = fake_server
     other = tmp_path / "other.gguf"
     other.write_bytes(b"GGUF")
-    backend = embedded(python)
+    backend = embedded(executable)
     backend.load(gguf, LoadSettings())
     first = json.loads(state.read_text())["pid"]
     backend.unload(gguf)
@@ -107,34 +134,54 @@ def test_models_are_switched_one_server_at_a_time(
     try:
         assert not alive(first)
         assert backend.chat(ask(str(other))).content == f"hello from {other}"
-        # The server would answer any name with its own model: the backend refuses instead.
+        # A request for another model is refused rather than answered by the one running.
         with pytest.raises(BackendError, match=r"runs model '.*other\.gguf' but was asked for"):
             backend.chat(ask(gguf))
     finally:
         backend.close()
 
 
-def test_prompt_that_does_not_fit_the_context(fake_python: tuple[str, Path], gguf: str) -> None:
-    python, _ = fake_python
-    backend = embedded(python)
+def test_prompt_that_does_not_fit_the_context(fake_server: tuple[str, Path], gguf: str) -> None:
+    executable, _ = fake_server
+    backend = embedded(executable)
     backend.load(gguf, LoadSettings(context_length=12))
     try:
-        backend.chat(ask(gguf, "a b c"))  # 3 + 8 = 11 tokens: fits
+        # The fake's template adds "<|user|>" and "<|assistant|>": 9 words make 11 tokens.
+        backend.chat(ask(gguf, " ".join(["w"] * 9)))
         with pytest.raises(BackendError, match="12-token context"):
-            backend.chat(ask(gguf, "a b c d"))
+            backend.chat(ask(gguf, " ".join(["w"] * 10)))
     finally:
         backend.close()
 
 
 def test_a_server_that_dies_at_start_up_reports_its_log(
-    fake_python: tuple[str, Path], gguf: str, monkeypatch: pytest.MonkeyPatch
+    fake_server: tuple[str, Path], gguf: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    python, _ = fake_python
+    executable, _ = fake_server
     monkeypatch.setenv("FAKE_LLAMA_MODE", "crash")
     with pytest.raises(BackendError) as caught:
-        embedded(python).load(gguf, LoadSettings())
+        embedded(executable).load(gguf, LoadSettings())
     assert "exited with code 3" in caught.value.message
-    assert "failed to load model from file" in caught.value.message
+    assert "error loading model" in caught.value.message
+
+
+def test_finding_llama_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_server: tuple[str, Path]
+) -> None:
+    executable, _ = fake_server
+    monkeypatch.setenv("LLMBENCH_LLAMA_SERVER", executable)
+    assert find_llama_server() == executable
+    monkeypatch.setenv("LLMBENCH_LLAMA_SERVER", str(tmp_path / "nope"))
+    with pytest.raises(BackendError, match=r"LLMBENCH_LLAMA_SERVER=.*nope is not an executable"):
+        find_llama_server()
+    # Neither beside the interpreter nor on PATH: the error says how to get one.
+    monkeypatch.delenv("LLMBENCH_LLAMA_SERVER")
+    monkeypatch.setattr(embedded_module.sys, "executable", str(tmp_path / "bin" / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(BackendError, match=r"needs llama.cpp's `llama-server`: build it"):
+        find_llama_server()
+    monkeypatch.setenv("PATH", str(Path(executable).parent))
+    assert find_llama_server() == executable
 
 
 def test_list_models_shows_the_installed_bundled_models(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,8 +195,10 @@ def test_list_models_shows_the_installed_bundled_models(monkeypatch: pytest.Monk
     ]
 
 
-def test_unknown_model_keys_and_missing_files(tmp_path: Path) -> None:
-    backend = make_backend("embedded", None, timeout_s=5)
+def test_unknown_model_keys_and_missing_files(
+    tmp_path: Path, fake_server: tuple[str, Path]
+) -> None:
+    backend = embedded(fake_server[0])
     with pytest.raises(BackendError, match="no model 'llama-70b'; use one of smollm2, gemma3-270m"):
         backend.load("llama-70b", LoadSettings())
     with pytest.raises(BackendError, match="no GGUF file at"):

@@ -3,16 +3,20 @@
 Quirks it reproduces: `/health` answers 503 while the model loads; `/props` carries the slot
 context (`default_generation_settings.n_ctx`) or, for a router, `role: router`; every streamed
 answer ends with a `timings` block; reasoning comes as `reasoning_content`; `/apply-template`
-and `/tokenize` count prompts (here: one token per word of the rendered prompt).
+and `/tokenize` count prompts (here: one token per word of the rendered prompt); `/props` reports
+the slots (`total_slots`, from `--parallel`); messages are judged by llama.cpp's rules (an
+assistant turn may carry `content: null` beside its tool calls).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.chat_stream import Answer, Quirks, chunks
 from fakes.http_fake import FakeHttpServer, Json, Response, Sse
+from fakes.messages import message_problem
 
 
 @dataclass
@@ -21,11 +25,15 @@ class LlamaServerFake(FakeHttpServer):
     router_models: list[str] = field(default_factory=list)  # non-empty: router mode
     n_ctx: int = 4096
     loading_polls: int = 0  # /health answers 503 this many times first
-    answers: dict[str, Answer] = field(default_factory=dict)
+    # per model: what it writes, or a function of the request body (one answer per turn)
+    answers: dict[str, Answer | Callable[[dict[str, Any]], Answer]] = field(default_factory=dict)
     has_template_endpoint: bool = True
+    total_slots: int = 1
+    alias: str | None = None  # `--alias`: the name /v1/models and /props give the served model
+    port: int = 0  # 0: any free loopback port
 
     def __post_init__(self) -> None:
-        super().__init__()
+        super().__init__(port=self.port)
         self.router_status = {name: "unloaded" for name in self.router_models}
         self.route("GET", "/health", self._health)
         self.route("GET", "/props", self._props)
@@ -52,13 +60,14 @@ class LlamaServerFake(FakeHttpServer):
             200,
             {
                 "default_generation_settings": {"n_ctx": self.n_ctx},
-                "total_slots": 1,
+                "total_slots": self.total_slots,
                 "model_path": f"/models/{query.get('model', self.model)}",
+                **({"model_alias": self.alias} if self.alias else {}),
             },
         )
 
     def _v1_models(self, body: dict[str, Any], query: dict[str, str]) -> Response:
-        names = self.router_models or [self.model]
+        names = self.router_models or [self.alias or self.model]
         return Json(
             200,
             {
@@ -105,8 +114,12 @@ class LlamaServerFake(FakeHttpServer):
         requested = str(body.get("model"))
         if self.router_models and self.router_status.get(requested) != "loaded":
             return Json(400, {"error": {"message": f"model {requested} is not loaded"}})
+        problem = message_problem(body.get("messages"))
+        if problem:
+            return Json(500, {"error": {"code": 500, "message": problem, "type": "server_error"}})
         self.event(f"chat {requested}")
-        answer = self.answers.get(requested, Answer(["ok"]))
+        script = self.answers.get(requested, Answer(["ok"]))
+        answer = script(body) if callable(script) else script
         n = len(answer.content) + len(answer.reasoning)
         timings = {
             "prompt_n": 12,
