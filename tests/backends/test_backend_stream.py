@@ -62,6 +62,21 @@ def test_timing_from_first_and_last_token() -> None:
     assert completion.wall_s == pytest.approx(1.0 + 7 * 0.1)
 
 
+def test_timing_is_the_servers_own_where_it_reports_one() -> None:
+    # llama.cpp's `timings`: 4 tokens decoded in 50 ms, 120 prompt tokens in 300 ms; the
+    # stream's own clock (10 tok/s here) would also count network and client time.
+    timings = {"prompt_n": 120, "prompt_ms": 300.0, "predicted_n": 4, "predicted_ms": 50.0,
+               "prompt_per_second": 400.0, "predicted_per_second": 80.0}  # fmt: skip
+    answer = Answer(content=["a", "b", "c", "d"])
+    completion = fold(list(chunks(REQUEST, answer, Quirks(extra={"timings": timings}))))
+    assert completion.decode_tok_s == pytest.approx(80.0)
+    assert completion.decode_timed_by == "server"
+    assert completion.prompt_tok_s == pytest.approx(400.0)
+    plain = fold(list(chunks(REQUEST, answer, Quirks())))
+    assert (plain.decode_timed_by, plain.prompt_tok_s) == ("stream", None)
+    assert fold([]).decode_timed_by == "none"
+
+
 @pytest.mark.parametrize("index", [True, False])
 @pytest.mark.parametrize("split", [True, False])
 def test_tool_calls_are_assembled_from_deltas(index: bool, split: bool) -> None:
