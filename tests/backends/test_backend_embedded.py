@@ -104,6 +104,23 @@ def test_a_gguf_path_gets_the_same_context_as_the_bundled_models(
         backend.close()
 
 
+def test_smollm2_is_served_with_a_template_that_shows_the_tools(
+    fake_server: tuple[str, Path], gguf: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executable, state = fake_server
+    smollm2 = replace(BUNDLED["smollm2"], locate=lambda: Path(gguf))
+    monkeypatch.setitem(BUNDLED, "smollm2", smollm2)
+    backend = embedded(executable)
+    backend.load("smollm2", LoadSettings())
+    try:
+        argv = json.loads(state.read_text())["argv"]
+    finally:
+        backend.close()
+    template = Path(flag(argv, "--chat-template-file"))
+    assert template.name == "chatml-tools.jinja" and "<tool_call>" in template.read_text()
+    assert flag(argv, "--alias") == "smollm2"
+
+
 def test_chat_goes_through_the_llama_server_api(fake_server: tuple[str, Path], gguf: str) -> None:
     executable, _ = fake_server
     backend = embedded(executable)
@@ -231,6 +248,8 @@ def test_real_smollm2_through_the_embedded_backend() -> None:
         f"finish={completion.finish_reason}\n{completion.content}"
     )
     assert info.context_length == 8192
+    assert completion.usage.counted_by == "server"
+    assert completion.decode_timed_by == "server"
     assert completion.content.strip()
     assert (
         completion.usage.completion_tokens is not None

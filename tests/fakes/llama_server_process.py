@@ -33,6 +33,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--jinja", action="store_true")
+    parser.add_argument("--chat-template-file")
     # Accepted and ignored, like the tuning flags a real server takes.
     parser.add_argument("-t", "--threads")
     parser.add_argument("-tb", "--threads-batch")
