@@ -93,6 +93,16 @@ def test_router_lifecycle(serve: Any) -> None:
     assert backend.list_models()[0].context_length == 16384
 
 
+def test_router_unload_waits_until_the_model_is_gone(serve: Any) -> None:
+    fake = serve(LlamaServerFake(router_models=["a.gguf", "b.gguf"], unload_polls=3))
+    backend = backend_for(fake)
+    backend.load("a.gguf", LoadSettings())
+    backend.unload("a.gguf")
+    # the router said "loaded" three times more; the unload returned only after "unloaded"
+    assert fake.router_status["a.gguf"] == "unloaded"
+    assert fake.paths("GET")[-4:] == ["/models"] * 4
+
+
 def test_router_without_the_model(serve: Any) -> None:
     fake = serve(LlamaServerFake(router_models=["a.gguf"]))
     with pytest.raises(BackendError, match="has no model 'zzz'"):

@@ -31,10 +31,14 @@ class LlamaServerFake(FakeHttpServer):
     total_slots: int = 1
     alias: str | None = None  # `--alias`: the name /v1/models and /props give the served model
     port: int = 0  # 0: any free loopback port
+    # Router: GET /models still says "loaded" this many times after an unload (its process
+    # takes a moment to exit).
+    unload_polls: int = 0
 
     def __post_init__(self) -> None:
         super().__init__(port=self.port)
         self.router_status = {name: "unloaded" for name in self.router_models}
+        self.exiting_polls = 0
         self.route("GET", "/health", self._health)
         self.route("GET", "/props", self._props)
         self.route("GET", "/v1/models", self._v1_models)
@@ -78,12 +82,17 @@ class LlamaServerFake(FakeHttpServer):
         )
 
     def _models(self, body: dict[str, Any], query: dict[str, str]) -> Response:
+        for name, status in self.router_status.items():
+            if status == "exiting":
+                self.router_status[name] = "unloaded" if self.exiting_polls <= 0 else status
+        self.exiting_polls -= 1
+        shown = {n: "loaded" if s == "exiting" else s for n, s in self.router_status.items()}
         data = [
             {
                 "id": name,
                 "status": {"value": status, "args": ["llama-server", "-c", str(self.n_ctx)]},
             }
-            for name, status in self.router_status.items()
+            for name, status in shown.items()
         ]
         return Json(200, {"data": data})
 
@@ -97,7 +106,8 @@ class LlamaServerFake(FakeHttpServer):
 
     def _unload(self, body: dict[str, Any], query: dict[str, str]) -> Response:
         name = str(body.get("model"))
-        self.router_status[name] = "unloaded"
+        self.router_status[name] = "exiting" if self.unload_polls else "unloaded"
+        self.exiting_polls = self.unload_polls
         self.event(f"unload {name}")
         return Json(200, {"success": True})
 
