@@ -37,10 +37,11 @@ INSTALL_HINT = (
     f"`llama-server` on PATH, or name it in {EXECUTABLE_ENV}"
 )
 STARTUP_TIMEOUT_S = 300.0
-# Slots on two cores: measured with SmolLM2-135M (benchmarks/embedded_slots.py), 2 slots decode
-# about 1.6x the tokens per second of one, and 4 add almost nothing over 2 while each request
-# gets slower. More cores, more slots, up to 4.
-MAX_DEFAULT_SLOTS = 4
+# Requests decoded at once, as llama-server itself picks with `--parallel -1`. Measured with
+# SmolLM2-135M on 2 loaded vCPUs (benchmarks/embedded_slots.py, 8 requests of 64 tokens, one
+# thread): 1 slot 6.9-8.9 tok/s in all, 2 slots 7.7, 4 slots 9.7; each request decodes slower
+# the more share a batch (10.6, 6.2, 4.5 tok/s), but a run with that many in flight ends sooner.
+DEFAULT_SLOTS = 4
 _POLL_S = 0.1
 
 
@@ -52,10 +53,6 @@ def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset and cgroup pinning
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def default_slots() -> int:
-    return max(1, min(MAX_DEFAULT_SLOTS, usable_cpus()))
 
 
 def find_llama_server() -> str:
@@ -104,7 +101,7 @@ class EmbeddedBackend(LlamaCppBackend):
         # 2-vCPU VM: 1 thread ~44 tok/s, 2 threads 5-29 tok/s (and under 1 tok/s while other
         # work loaded the machine). Slots add parallelism inside each batch instead.
         self.threads = threads or max(1, usable_cpus() // 2)
-        self.slots = slots or default_slots()
+        self.slots = slots or DEFAULT_SLOTS
         self._process: ServerProcess | None = None
         self._key: str | None = None
 
