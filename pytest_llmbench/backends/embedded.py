@@ -201,11 +201,6 @@ class EmbeddedBackend(LlamaCppBackend):
             f"{self._process.log_tail()}"
         )
 
-    def parallel_slots(self, key: str) -> int:
-        """llama-cpp-python's server runs one request at a time, and concurrent requests come
-        back empty (finish_reason unknown, no tokens) rather than queued: one in flight."""
-        return 1
-
     def unload(self, key: str) -> None:
         if self._chat is not None:
             self._chat.close()

@@ -264,13 +264,25 @@ def test_real_smollm2_through_the_embedded_backend() -> None:
         backend.chat(ask("smollm2"))  # its server is gone
 
 
-def test_auto_concurrency_sends_the_embedded_server_one_request_at_a_time() -> None:
-    # Its server answers concurrent requests with empty replies instead of queueing them.
+def test_auto_concurrency_asks_llama_server_for_its_slots(
+    fake_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # llama-server queues what its slots cannot take (llama-cpp-python's server answered
+    # concurrent requests with empty replies): auto concurrency uses its `total_slots`.
     from pytest_llmbench.options import Settings
     from pytest_llmbench.session import ModelManager
 
+    monkeypatch.setenv("LLMBENCH_LLAMA_SERVER", fake_server[0])
+    monkeypatch.setattr(embedded_module, "DEFAULT_SLOTS", 3)
     manager = ModelManager(Settings(models=("smollm2",), backend="embedded"))
-    [(_, in_flight, why)] = manager.slots("smollm2")
-    assert (in_flight, why) == (1, "server")
+    gguf = fake_server[1].parent / "tiny.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.setitem(BUNDLED, "smollm2", replace(BUNDLED["smollm2"], locate=lambda: gguf))
+    manager.ensure_loaded("smollm2")
+    try:
+        [(_, in_flight, why)] = manager.slots("smollm2")
+    finally:
+        manager.close()
+    assert (in_flight, why) == (3, "server")
     forced = ModelManager(Settings(models=("smollm2",), backend="embedded", concurrency=3))
     assert [n for _, n, _ in forced.slots("smollm2")] == [3]
