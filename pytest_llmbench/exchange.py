@@ -22,10 +22,16 @@ class BackendError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        # Infrastructure retries spent before giving up (recorded with the failed task).
+        self.retries = 0
 
 
 class BackendUnreachable(BackendError):
     """The server did not answer at all; every later request to it would fail the same way."""
+
+
+class ModelUnavailable(BackendError):
+    """The server does not have the model asked for: asking again will not change that."""
 
 
 @dataclass(frozen=True)
@@ -35,14 +41,56 @@ class ToolCall:
     arguments: str  # raw JSON text as the model produced it
 
     def parsed_arguments(self) -> dict[str, Any] | None:
-        """The arguments as a dict, or None if the model's JSON is malformed or not an object."""
+        """The arguments as a dict, or None if the model's JSON is malformed: not JSON, not an
+        object, NaN or Infinity (not JSON either, also as an overflowing number like 1e999),
+        or nested deeper than MAX_ARGUMENT_DEPTH.
+
+        Model output is hostile input: whatever it holds, the answer is None (the model's
+        `failed`), never an exception that would take scoring down."""
         import json
 
+        if not self.arguments.strip():
+            return {}
         try:
-            value = json.loads(self.arguments) if self.arguments.strip() else {}
-        except json.JSONDecodeError:
+            value = json.loads(self.arguments, parse_constant=_not_json, parse_float=_finite)
+        except (ValueError, RecursionError):  # also: integers of absurd length
             return None
-        return value if isinstance(value, dict) else None
+        if not isinstance(value, dict) or _deeper_than(value, MAX_ARGUMENT_DEPTH):
+            return None
+        return value
+
+
+# Far beyond any real tool's arguments, and shallow enough that every recursive walk over them
+# (matching, repr, the mocks, json.dumps) stays clear of the recursion limit.
+MAX_ARGUMENT_DEPTH = 64
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} overflows a float")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and dicts nest more than `limit` levels (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..exchange import BackendError
 from .base import Backend
+from .guard import GuardedBackend
 from .server import Server, normalise_base_url
 
 # name -> (module, class, what users call the server, default URL, how to start it)
@@ -80,14 +81,15 @@ def make_backend(
     cls: Any = getattr(module, class_name)
     if name == "embedded":
         backend: Backend = cls(timeout_s=timeout_s, context_length=context_length)
-        return backend
+        return GuardedBackend(backend)
     url = base_url or default_url
     assert url is not None
     server = Server(label=label, root=normalise_base_url(url), start_hint=start_hint)
     env = _API_KEY_ENV.get(name)
     api_key = os.environ.get(env) if env else None
     backend = cls(server, timeout_s=timeout_s, context_length=context_length, api_key=api_key)
-    return backend
+    # Whatever a server answers, callers see a BackendError or a result, never a traceback.
+    return GuardedBackend(backend)
 
 
 def _entry(name: str) -> tuple[str, str, str, str | None, str]:

@@ -41,8 +41,11 @@ class LoadSettings:
 
 @runtime_checkable
 class Backend(Protocol):
-    name: str
-    base_url: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
 
     def list_models(self) -> list[ModelInfo]: ...
 

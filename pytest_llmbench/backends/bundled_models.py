@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..exchange import BackendError
+from ..exchange import BackendError, ModelUnavailable
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,9 @@ def resolve(key: str) -> tuple[Path, int]:
     if key.lower().endswith(".gguf"):
         path = Path(key).expanduser()
         if not path.is_file():
-            raise BackendError(f"no GGUF file at {path}")
+            raise ModelUnavailable(f"no GGUF file at {path}")
         return path.resolve(), DEFAULT_GGUF_CONTEXT
-    raise BackendError(
+    raise ModelUnavailable(
         f"the embedded backend has no model {key!r}; use one of "
         f"{', '.join(BUNDLED)} or a path to a .gguf file"
     )

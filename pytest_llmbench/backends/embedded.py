@@ -36,7 +36,6 @@ INSTALL_HINT = (
     "build it with `make llama-server` in a clone of pytest-llmbench, put llama.cpp's "
     f"`llama-server` on PATH, or name it in {EXECUTABLE_ENV}"
 )
-STARTUP_TIMEOUT_S = 300.0
 # Requests decoded at once, as llama-server itself picks with `--parallel -1`. Measured with
 # SmolLM2-135M on 2 loaded vCPUs (benchmarks/embedded_slots.py, 8 requests of 64 tokens, one
 # thread): 1 slot 6.9-8.9 tok/s in all, 2 slots 7.7, 4 slots 9.7; each request decodes slower
@@ -137,7 +136,7 @@ class EmbeddedBackend(LlamaCppBackend):
         self._key = key
         self._point_at(f"http://127.0.0.1:{port}")
         try:
-            self._wait_until_ready(key, max(self.timeout_s, STARTUP_TIMEOUT_S))
+            self._wait_until_ready(key, self.timeout_s)
             info = super().load(key, settings)
         except BaseException:
             self.unload(key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ..exchange import BackendError
+from ..exchange import ModelUnavailable
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .rest import HttpStatus
@@ -34,7 +34,7 @@ class GenericBackend(CompatBackend):
                 raise
             served = []  # a server without a model list: nothing to check against
         if served and not any(self.same_model(key, name) for name in served):
-            raise BackendError(
+            raise ModelUnavailable(
                 f"{self.server.label} at {self.server.root} does not serve model {key!r}; "
                 f"it serves: {', '.join(served)}"
             )

@@ -15,13 +15,12 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import quote
 
-from ..exchange import BackendError, ChatRequest
+from ..exchange import ChatRequest, ModelUnavailable
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import PromptSize, estimate_prompt_tokens
 from .rest import HttpStatus
 
-LOAD_TIMEOUT_S = 900.0
 # Router statuses of a model whose server process is up ("sleeping": idle, woken by a request).
 _LOADED = ("loaded", "sleeping")
 _POLL_S = 0.25
@@ -90,7 +89,7 @@ class LlamaCppBackend(CompatBackend):
 
     def load(self, key: str, settings: LoadSettings) -> LoadInfo:
         started = time.monotonic()
-        self._wait_healthy(max(self.timeout_s, LOAD_TIMEOUT_S))
+        self._wait_healthy(self.timeout_s)
         if self.is_router():
             self._router_load(key)
             props = self.rest.get(f"/props?model={quote(key)}") or {}
@@ -108,15 +107,13 @@ class LlamaCppBackend(CompatBackend):
     def _router_load(self, key: str) -> None:
         status = self._router_status(key)
         if status is None:
-            raise self.server.error(f"has no model {key!r} (GET /models lists the ones it has)")
+            raise self.server.missing(f"has no model {key!r} (GET /models lists the ones it has)")
         if status not in _LOADED:
             try:
-                self.rest.post(
-                    "/models/load", {"model": key}, timeout_s=max(self.timeout_s, LOAD_TIMEOUT_S)
-                )
+                self.rest.post("/models/load", {"model": key}, timeout_s=self.timeout_s)
             except HttpStatus as exc:
                 raise self.server.error(f"could not load model {key!r}: {exc.message}") from exc
-        deadline = time.monotonic() + max(self.timeout_s, LOAD_TIMEOUT_S)
+        deadline = time.monotonic() + self.timeout_s
         while (status := self._router_status(key)) not in _LOADED:
             # "unloaded" can show for a moment before the router starts loading.
             if status not in ("loading", "unloaded", "downloading", "downloaded"):
@@ -143,7 +140,7 @@ class LlamaCppBackend(CompatBackend):
                 names.add(props[field])
         if not any(super(LlamaCppBackend, self).same_model(key, name) for name in names):
             served = ", ".join(sorted(names)) or "an unnamed model"
-            raise BackendError(
+            raise ModelUnavailable(
                 f"llama-server at {self.server.root} serves {served}, not {key!r}: "
                 "start it with that model (`-m`, `--alias`) or in router mode"
             )
@@ -162,7 +159,7 @@ class LlamaCppBackend(CompatBackend):
             self.rest.post("/models/unload", {"model": key})
             # The router reports the model loaded until its server process has exited: wait,
             # so that the next model does not load beside it.
-            deadline = time.monotonic() + max(self.timeout_s, LOAD_TIMEOUT_S)
+            deadline = time.monotonic() + self.timeout_s
             while (status := self._router_status(key)) in _LOADED:
                 if time.monotonic() > deadline:
                     raise self.server.error(f"model {key!r} was still {status} after unloading")

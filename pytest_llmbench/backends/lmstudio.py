@@ -18,8 +18,6 @@ from .compat_backend import CompatBackend
 from .lms_cli import LmsCli, find_lms
 from .rest import HttpStatus
 
-LOAD_TIMEOUT_S = 900.0  # loading a large model from a slow disk takes minutes
-
 
 class LMStudioBackend(CompatBackend):
     name = "lmstudio"
@@ -65,7 +63,7 @@ class LMStudioBackend(CompatBackend):
             return self._load_with_lms(key, context)
         model = next((m for m in models if m.get("key") == key), None)
         if model is None:
-            raise self.server.error(
+            raise self.server.missing(
                 f"has no model {key!r}; `lms ls` or --llmbench-list shows the installed ones"
             )
         for instance in model.get("loaded_instances") or ():
@@ -84,9 +82,7 @@ class LMStudioBackend(CompatBackend):
             body["context_length"] = context
         started = time.monotonic()
         try:
-            reply = self.rest.post(
-                "/api/v1/models/load", body, timeout_s=max(self.timeout_s, LOAD_TIMEOUT_S)
-            )
+            reply = self.rest.post("/api/v1/models/load", body, timeout_s=self.timeout_s)
         except HttpStatus as exc:
             raise self.server.error(f"could not load model {key!r}: {exc.message}") from exc
         seconds = time.monotonic() - started
@@ -142,7 +138,7 @@ class LMStudioBackend(CompatBackend):
         self.rest.post("/api/v1/models/unload", {"instance_id": instance})
 
     def _load_with_lms(self, key: str, context: int | None) -> LoadInfo:
-        seconds = self._cli().load(key, context, max(self.timeout_s, LOAD_TIMEOUT_S))
+        seconds = self._cli().load(key, context, self.timeout_s)
         self._instances[key] = key
         if context:
             self.loaded_context[key] = context

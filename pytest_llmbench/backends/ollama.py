@@ -17,8 +17,6 @@ from .compat_backend import CompatBackend
 from .context_fit import check_prompt_fits
 from .rest import HttpStatus
 
-LOAD_TIMEOUT_S = 900.0
-
 
 class OllamaBackend(CompatBackend):
     name = "ollama"
@@ -67,10 +65,14 @@ class OllamaBackend(CompatBackend):
             body["options"] = {"num_ctx": context}
         started = time.monotonic()
         try:
-            reply = self.rest.post("/api/chat", body, timeout_s=max(self.timeout_s, LOAD_TIMEOUT_S))
+            reply = self.rest.post("/api/chat", body, timeout_s=self.timeout_s)
         except HttpStatus as exc:
-            hint = f"; pull it first: `ollama pull {key}`" if exc.status == 404 else ""
-            raise self.server.error(f"could not load model {key!r}: {exc.message}{hint}") from exc
+            if exc.status == 404:
+                raise self.server.missing(
+                    f"could not load model {key!r}: {exc.message}; pull it first: "
+                    f"`ollama pull {key}`"
+                ) from exc
+            raise self.server.error(f"could not load model {key!r}: {exc.message}") from exc
         seconds = time.monotonic() - started
         reported = reply.get("load_duration") if isinstance(reply, dict) else None
         loaded_context = self._context_of(key) or context

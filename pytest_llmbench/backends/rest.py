@@ -7,12 +7,14 @@ The standard library is enough for that, and keeps us off whichever HTTP library
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import urllib.error
 import urllib.request
 from typing import Any
 
+from ..display import printable
 from ..exchange import BackendError
 from .server import Server
 
@@ -62,7 +64,10 @@ class Rest:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as exc:
-            text = exc.read().decode(errors="replace")
+            try:
+                text = exc.read().decode(errors="replace")
+            except (OSError, http.client.HTTPException):
+                text = ""  # the error body itself was cut short
             raise HttpStatus(
                 f"{self.server.label} at {self.server.root}: {method} {path} answered "
                 f"HTTP {exc.code}: {excerpt(text)}",
@@ -80,11 +85,16 @@ class Rest:
         except (ConnectionError, OSError) as exc:
             # A server that dies mid-answer resets the connection after it was accepted.
             raise self.server.unreachable(_reason(exc)) from exc
+        except http.client.HTTPException as exc:
+            # A malformed status line or headers, or a body cut short (IncompleteRead).
+            raise self.server.error(
+                f"{method} {path} answered malformed HTTP ({type(exc).__name__})"
+            ) from exc
         if not raw.strip():
             return status, None
         try:
             return status, json.loads(raw)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # invalid JSON or UTF-8, absurd nesting
             raise self.server.error(
                 f"{method} {path} did not answer JSON: {excerpt(raw.decode(errors='replace'))}"
             ) from exc
@@ -97,5 +107,6 @@ def _reason(reason: object) -> str:
 
 
 def excerpt(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
+    """A server's words, one line, short, and harmless to print."""
+    text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[:limit] + "..."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..exchange import BackendError, BackendUnreachable
+from ..exchange import BackendError, BackendUnreachable, ModelUnavailable
 
 
 def normalise_base_url(url: str) -> str:
@@ -39,3 +39,7 @@ class Server:
 
     def error(self, what: str) -> BackendError:
         return BackendError(f"{self.label} at {self.root}: {what}")
+
+    def missing(self, what: str) -> ModelUnavailable:
+        """The server lacks the model: an error no retry can cure."""
+        return ModelUnavailable(f"{self.label} at {self.root}: {what}")

@@ -38,6 +38,14 @@ def normalise_finish_reason(raw: str | None) -> FinishReason:
     return _FINISH.get(raw.lower(), "unknown")
 
 
+class MalformedChunk(ValueError):
+    """A decoded chunk that is not shaped like a chat completion chunk."""
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
 @dataclass
 class _PartialCall:
     id: str = ""
@@ -62,22 +70,36 @@ class StreamAccumulator:
     server_stats: dict[str, Any] = field(default_factory=dict)
     first_token_at: float | None = None
     last_token_at: float | None = None
+    chunks: int = 0  # decoded chunks seen, token-bearing or not
     _content_len: int = 0
 
-    def feed(self, chunk: Mapping[str, Any], at: float) -> None:
+    def feed(self, chunk: object, at: float) -> None:
+        """Take one decoded chunk; raise MalformedChunk when it is not shaped like one."""
+        if not isinstance(chunk, Mapping):
+            raise MalformedChunk(f"a chunk is {_kind(chunk)}, not an object")
+        self.chunks += 1
         if not self.model_id and chunk.get("model"):
             self.model_id = str(chunk["model"])
-        if chunk.get("usage"):
+        if isinstance(chunk.get("usage"), Mapping):
             self.usage = dict(chunk["usage"])
         for key in SERVER_STAT_KEYS:
             if isinstance(chunk.get(key), dict):
                 self.server_stats[key] = chunk[key]
-        for choice in chunk.get("choices") or ():
+        choices = chunk.get("choices")
+        if choices is None:
+            return
+        if not isinstance(choices, list):
+            raise MalformedChunk(f"'choices' is {_kind(choices)}, not a list")
+        for choice in choices:
+            if not isinstance(choice, Mapping):
+                raise MalformedChunk(f"a choice is {_kind(choice)}, not an object")
             if choice.get("index", 0) != 0:
                 continue  # we ask for one choice; ignore anything else a server sends
             if choice.get("finish_reason"):
                 self.finish_raw = str(choice["finish_reason"])
             delta = choice.get("delta") or choice.get("message") or {}
+            if not isinstance(delta, Mapping):
+                raise MalformedChunk(f"a delta is {_kind(delta)}, not an object")
             if self._take_delta(delta):
                 self.first_token_at = at if self.first_token_at is None else self.first_token_at
                 self.last_token_at = at
@@ -91,12 +113,19 @@ class StreamAccumulator:
                 self.token_chunks.append(("reasoning", 0, 0))
                 got_token = True
         text = delta.get("content")
-        if isinstance(text, str) and text:
+        if text is not None and not isinstance(text, str):
+            raise MalformedChunk(f"'content' is {_kind(text)}, not a string")
+        if text:
             self.content.append(text)
             self.token_chunks.append(("content", self._content_len, self._content_len + len(text)))
             self._content_len += len(text)
             got_token = True
-        for call in delta.get("tool_calls") or ():
+        calls = delta.get("tool_calls") or ()
+        if not isinstance(calls, (list, tuple)):
+            raise MalformedChunk(f"'tool_calls' is {_kind(calls)}, not a list")
+        for call in calls:
+            if not isinstance(call, Mapping) or not isinstance(call.get("function") or {}, Mapping):
+                raise MalformedChunk("a tool call is not an object with a 'function' object")
             self._take_call(call)
             got_token = True
         return got_token
@@ -122,7 +151,11 @@ class StreamAccumulator:
         if isinstance(arguments, str):
             partial.arguments.append(arguments)
         elif isinstance(arguments, dict):  # some servers send the arguments already parsed
-            partial.arguments.append(json.dumps(arguments))
+            try:
+                partial.arguments.append(json.dumps(arguments))
+            except (ValueError, RecursionError):
+                # Too deep to write back: left unparsable, so it scores as malformed arguments.
+                partial.arguments.append("<arguments too deeply nested>")
         self.token_chunks.append(("tool", 0, 0))
 
     def finish(self, finished_at: float, *, retries: int = 0) -> Completion:

@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from ..exchange import BackendError, ChatRequest
+from ..exchange import ChatRequest, ModelUnavailable
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import PromptSize, estimate_prompt_tokens
@@ -45,7 +45,7 @@ class VLLMBackend(CompatBackend):
         entry = next((m for m in served if m["id"] == key), None)
         if entry is None:
             names = ", ".join(str(m["id"]) for m in served) or "nothing"
-            raise BackendError(
+            raise ModelUnavailable(
                 f"vLLM at {self.server.root} serves {names}, not {key!r}; "
                 f"start one with `vllm serve {key}`"
             )

@@ -21,7 +21,8 @@ ReasoningShape = Literal["reasoning_content", "reasoning", "inline", "lone_close
 class Answer:
     content: list[str] = field(default_factory=list)  # one string per token
     reasoning: list[str] = field(default_factory=list)
-    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (name, args)
+    # (name, args); args as a str are sent as they are (JSON no encoder would write)
+    tool_calls: list[tuple[str, dict[str, Any] | str]] = field(default_factory=list)
     finish_reason: str | None = None  # default: tool_calls if calls else stop
     model: str | None = None  # the model the server claims answered (default: the one asked)
 
@@ -72,7 +73,7 @@ def chunks(request: dict[str, Any], answer: Answer, quirks: Quirks) -> Iterator[
     for piece in answer.content:
         yield chunk({"content": piece})
     for index, (name, args) in enumerate(answer.tool_calls):
-        text = json.dumps(args)
+        text = args if isinstance(args, str) else json.dumps(args)
         pieces = (
             [text[: len(text) // 2], text[len(text) // 2 :]] if quirks.tool_args_split else [text]
         )

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 class Json:
     status: int
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,16 @@ class Sse:
     chunks: Iterable[dict[str, Any]]
     delay_s: float = 0.0  # between chunks, so that time to first token and tok/s are measurable
     drop_after: int | None = None  # close the connection after this many chunks
+    done: bool = True  # end with `data: [DONE]` (a server cut short sends no such line)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Any bytes with any status and content type: bodies no well-behaved server sends."""
+
+    body: bytes
+    status: int = 200
+    content_type: str = "text/event-stream"
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,7 @@ class Drop:
     """Close the connection without answering (a crashed or restarting server)."""
 
 
-Response = Json | Sse | Drop
+Response = Json | Sse | Raw | Drop
 Handler = Callable[[dict[str, Any], dict[str, str]], Response]
 
 
@@ -129,11 +140,17 @@ class FakeHttpServer:
                 if isinstance(response, Drop):
                     self.close_connection = True
                     return
-                if isinstance(response, Json):
-                    data = json.dumps(response.body).encode()
+                if isinstance(response, (Json, Raw)):
+                    if isinstance(response, Json):
+                        data, kind = json.dumps(response.body).encode(), "application/json"
+                        headers = response.headers
+                    else:
+                        data, kind, headers = response.body, response.content_type, {}
                     self.send_response(response.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", kind)
                     self.send_header("Content-Length", str(len(data)))
+                    for name, value in headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)
                     return
@@ -150,7 +167,8 @@ class FakeHttpServer:
                     if response.delay_s:
                         time.sleep(response.delay_s)
                     self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
-                self._chunk(b"data: [DONE]\n\n")
+                if response.done:
+                    self._chunk(b"data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
 

@@ -7,6 +7,7 @@ whatever model is loaded; a second load of a loaded model makes a second instanc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,10 @@ class LMStudioFake(FakeHttpServer):
     default_context: int = 4096
     chat_failures: list[Response] = field(default_factory=list)  # served before real answers
     chunk_delay_s: float = 0.0
+    load_failures: list[Response] = field(default_factory=list)  # served before real loads
+    load_delay_s: float = 0.0  # a slow disk
+    unload_delay_s: float = 0.0  # a server busy finishing a request
+    on_unload: Callable[[], None] | None = None  # called as an unload request arrives
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -102,6 +107,9 @@ class LMStudioFake(FakeHttpServer):
         return Json(200, {"object": "list", "data": [{"id": m.key} for m in self.models]})
 
     def _load(self, body: dict[str, Any], query: dict[str, str]) -> Response:
+        if self.load_failures:
+            return self.load_failures.pop(0)
+        time.sleep(self.load_delay_s)
         key = body.get("model")
         if key not in {m.key for m in self.models}:
             return Json(404, {"error": f"model {key} not found"})
@@ -121,6 +129,9 @@ class LMStudioFake(FakeHttpServer):
         return Json(200, reply)
 
     def _unload(self, body: dict[str, Any], query: dict[str, str]) -> Response:
+        if self.on_unload is not None:
+            self.on_unload()
+        time.sleep(self.unload_delay_s)
         instance_id = body.get("instance_id")
         for instance in self.instances:
             if instance.id == instance_id:

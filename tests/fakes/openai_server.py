@@ -23,10 +23,13 @@ from fakes.messages import message_problem
 class Reply:
     content: str = ""
     reasoning_content: str | None = None
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {"name", "arguments": dict}
+    # {"name", "arguments"}: arguments as a dict, or a str sent as it is (hostile JSON)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None  # default: "tool_calls" if calls else "stop"
     status: int = 200  # non-200: an HTTP error with this status
     model: str | None = None  # the model the server claims answered (default: the one asked)
+    # Sent instead of the answer: a fault no well-behaved server produces (a bad stream, 429).
+    fault: Response | None = None
 
     def answer(self) -> Answer:
         return Answer(
@@ -68,6 +71,10 @@ def by_prompt(answers: dict[str, Reply | list[Reply]], default: Reply | None = N
     return script
 
 
+def _arguments(value: dict[str, Any] | str) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _prompt_tokens(body: dict[str, Any]) -> int:
     return sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
 
@@ -82,7 +89,7 @@ def completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
             {
                 "id": f"call_{i}",
                 "type": "function",
-                "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))},
+                "function": {"name": c["name"], "arguments": _arguments(c.get("arguments", {}))},
             }
             for i, c in enumerate(reply.tool_calls)
         ]
@@ -131,6 +138,8 @@ class FakeOpenAI(FakeHttpServer):
         if problem:
             return Json(400, {"error": {"message": problem, "type": "invalid_request_error"}})
         reply = script(body)
+        if reply.fault is not None:
+            return reply.fault
         if reply.status != 200:
             return Json(reply.status, {"error": {"message": "scripted failure"}})
         if not body.get("stream"):
