@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from .taskyaml import YamlProblem, compose_yaml, read_yaml
+
 Suite = Literal["python", "cli", "tooling"]
 Difficulty = Literal["easy", "medium", "hard"]
 
@@ -29,6 +34,11 @@ DEFAULT_CLI_TOOLS: tuple[str, ...] = (
 )  # fmt: skip
 
 _ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+# A case's time limit: positive and finite (NaN, inf and 0 would stall or fail every model,
+# `reference` included), and at most an hour (the sandbox turns it into a CPU limit).
+MAX_TIMEOUT_S = 3600.0
+Seconds = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
+Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
@@ -55,8 +65,8 @@ class PythonCase(_Model):
     expect: Any = None
     validate_: str | None = Field(default=None, alias="validate")
     raises: str | None = None
-    float_tol: float | None = None
-    timeout_s: float | None = None
+    float_tol: Tolerance | None = None
+    timeout_s: Seconds | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -90,8 +100,8 @@ class PythonTask(TaskBase):
     entry_point: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     reference: str
     cases: Annotated[list[PythonCase], Field(min_length=1)]
-    float_tol: float | None = None
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    float_tol: Tolerance | None = None
+    timeout_s: Seconds = DEFAULT_TIMEOUT_S
     mutants: list[str] = Field(default_factory=list)
 
 
@@ -133,7 +143,7 @@ class CliTask(TaskBase):
     reference: str  # the reference command
     files: dict[str, str] = Field(default_factory=dict)
     tools: tuple[str, ...] = DEFAULT_CLI_TOOLS
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    timeout_s: Seconds = DEFAULT_TIMEOUT_S
     cases: Annotated[list[CliCase], Field(min_length=1)]
     mutants: list[str] = Field(default_factory=list)
 
@@ -185,9 +195,9 @@ class Equals(_ArgMatcherBase):
 class Approx(_ArgMatcherBase):
     """A number within max(tol, rel * |approx|) of `approx`."""
 
-    approx: float
-    tol: Annotated[float, Field(ge=0)] = 1e-6
-    rel: Annotated[float, Field(ge=0)] = 0.0
+    approx: Annotated[float, Field(allow_inf_nan=False)]
+    tol: Tolerance = 1e-6
+    rel: Tolerance = 0.0
 
 
 _MATCHER_HEADS: dict[str, type[_ArgMatcherBase]] = {
@@ -412,6 +422,47 @@ def _node_at(node: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
     return node
 
 
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean ...?)' for the nearest valid name, or nothing when none is near."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through lists, unions, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _models_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[type[BaseModel]]:
+    """The models that may hold the last element of a pydantic error location."""
+    current = [model]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = [m.model_fields[f] for m in current for f, i in m.model_fields.items()
+                  if part in (f, i.alias)]  # fmt: skip
+        if fields:
+            current = [m for field in fields for m in _models_in(field.annotation)] or current
+    return current
+
+
+def _explain(model: type[BaseModel], error: Any) -> str:
+    """pydantic's message, worded for a task author: unknown keys name the nearest valid one."""
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden" and loc:
+        key = str(loc[-1])
+        names = set().union(*(_field_names(m) for m in _models_at(model, loc)))
+        return f"unknown key{_suggest(key, names)}"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
 def _task_id(data: Any, index: int) -> str | None:
     tasks = data.get("tasks") if isinstance(data, dict) else None
     if isinstance(tasks, list) and index < len(tasks) and isinstance(tasks[index], dict):
@@ -420,46 +471,64 @@ def _task_id(data: Any, index: int) -> str | None:
     return None
 
 
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _Lazy:
+    def __init__(self, make: Callable[[], yaml.Node]) -> None:
+        self._make = make
+        self._value: yaml.Node | None = None
+
+    def get(self) -> yaml.Node:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
 
 
-def _construct(root: yaml.Node | None) -> Any:
-    if root is None:
+def _task_at_line(root: yaml.Node | None, line: int | None) -> str | None:
+    """The id of the task whose YAML spans `line`, for errors found before validation."""
+    tasks = _node_at(root, ("tasks",)) if root is not None and line is not None else None
+    if not isinstance(tasks, yaml.SequenceNode) or line is None:
         return None
-    loader = yaml.SafeLoader("")  # the constructor alone; the node tree is already built
-    try:
-        return loader.construct_document(root)
-    finally:
-        loader.dispose()
+    for index, task in enumerate(tasks.value):
+        if task.start_mark.line + 1 <= line <= task.end_mark.line + 1:
+            node = _node_at(task, ("id",))
+            if isinstance(node, yaml.ScalarNode) and node is not task:
+                return str(node.value)
+            return f"#{index + 1}"
+    return None
+
+
+TOP_LEVEL_KEYS = ("suite", "tasks")
 
 
 def load_task_file(path: Path) -> TaskFile:
-    """Read and validate one task file; raise TaskFileError pointing at the first problem."""
+    """Read and validate one task file; raise TaskFileError pointing at the first problem.
+
+    Reading is bounded (taskyaml.Budget): size, nesting and alias expansion are checked before
+    any data is built, so a hostile file costs milliseconds, not memory."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TaskFileError(path, None, None, None, f"cannot read: {exc.strerror}") from None
-    try:
-        # libyaml's composer, once: the node tree gives line numbers for errors, and the data
-        # is constructed from it (a second parse for the data doubled collection time).
-        root = yaml.compose(text, Loader=_LOADER)
-        data = _construct(root)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise TaskFileError(path, line, None, None, f"invalid YAML: {problem}") from None
-    if not isinstance(data, dict) or root is None:
+        data = read_yaml(path)
+    except YamlProblem as exc:
+        owner = exc.task or _task_at_line(exc.root, exc.line)
+        raise TaskFileError(path, exc.line, owner, exc.key, exc.message) from None
+    # The node graph is dropped once the data is built (it costs more memory than the data);
+    # an error composes it again to find its line, which the budget has made cheap.
+    root = _Lazy(lambda: compose_yaml(path))
+    if not isinstance(data, dict):
         raise TaskFileError(path, 1, None, None, "expected a mapping with 'suite' and 'tasks'")
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            line = _node_at(root.get(), (key,)).start_mark.line + 1
+            raise TaskFileError(
+                path, line, None, str(key), f"unknown key{_suggest(str(key), TOP_LEVEL_KEYS)}"
+            )
     suite = data.get("suite")
     if suite not in _TASK_CLASS:
-        line = _node_at(root, ("suite",)).start_mark.line + 1
+        line = _node_at(root.get(), ("suite",)).start_mark.line + 1
         raise TaskFileError(
             path, line, None, "suite", f"must be one of python, cli, tooling (got {suite!r})"
         )
     tasks = data.get("tasks")
     if not isinstance(tasks, list) or not tasks:
-        line = _node_at(root, ("tasks",)).start_mark.line + 1
+        line = _node_at(root.get(), ("tasks",)).start_mark.line + 1
         raise TaskFileError(path, line, None, "tasks", "must be a non-empty list of tasks")
     task_class = _TASK_CLASS[suite]
     parsed: list[Any] = []
@@ -468,15 +537,21 @@ def load_task_file(path: Path) -> TaskFile:
         try:
             task = task_class.model_validate(raw)
         except ValidationError as exc:
-            error = exc.errors()[0]
+            errors = exc.errors()
+            # An unknown key usually explains the rest (a misspelt required field is missing).
+            error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
             loc = ("tasks", index, *error["loc"])
-            node = _node_at(root, loc)
+            node = _node_at(root.get(), loc)
             field = ".".join(str(p) for p in error["loc"]) or None
             raise TaskFileError(
-                path, node.start_mark.line + 1, _task_id(data, index), field, error["msg"]
+                path,
+                node.start_mark.line + 1,
+                _task_id(data, index),
+                field,
+                _explain(task_class, error),
             ) from None
         if task.id in seen:
-            node = _node_at(root, ("tasks", index, "id"))
+            node = _node_at(root.get(), ("tasks", index, "id"))
             raise TaskFileError(
                 path, node.start_mark.line + 1, task.id, "id", "duplicate task id in this file"
             )
@@ -484,7 +559,7 @@ def load_task_file(path: Path) -> TaskFile:
         case_ids = [c.id for c in task.cases]  # type: ignore[attr-defined]
         dupes = sorted({c for c in case_ids if case_ids.count(c) > 1})
         if dupes:
-            node = _node_at(root, ("tasks", index, "cases"))
+            node = _node_at(root.get(), ("tasks", index, "cases"))
             raise TaskFileError(
                 path, node.start_mark.line + 1, task.id, "cases", f"duplicate case id {dupes[0]!r}"
             )

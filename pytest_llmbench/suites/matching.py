@@ -32,6 +32,8 @@ with such a key, wrap it: ``{equals: {...}}`` (the wrapped level is taken litera
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +60,7 @@ _HEADS: dict[str, frozenset[str]] = {
     "contains": frozenset({"optional"}),
     "approx": frozenset({"optional", "tol", "rel"}),
 }
+_MODIFIERS = frozenset().union(*_HEADS.values())
 DEFAULT_TOL = 1e-6
 _BFCL_STRIP = re.compile(r"[ ,./\-_*^]")
 
@@ -131,7 +134,8 @@ def check_matcher(matcher: Any, where: str = "") -> None:
         if heads:
             bad = [k for k in data if k != heads[0] and k not in _HEADS[heads[0]]]
             if bad:
-                raise MatcherError(f"{label}: {heads[0]} does not take {bad[0]!r}")
+                hint = _nearest(str(bad[0]), _HEADS[heads[0]])
+                raise MatcherError(f"{label}: {heads[0]} does not take {bad[0]!r}{hint}")
             for flag in ("optional", "unordered", "normalize"):
                 if flag in data and not isinstance(data[flag], bool):
                     raise MatcherError(f"{label}: {flag} must be true or false")
@@ -149,18 +153,35 @@ def check_matcher(matcher: Any, where: str = "") -> None:
             value = data.get(key, 0.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise MatcherError(f"{label}: {key} needs a number")
+            if not math.isfinite(value):
+                raise MatcherError(f"{label}: {key} needs a finite number")
             if key != "approx" and value < 0:
                 raise MatcherError(f"{label}: {key} must be >= 0")
     elif isinstance(m.value, Mapping):
         for key, sub in m.value.items():
             if not isinstance(key, str):
                 raise MatcherError(f"{label}: dict keys must be strings")
+            # A misspelt head, alone or with modifiers: `{contians: x}`, `{aprox: 1, tol: 0.1}`.
+            others_are_modifiers = all(k in _MODIFIERS for k in m.value if k != key)
+            hint = _nearest(key, _HEADS) if m.kind == "literal" and others_are_modifiers else ""
+            if hint:
+                # `{contians: x}` would silently match only an object with that key.
+                raise MatcherError(
+                    f"{label}: unknown matcher {key!r}{hint}; an object argument with this key "
+                    "is written {equals: {...}}"
+                )
             check_matcher(sub, f"{label}.{key}")
     elif isinstance(m.value, (list, tuple)):
         for index, sub in enumerate(m.value):
             check_matcher(sub, f"{label}[{index}]")
     elif not isinstance(m.value, (str, int, float, bool, type(None))):
         raise MatcherError(f"{label}: unsupported literal {type(m.value).__name__}")
+
+
+def _nearest(word: str, names: Iterable[str]) -> str:
+    """' (did you mean X?)' when `word` looks like a misspelling of one of `names`."""
+    close = difflib.get_close_matches(word, sorted(names), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close and close[0] != word else ""
 
 
 def is_optional(matcher: Any) -> bool:

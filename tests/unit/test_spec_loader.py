@@ -60,7 +60,8 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
     [
         ("suite: ruby\ntasks: []\n", 1, None, "suite", "python, cli, tooling"),
         ("suite: python\n", 1, None, "tasks", "non-empty"),
-        ("suite: python\ntasks:\n  - id: a\n    prompt: [unclosed\n", 5, None, None,
+        # the line where the unclosed bracket opens, not the end of the file
+        ("suite: python\ntasks:\n  - id: a\n    prompt: [unclosed\n", 4, None, None,
          "invalid YAML"),
         (GOOD.replace("entry_point: two_sum", "entry_point: 2sum"), 5, "two_sum",
          "entry_point", "pattern"),
@@ -72,7 +73,7 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
          "two_sum", "cases.0.validate", "not valid Python"),
         (GOOD.replace("id: kw", "id: basic"), 12, "two_sum", "cases", "duplicate case id"),
         (GOOD.replace("    tags: [arrays]\n", "    tags: [arrays]\n    colour: red\n"), 8,
-         "two_sum", "colour", "Extra inputs"),
+         "two_sum", "colour", "unknown key"),
     ],
 )  # fmt: skip
 def test_errors_name_file_line_task_field(
