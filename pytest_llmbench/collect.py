@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import TerminalRepr
 
+from .display import printable
 from .results import PROPERTY, CaseResult, GenerationStats, Outcome
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
@@ -132,9 +133,9 @@ class CaseItem(pytest.Item):
     def state(self) -> RunState:
         return self.config.stash[STATE]
 
-    def _record(self, outcome: Outcome, detail: str = "") -> None:
+    def _record(self, outcome: Outcome, detail: str = "", retries: int = 0) -> None:
         generation = self.generation
-        stats = generation.stats if generation is not None else GenerationStats()
+        stats = generation.stats if generation is not None else GenerationStats(retries=retries)
         load = self.state.manager.loads.get(self.model)
         result = CaseResult(
             model=self.model,
@@ -164,7 +165,7 @@ class CaseItem(pytest.Item):
         """
         outcome = self.state.scheduler.result(self.model, self.task_key, self._model_jobs)
         if isinstance(outcome, InfraFailure):
-            self._record("error", outcome.message)
+            self._record("error", outcome.message, retries=outcome.retries)
             # pytrace=False: the error shows as its one-line message, not a traceback.
             pytest.fail(f"error: {outcome.message}", pytrace=False)
         self.prepared = outcome
@@ -205,7 +206,8 @@ class CaseItem(pytest.Item):
         if answer:
             shown = answer if len(answer) <= 1500 else answer[:1500] + "\n[... cut]"
             lines += ["", f"answer of {self.model}:", shown]
-        return "\n".join(lines)
+        # Model text reaches the terminal here: no escape sequence of its own may act there.
+        return printable("\n".join(lines))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.suite}: {self.name}"

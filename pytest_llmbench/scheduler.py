@@ -61,6 +61,7 @@ class InfraFailure:
     """The server or the sandbox failed for this task: every case of it reports an error."""
 
     message: str
+    retries: int = 0  # infrastructure retries spent before giving up
 
 
 Outcome = Prepared | InfraFailure
@@ -138,7 +139,7 @@ class Scheduler:
             self.state.manager.ensure_loaded(model)
         except BackendError as exc:
             for job in jobs:
-                self._settle(job.key, InfraFailure(exc.message))
+                self._settle(job.key, InfraFailure(exc.message, exc.retries))
             return
         if self._scoring is None:
             self._scoring = _Pool(scoring_workers(), "llmbench-score")
@@ -205,7 +206,7 @@ class Scheduler:
         try:
             generation = suite.generate(job.task, model, chat, settings)
         except BackendError as exc:
-            return InfraFailure(exc.message)
+            return InfraFailure(exc.message, exc.retries)
         except Exception as exc:  # a bug must fail its task, not leave its items waiting
             return InfraFailure(f"internal error: {type(exc).__name__}: {exc}")
         stats = replace(

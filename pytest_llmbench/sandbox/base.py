@@ -53,11 +53,28 @@ class PyOutcome:
     seconds: float = 0.0
 
 
+FileKind = Literal["file", "dir", "symlink", "fifo", "socket", "device", "other"]
+_KIND_WORDS: dict[str, str] = {
+    "file": "a regular file",
+    "dir": "a directory",
+    "symlink": "a symlink",
+    "fifo": "a FIFO",
+    "socket": "a socket",
+    "device": "a device",
+    "other": "an unknown kind of file",
+}
+
+
 @dataclass(frozen=True)
 class FileEntry:
-    kind: Literal["file", "dir", "symlink", "other"]
+    kind: FileKind
     content: bytes | None = None  # regular files only, capped
     truncated: bool = False
+
+    @property
+    def kind_in_words(self) -> str:
+        """ "a FIFO", "a directory": for details a user reads."""
+        return _KIND_WORDS[self.kind]
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,10 @@ class ShellResult:
     files: Mapping[str, FileEntry]  # work-dir relative path -> entry, inspected after the run
     seconds: float = 0.0
     output_truncated: bool = False
+    # The stream ("stdout" or "stderr") that passed `flood_limit` bytes: the command was
+    # stopped there, so it has no exit code.
+    flooded: str | None = None
+    flood_limit: int = 0
 
 
 class Sandbox(Protocol):

@@ -46,7 +46,8 @@ class ShellRunner:
             stdout = CappedBuffer(OUTPUT_KEEP, OUTPUT_FLOOD)
             stderr = CappedBuffer(OUTPUT_KEEP, OUTPUT_FLOOD)
             watcher = Watcher(running.pid, [running.stdout, running.stderr])
-            timed_out = flooded = False
+            timed_out = False
+            flooded: str | None = None
 
             def take(chunks: list[tuple[int, bytes]]) -> None:
                 for fd, data in chunks:
@@ -61,7 +62,7 @@ class ShellRunner:
                         break
                     take(watcher.poll(remaining))
                     if stdout.flooded or stderr.flooded:
-                        flooded = True
+                        flooded = "stdout" if stdout.flooded else "stderr"
                         break
             finally:
                 running.kill()  # returns once no process of the sandbox is left
@@ -83,4 +84,6 @@ class ShellRunner:
             files=files_after,
             seconds=seconds,
             output_truncated=stdout.truncated or stderr.truncated,
+            flooded=flooded,
+            flood_limit=OUTPUT_FLOOD,
         )

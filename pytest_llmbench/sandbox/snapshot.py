@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-from .base import FileEntry
+from .base import FileEntry, FileKind
 
 MAX_ENTRIES = 10_000
 MAX_FILE_BYTES = 256 * 1024
@@ -34,6 +34,16 @@ def _read_regular(path: str, budget: int) -> tuple[bytes, bool]:
         return data[:limit], len(data) > limit
     finally:
         os.close(fd)
+
+
+def _special_kind(mode: int) -> FileKind:
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "other"
 
 
 def snapshot(root: Path) -> dict[str, FileEntry]:
@@ -72,5 +82,5 @@ def snapshot(root: Path) -> dict[str, FileEntry]:
                 budget -= len(content)
                 entries[key] = FileEntry(kind="file", content=content, truncated=truncated)
             else:
-                entries[key] = FileEntry(kind="other")
+                entries[key] = FileEntry(kind=_special_kind(mode))
     return dict(sorted(entries.items()))

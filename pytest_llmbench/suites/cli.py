@@ -91,7 +91,7 @@ def effects_differ(run: ShellResult, reference: ShellResult) -> str | None:
         if mine is None:
             return f"{name} is missing"
         if mine.kind != theirs.kind:
-            return f"{name} is a {mine.kind}, expected a {theirs.kind}"
+            return f"{name} is {mine.kind_in_words}, expected {theirs.kind_in_words}"
         if mine.kind == "file" and (mine.content or b"").rstrip(b"\n") != (
             theirs.content or b""
         ).rstrip(b"\n"):
@@ -164,6 +164,12 @@ class CliSuite:
             return Verdict(
                 "timeout", f"`{execution.command}` ran past its {task.timeout_s:g}s limit"
             )
+        if run.flooded:
+            return Verdict(
+                "failed",
+                f"{run.flooded} exceeded {run.flood_limit:,} bytes, so `{execution.command}` "
+                "was stopped",
+            )
         if case.matches_reference:
             reference = execution.reference
             assert reference is not None
@@ -201,8 +207,8 @@ class CliSuite:
         assert case.file is not None
         entry = run.files.get(case.file.name)
         if entry is None or entry.kind != "file" or entry.content is None:
-            kind = "missing" if entry is None else f"a {entry.kind}"
-            return Verdict("failed", f"{case.file.name} is {kind}, expected a file")
+            kind = "missing" if entry is None else entry.kind_in_words
+            return Verdict("failed", f"{case.file.name} is {kind}, expected a regular file")
         text = entry.content.decode("utf-8", errors="replace")
         return self._check(
             text.rstrip("\n") == case.file.content.rstrip("\n"),

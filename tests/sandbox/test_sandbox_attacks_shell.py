@@ -211,7 +211,7 @@ def test_symlinks_and_fifos_in_results_are_not_followed(sandbox: IsolatedSandbox
     assert result.stdout == "done\n"
     for name in ("passwd", "bashrc", "loop", "rootfs", "d/f"):
         assert result.files[name].kind == "symlink" and result.files[name].content is None
-    assert result.files["fifo"].kind == "other"
+    assert result.files["fifo"].kind == "fifo"
     assert "hard" not in result.files or b"root:" not in (result.files["hard"].content or b"")
     assert not any(name.startswith(("loop/", "rootfs/")) for name in result.files)
 
