@@ -15,6 +15,7 @@ import pytest
 from . import __version__
 from .options import Settings, add_options, resolve
 from .session import STATE, ModelManager, RunState
+from .stopping import EXIT_UNLOAD_COMPLETE_S, EXIT_UNLOAD_S, Ending, finish_within, warn
 
 MARKERS = {
     "llmbench": "a benchmark case generated from a task file",
@@ -26,6 +27,7 @@ MARKERS = {
     "hard": "llmbench task of difficulty hard",
 }
 SETTINGS = pytest.StashKey[Settings]()
+ENDING = pytest.StashKey[Ending]()  # only for runs that name models
 NO_MODELS_HINT = (
     "llmbench: no models named, so no benchmark items are collected. Name models with "
     "--models=KEY[,KEY] (or LLMBENCH_MODELS); list installed ones with `pytest --llmbench-list`; "
@@ -80,6 +82,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = RunState(settings, ModelManager(settings))
     if _is_worker(config) and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
         config.stash[STATE].run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
+    if settings.models:
+        # SIGTERM and SIGHUP end a benchmark like Ctrl-C: results written, model unloaded.
+        ending = config.stash[ENDING] = Ending()
+        ending.guard.install()
     if (
         settings.models or settings.validate
     ) and config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -92,7 +98,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(xdist.ByServerPlugin(), "llmbench-xdist")
     if settings.models and not _is_worker(config):
-        config.pluginmanager.register(ResultCollector(config.stash[STATE]), "llmbench-results")
+        collector = ResultCollector(config, config.stash[STATE], config.stash[ENDING])
+        config.pluginmanager.register(collector, "llmbench-results")
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -165,8 +172,26 @@ def _check_isolation(config: pytest.Config) -> None:
         pytest.exit(f"llmbench: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
+def _check_outputs(config: pytest.Config) -> None:
+    """Stop before any model is called if the results could not be written."""
+    from .report import check_writable
+
+    settings = config.stash[STATE].settings
+    outputs = (
+        ("--llmbench-jsonl", settings.jsonl_path),
+        ("--llmbench-markdown", settings.markdown),
+    )
+    for flag, path in outputs:
+        problem = check_writable(path) if path is not None else None
+        if problem:
+            pytest.exit(f"llmbench: {flag}: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
+    settings = config.stash[STATE].settings
+    if settings.models and not _is_worker(config) and not config.option.collectonly:
+        _check_outputs(config)
     # An xdist controller collects nothing; it checks for its workers on the same machine.
     xdist_controller = getattr(config.option, "dist", "no") != "no" and not _is_worker(config)
     if config.stash[STATE].settings.models and xdist_controller and not config.option.collectonly:
@@ -190,7 +215,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     model = getattr(item, "model", None)
-    if model is None or getattr(nextitem, "model", None) == model:
+    # After the last item the model is unloaded at exit, once the results are written.
+    if model is None or nextitem is None or getattr(nextitem, "model", None) == model:
         return
     state = item.config.stash[STATE]
     state.scheduler.finish(model)
@@ -198,10 +224,13 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 class ResultCollector:
-    """Controller-side: gathers each item's CaseResult from its report (also from workers)."""
+    """Controller-side: gathers each item's CaseResult from its report (also from workers),
+    what was selected, and writes the results when the session ends."""
 
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, config: pytest.Config, state: RunState, ending: Ending) -> None:
+        self.config = config
         self.state = state
+        self.ending = ending
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # A case's verdict is on its call report, or on its setup report when setup failed.
@@ -213,19 +242,96 @@ class ResultCollector:
         if result is not None:
             self.state.results.append(result)
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from .collect import CaseItem
+        from .selection import Selection
+
+        items = [item for item in session.items if isinstance(item, CaseItem)]
+        declared = {(i.parent.nodeid if i.parent else "", i.task.id): len(i.task.cases)
+                    for i in items}  # fmt: skip
+        self.ending.selection = Selection.build(self.config, [i.nodeid for i in items], declared)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        # The controller collects nothing: every worker reports the same selected ids.
+        if self.ending.selection is not None:
+            return
+        from .selection import Selection, declared_from_files, parse_case_id
+
+        files = {case.file for case in map(parse_case_id, ids) if case is not None}
+        declared = declared_from_files(Path(self.config.rootpath), files)
+        self.ending.selection = Selection.build(self.config, ids, declared)
+
+    def write(self, session: pytest.Session, exitstatus: int) -> None:
+        """Results first, whatever ended the run; a signal now waits until they are written."""
+        from .report import run_info, write_outputs
+        from .stopping import exit_status, why_stopped
+
+        ending, state = self.ending, self.state
+        ending.guard.defer()
+        selection = ending.selection
+        selected = sum(selection.selected.values()) if selection else len(state.results)
+        ending.interrupted = why_stopped(
+            session, exitstatus, ending.guard, cases_left=len(state.results) < selected
+        )
+        if state.results:
+            try:
+                write_outputs(state, run_info(state, __version__, ending.interrupted), selection)
+            except OSError as exc:
+                where = state.settings.jsonl_path
+                ending.write_error = f"could not write {where}: {exc.strerror or exc}"
+        session.exitstatus = exit_status(
+            session.exitstatus,
+            stopped_by_maxfail=bool(session.shouldfail) and ending.guard.received is None,
+            any_error=any(r.outcome == "error" for r in state.results),
+            write_failed=ending.write_error is not None,
+        )
+
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash[STATE]
     if state._scheduler is not None:
-        state.scheduler.close()
-    state.manager.close()
-    if _is_worker(config) or not state.results:
+        state.scheduler.close()  # nothing more will be asked of it: drop what is not started
+    if _is_worker(config):
+        # A worker writes nothing; it unloads before telling the controller it is done.
+        _unload_at_exit(config)
         return
-    from .report import run_info, write_outputs
+    collector = config.pluginmanager.get_plugin("llmbench-results")
+    if isinstance(collector, ResultCollector):
+        collector.write(session, exitstatus)
 
-    write_outputs(state, run_info(state, Path(config.rootpath), __version__))
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    try:
+        if not _is_worker(config) and STATE in config.stash:
+            _unload_at_exit(config)  # after the JSONL and the table
+    finally:
+        ending = config.stash.get(ENDING, None)
+        if ending is not None:
+            ending.guard.restore()
+
+
+def _unload_at_exit(config: pytest.Config) -> None:
+    """Unload whatever is still loaded; bounded when the run was cut short, abandoned by a
+    second interrupt: the results are written by now."""
+    state = config.stash[STATE]
+    ending = config.stash.get(ENDING, None)
+    loaded = state.manager.loaded
+    if ending is None:
+        state.manager.close()
+        return
+    if ending.guard.deferred:
+        bound = 1.0  # interrupted twice: the user wants out
+    elif ending.guard.received is not None or ending.interrupted is not None:
+        bound = EXIT_UNLOAD_S
+    else:
+        bound = min(state.settings.timeout, EXIT_UNLOAD_COMPLETE_S)
+    ending.guard.allow()
+    problem = finish_within(state.manager.close, bound)
+    if problem is not None and loaded is not None:
+        warn(f"model {loaded!r} may still be loaded: its unload was {problem}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -234,8 +340,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash[STATE]
     from .report import summary_lines
 
-    for line in summary_lines(state):
-        markup = {"red": True, "bold": True} if line.startswith("SUSPECT") else {}
+    for line in summary_lines(state, config.stash.get(ENDING, None)):
+        alarm = line.startswith(("SUSPECT", "PARTIAL RUN", "RESULTS NOT WRITTEN"))
+        markup = {"red": True, "bold": True} if alarm else {}
         if line.startswith("llmbench "):
             terminalreporter.write_sep("=", line, **markup)
         else:

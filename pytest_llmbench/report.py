@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,10 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
+from .display import printable
 from .results import SUITES, CaseResult, ModelReport, Outcome, aggregate
 
 if TYPE_CHECKING:
+    from .selection import Selection
     from .session import RunState
+    from .stopping import Ending
 
 COLUMNS = ("model", *SUITES, "total", "time", "decode tok/s")
 # A model that wrote its calls in a format the server does not parse scores the server's
@@ -94,28 +99,23 @@ class RunInfo:
     timestamp: str
     backend: str
     plugin_version: str
-    tasks_digest: str
     settings: dict[str, Any]
+    # What ended the run early (SIGINT, SIGTERM, -x, internal error, ...), None if nothing did.
+    interrupted: str | None = None
 
     @staticmethod
     def now() -> str:
         return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_info(state: RunState, rootdir: Path, version: str) -> RunInfo:
-    """The run's metadata for every JSONL line: id, time, settings, and a digest of the task
-    files the results came from (so lines from different task versions are not compared)."""
+def run_info(state: RunState, version: str, interrupted: str | None = None) -> RunInfo:
+    """The run's metadata for every JSONL line: id, time, settings, how it ended."""
     settings = state.settings
-    digest = hashlib.sha256()
-    for name in sorted({r.file for r in state.results}):
-        path = rootdir / name
-        digest.update(name.encode() + (path.read_bytes() if path.is_file() else b""))
     return RunInfo(
         run_id=state.run_id,
         timestamp=RunInfo.now(),
         backend=settings.backend,
         plugin_version=version,
-        tasks_digest=digest.hexdigest()[:16],
         settings={
             "max_tokens": settings.max_tokens,
             "temperature": settings.temperature,
@@ -126,14 +126,39 @@ def run_info(state: RunState, rootdir: Path, version: str) -> RunInfo:
             "cache": settings.cache,
             "isolation": state.isolation_tier,
         },
+        interrupted=interrupted,
     )
 
 
+def tasks_digest(rootdir: Path, results: Sequence[CaseResult]) -> str:
+    """Names the case set that ran: the task files' contents and the cases run from them, so
+    two lines with the same digest ran the same cases of the same task versions."""
+    digest = hashlib.sha256()
+    for name in sorted({r.file for r in results}):
+        path = rootdir / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
+    for case in sorted(f"{r.file}::{r.task}::{r.case}" for r in results):
+        digest.update(b"\0" + case.encode())
+    return digest.hexdigest()[:16]
+
+
 def jsonl_line(
-    report: ModelReport, run: RunInfo, backend: str, base_url: str | None, load_s: float | None
+    report: ModelReport,
+    run: RunInfo,
+    backend: str,
+    base_url: str | None,
+    load_s: float | None,
+    *,
+    digest: str = "",
+    selection: Selection | None = None,
 ) -> str:
+    results = [task.to_dict() for task in report.tasks]
+    if selection is not None:
+        for entry, task in zip(results, report.tasks, strict=True):
+            entry["declared"] = selection.task_declared.get((task.cases[0].file, task.task))
     record = {
         **{k: v for k, v in asdict(run).items() if k != "settings"},
+        "tasks_digest": digest,
         "model": report.model,
         "backend": backend,
         "base_url": base_url,
@@ -141,6 +166,10 @@ def jsonl_line(
         "load_seconds": load_s,
         "passed": report.passed,
         "total": report.total,
+        # Cases the selected tasks declare, and the selection: `total` of a run cut short or
+        # narrowed by -k is not the benchmark's.
+        "declared_total": selection.declared.get(report.model) if selection else None,
+        "selection": selection.for_model(report.model, report.total) if selection else None,
         "seconds": round(report.seconds, 3),
         "generation_wall_s": _round(report.wall_seconds, 3),
         "concurrency": report.concurrency[0],
@@ -153,7 +182,7 @@ def jsonl_line(
         "decode_timed_by": report.decode_timed_by,
         "prompt_tok_s": _round(report.prompt_tok_s, 2),
         "calls_left_as_text": report.calls_left_as_text,
-        "results": [task.to_dict() for task in report.tasks],
+        "results": results,
     }
     return json.dumps(record, sort_keys=False, default=str)
 
@@ -162,17 +191,64 @@ def _round(value: float | None, digits: int) -> float | None:
     return round(value, digits) if value is not None else None
 
 
+def check_writable(path: Path) -> str | None:
+    """Why results could not be appended to `path`, or None: checked before any model is
+    called, so a typo in the path costs a second, not a benchmark."""
+    if path.is_dir():
+        return f"{path} is a directory"
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return f"cannot write {path}: {exc.strerror or exc}"
+    if not existed:
+        path.unlink(missing_ok=True)  # created by the check only
+    return None
+
+
 def append_jsonl(path: Path, lines: Sequence[str]) -> None:
+    """Append whole lines in one write, and make them durable.
+
+    A previous run killed mid-write may have left a line without its newline: ours then
+    start on a fresh line, so the torn fragment stays one bad line of its own (readers skip
+    it) instead of fusing with the first good one."""
+    payload = "".join(line + "\n" for line in lines).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        for line in lines:
-            handle.write(line + "\n")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        # Other runs may append at the same moment (xdist is one run; two runs are two): the
+        # lock keeps their tail check and write from interleaving with ours.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            payload = b"\n" + payload
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a results file, skipping lines that are not whole JSON objects."""
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def oracle_lines(results: Sequence[CaseResult], oracle: str) -> list[str]:
     """The oracle's verdict: suite:task:case it did not pass (errors are not its fault)."""
     suspects = [
-        f"{r.suite}:{r.task}:{r.case} ({r.outcome}{': ' + r.detail if r.detail else ''})"
+        printable(f"{r.suite}:{r.task}:{r.case} ({r.outcome}{': ' + r.detail if r.detail else ''})")
         for r in results
         if r.model == oracle and r.outcome not in ("passed", "error")
     ]
@@ -195,7 +271,7 @@ def unpassed_tasks(results: Sequence[CaseResult]) -> list[str]:
     return [f"{suite}:{task}" for (suite, task), models in full.items() if not any(models.values())]
 
 
-def summary_lines(state: RunState) -> list[str]:
+def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
     """Everything the terminal summary prints for a run, top to bottom."""
     settings = state.settings
     if not settings.models:
@@ -221,6 +297,15 @@ def summary_lines(state: RunState) -> list[str]:
         f"{_speed_note(reports)}isolation: {state.isolation_tier}; JSONL: {settings.jsonl_path}"
     )
     lines += throughput_lines(reports)
+    if ending is not None and ending.interrupted is not None:
+        selected = sum(ending.selection.selected.values()) if ending.selection else None
+        ran = f"{len(state.results)} of {selected}" if selected else str(len(state.results))
+        lines.append(
+            f"PARTIAL RUN: ended by {ending.interrupted}; {ran} selected cases ran, and the "
+            "JSONL records it"
+        )
+    if ending is not None and ending.write_error is not None:
+        lines.append(f"RESULTS NOT WRITTEN: {ending.write_error}")
     if settings.oracle:
         lines += oracle_lines(state.results, settings.oracle)
     # With one model this would only repeat its failures; across several, or with an oracle,
@@ -266,13 +351,14 @@ def _speed_note(reports: Sequence[ModelReport]) -> str:
     )
 
 
-def write_outputs(state: RunState, run: RunInfo) -> None:
-    """Append one JSONL line per model; write the markdown table if asked."""
+def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = None) -> None:
+    """Append one JSONL line per model; write the markdown table if asked. Raises OSError."""
     settings = state.settings
     reports = aggregate(state.results, settings.models)
     lines = []
     for report in reports:
-        load = next((r.load_s for r in state.results if r.model == report.model and r.load_s), None)
+        results = [r for r in state.results if r.model == report.model]
+        load = next((r.load_s for r in results if r.load_s), None)
         if report.model in PSEUDO_MODELS:
             backend, url = "builtin", None
         else:
@@ -280,7 +366,10 @@ def write_outputs(state: RunState, run: RunInfo) -> None:
             url = state.manager.url_for(report.model)
             if url is None and backend in BACKENDS:
                 url = default_base_url(backend)
-        lines.append(jsonl_line(report, run, backend, url, load))
+        digest = tasks_digest(settings.rootdir, results)
+        lines.append(
+            jsonl_line(report, run, backend, url, load, digest=digest, selection=selection)
+        )
     append_jsonl(settings.jsonl_path, lines)
     if settings.markdown is not None:
         settings.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,16 @@ from typing import Any, TextIO
 def summarise(record: dict[str, Any]) -> str:
     decode = record.get("decode_tok_s")
     prompt = record.get("prompt_tok_s")
+    declared = record.get("declared_total")
+    partial = ""
+    if record.get("interrupted"):
+        partial = f" (run ended by {record['interrupted']})"
+    if declared and declared != record["total"]:
+        partial += f" of {declared} declared"
     return (
-        f"{record['model']} ({record['backend']}): {record['passed']}/{record['total']} cases, "
-        f"{record['seconds']:.1f}s generating, {record['completion_tokens']} completion tokens, "
-        f"{f'{decode:.1f}' if decode else '-'} decode tok/s"
+        f"{record['model']} ({record['backend']}): {record['passed']}/{record['total']} cases"
+        f"{partial}, {record['seconds']:.1f}s generating, {record['completion_tokens']} "
+        f"completion tokens, {f'{decode:.1f}' if decode else '-'} decode tok/s"
         f"{f' (prompt {prompt:.0f})' if prompt else ''}, "
         f"max_tokens {record['settings'].get('max_tokens')}, "
         f"isolation {record['settings'].get('isolation')}, run {record['run_id']}"
@@ -26,8 +32,12 @@ def summarise(record: dict[str, Any]) -> str:
 
 def main(stream: TextIO = sys.stdin) -> int:
     for line in stream:
-        if line.strip():
-            print("JSONL: " + summarise(json.loads(line)))
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # blank, or the torn tail of a run killed mid-write
+        if isinstance(record, dict):
+            print("JSONL: " + summarise(record))
     return 0
 
 

@@ -327,3 +327,47 @@ def test_decode_rate_weighs_requests_by_the_time_they_took() -> None:
     unknown = Completion("c", usage=Usage(completion_tokens=50))
     assert stats_of((fast, slow, unknown), 512).decode_tok_s == pytest.approx(130 / 4)
     assert stats_of((unknown,), 512).decode_tok_s is None
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ["[" * 5000 + "]" * 5000,  # deeper than the decoder's recursion limit
+     '{"a": ' * 100 + "1" + "}" * 100,  # decodes, but deeper than MAX_ARGUMENT_DEPTH
+     '{"a": [' + "[" * 70 + "]" * 70 + "]}",
+     '{"a": NaN}', '{"a": -Infinity}',  # not JSON
+     '{"a": ' + "9" * 10_000 + "}",  # an integer too long to convert
+     '{"a": "\\ud800"}' + "x",  # trailing garbage
+     '{"a": 1e999}', "null", '"text"'],
+)  # fmt: skip
+def test_hostile_tool_arguments_are_malformed_not_a_crash(arguments: str) -> None:
+    assert ToolCall("1", "f", arguments).parsed_arguments() is None
+
+
+def test_arguments_up_to_the_depth_limit_parse() -> None:
+    from pytest_llmbench.exchange import MAX_ARGUMENT_DEPTH
+
+    nested = '{"a": ' * (MAX_ARGUMENT_DEPTH - 1) + "{}" + "}" * (MAX_ARGUMENT_DEPTH - 1)
+    assert ToolCall("1", "f", nested).parsed_arguments() is not None
+    deeper = '{"a": ' * MAX_ARGUMENT_DEPTH + "{}" + "}" * MAX_ARGUMENT_DEPTH
+    assert ToolCall("1", "f", deeper).parsed_arguments() is None
+
+
+def test_jsonl_summary_says_a_run_was_partial_and_skips_torn_lines() -> None:
+    import contextlib
+    import io
+    import json
+
+    from pytest_llmbench.summary import main
+
+    record = {
+        "model": "m", "backend": "openai", "passed": 2, "total": 2, "seconds": 1.0,
+        "completion_tokens": 10, "tokens_per_second": None, "run_id": "r",
+        "settings": {"max_tokens": 64, "isolation": "full"}, "interrupted": "SIGTERM",
+        "declared_total": 402,
+    }  # fmt: skip
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(io.StringIO('{"model": "torn mid-wr\n' + json.dumps(record) + "\n\n"))
+    assert out.getvalue().startswith(
+        "JSONL: m (openai): 2/2 cases (run ended by SIGTERM) of 402 declared, 1.0s generating"
+    )

@@ -1,0 +1,151 @@
+"""End-to-end: however a run ends, the finished results are written first, say how the run
+ended, and the model is unloaded after them, within a bound. Signals go to a real pytest
+process that each test starts itself, by its pid."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.bench import GOOD_CODE
+from fakes.chat_stream import Answer, tokens
+from fakes.lmstudio_server import LMStudioFake, Model
+
+from pytest_llmbench.report import read_jsonl
+from pytest_llmbench.stopping import EXIT_UNLOAD_S
+
+
+def answer_for(body: dict[str, Any]) -> Answer:
+    prompt = " ".join(str(m.get("content")) for m in body["messages"] if m["role"] == "user")
+    if "def add" in prompt:
+        return Answer(content=tokens(GOOD_CODE))
+    if "data.txt" in prompt:
+        return Answer(content=tokens("```bash\nwc -l < data.txt\n```"))
+    if "Alice" in prompt:  # the last task: long enough to be cut short by the signal
+        return Answer(content=tokens("I would rather not. " * 150))
+    return Answer(content=tokens("No tools needed."))
+
+
+def start_pytest(cwd: Path, url: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", f"--llmbench-base-url={url}", "--models=alpha",
+         "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def wait_for(condition: Any, what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def chats(fake: LMStudioFake) -> int:
+    return sum(r.path.endswith("/chat/completions") for r in fake.requests)
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_writes_finished_results_then_unloads(
+    bench_dir: pytest.Pytester, serve: Any, sig: signal.Signals, workers: str
+) -> None:
+    jsonl = bench_dir.path / "out.jsonl"
+    written_before_unload: list[bool] = []
+    fake = serve(
+        LMStudioFake(
+            models=[Model("alpha")],
+            answers={"alpha": answer_for},
+            chunk_delay_s=0.05,
+            on_unload=lambda: written_before_unload.append(jsonl.exists()),
+        )
+    )
+    proc = start_pytest(bench_dir.path, fake.url, "-n", workers)
+    wait_for(lambda: chats(fake) >= 4, "the last task to start")
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert fake.instances == [], f"still loaded: {fake.instances}\n{output}"
+    assert written_before_unload == [True], output
+    (row,) = read_jsonl(jsonl)
+    assert row["interrupted"] == sig.name
+    finished = {t["task"]: t for t in row["results"]}
+    assert finished["add"]["passed"] == 3 and finished["count_lines"]["passed"] == 1
+    # a partial run says what it set out to do: 7 cases selected, fewer ran
+    assert row["selection"]["selected"] == row["declared_total"] == 7
+    assert row["selection"]["ran"] == row["total"] < 7
+    assert f"PARTIAL RUN: ended by {sig.name}" in output
+
+
+def test_a_hung_unload_at_exit_is_abandoned_after_a_bound(
+    bench_dir: pytest.Pytester, serve: Any
+) -> None:
+    fake = serve(
+        LMStudioFake(
+            models=[Model("alpha")],
+            answers={"alpha": answer_for},
+            chunk_delay_s=0.05,
+            unload_delay_s=EXIT_UNLOAD_S + 30,
+        )
+    )
+    proc = start_pytest(bench_dir.path, fake.url)
+    wait_for(lambda: chats(fake) >= 4, "the last task to start")
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    # the process left while the server was still busy with the unload
+    assert fake.instances, "the unload was not abandoned"
+    assert f"its unload was still going after {EXIT_UNLOAD_S:g}s" in output
+    (row,) = read_jsonl(bench_dir.path / "out.jsonl")
+    assert row["interrupted"] == "SIGTERM"
+
+
+def test_a_second_interrupt_during_the_exit_unload_loses_nothing(
+    bench_dir: pytest.Pytester, serve: Any
+) -> None:
+    fake = serve(
+        LMStudioFake(
+            models=[Model("alpha")],
+            answers={"alpha": answer_for},
+            chunk_delay_s=0.05,
+            unload_delay_s=EXIT_UNLOAD_S + 30,
+        )
+    )
+    proc = start_pytest(bench_dir.path, fake.url)
+    wait_for(lambda: chats(fake) >= 4, "the last task to start")
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: any(r.path.endswith("/unload") for r in fake.requests), "the unload")
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "its unload was interrupted" in output
+    assert "Traceback" not in output
+    (row,) = read_jsonl(bench_dir.path / "out.jsonl")
+    assert row["interrupted"] == "SIGINT"
+    assert {t["task"] for t in row["results"]} >= {"add", "count_lines"}
+
+
+def test_a_complete_run_writes_before_it_unloads(bench_dir: pytest.Pytester, serve: Any) -> None:
+    jsonl = bench_dir.path / "out.jsonl"
+    written_before_unload: list[bool] = []
+    fake = serve(
+        LMStudioFake(
+            models=[Model("alpha")],
+            answers={"alpha": answer_for},
+            on_unload=lambda: written_before_unload.append(jsonl.exists()),
+        )
+    )
+    result = bench_dir.runpytest(
+        f"--llmbench-base-url={fake.url}", "--models=alpha", "--llmbench-jsonl=out.jsonl",
+        "-p", "no:cacheprovider", "-m", "python",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.OK
+    assert written_before_unload == [True] and fake.instances == []
+    (row,) = read_jsonl(jsonl)
+    assert row["interrupted"] is None
