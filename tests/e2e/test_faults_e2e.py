@@ -96,8 +96,10 @@ def test_hostile_tool_call_arguments_are_the_models_failure(
     details = [c.get("detail", "") for t in row["results"] for c in t["cases"]]
     assert any("not valid JSON" in d for d in details)
     # the mock told the model its arguments were unusable, and the run went on
-    second_turn = server.chat_requests()[1]["messages"][-1]
-    assert second_turn["role"] == "tool" and "not a valid JSON object" in second_turn["content"]
+    answers = [
+        b["messages"][-1] for b in server.chat_requests() if b["messages"][-1]["role"] == "tool"
+    ]
+    assert answers and all("not a valid JSON object" in a["content"] for a in answers)
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])

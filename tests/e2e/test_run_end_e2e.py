@@ -4,9 +4,11 @@ process that each test starts itself, by its pid."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,50 @@ def answer_for(body: dict[str, Any]) -> Answer:
     return Answer(content=tokens("No tools needed."))
 
 
-def start_pytest(cwd: Path, url: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pytest", f"--llmbench-base-url={url}", "--models=alpha",
-         "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider", *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+class Pytest:
+    """A pytest process of our own, its output read as it comes."""
+
+    def __init__(self, cwd: Path, url: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", f"--llmbench-base-url={url}", "--models=alpha",
+             "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider", *args],
+            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=0,
+        )  # fmt: skip
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while char := self.proc.stdout.read(1):
+            self.output.append(char)
+
+    def results_shown(self) -> int:
+        """How many items pytest has reported so far (its progress characters)."""
+        text = "".join(self.output)
+        shown = 0
+        for line in text.splitlines():
+            progress = re.fullmatch(r"(?:\S+\.yaml )?([.FEsx]+)(?:\s+\[ *\d+%\])?", line.strip())
+            if progress and not line.startswith(("platform", "rootdir", "plugins")):
+                shown += len(progress.group(1))
+        return shown
+
+    def finish(self, timeout_s: float = 120.0) -> str:
+        self.proc.wait(timeout_s)
+        self._reader.join(10)
+        return "".join(self.output)
+
+
+def interrupt_mid_run(
+    bench: pytest.Pytester, fake: LMStudioFake, sig: signal.Signals, *args: str
+) -> tuple[int, str]:
+    """Start a run, wait for its first four items (cli and python) and the last task's
+    generation, send `sig` to the pytest process, and return its status and output."""
+    run = Pytest(bench.path, fake.url, *args)
+    wait_for(lambda: run.results_shown() >= 4 and chats(fake) >= 4, "the last task")
+    run.proc.send_signal(sig)
+    output = run.finish()
+    return run.proc.returncode, output
 
 
 def wait_for(condition: Any, what: str, timeout_s: float = 120.0) -> None:
@@ -66,11 +106,8 @@ def test_a_signal_writes_finished_results_then_unloads(
             on_unload=lambda: written_before_unload.append(jsonl.exists()),
         )
     )
-    proc = start_pytest(bench_dir.path, fake.url, "-n", workers)
-    wait_for(lambda: chats(fake) >= 4, "the last task to start")
-    proc.send_signal(sig)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    status, output = interrupt_mid_run(bench_dir, fake, sig, "-n", workers)
+    assert status == pytest.ExitCode.INTERRUPTED, output
     assert fake.instances == [], f"still loaded: {fake.instances}\n{output}"
     assert written_before_unload == [True], output
     (row,) = read_jsonl(jsonl)
@@ -94,11 +131,8 @@ def test_a_hung_unload_at_exit_is_abandoned_after_a_bound(
             unload_delay_s=EXIT_UNLOAD_S + 30,
         )
     )
-    proc = start_pytest(bench_dir.path, fake.url)
-    wait_for(lambda: chats(fake) >= 4, "the last task to start")
-    proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    status, output = interrupt_mid_run(bench_dir, fake, signal.SIGTERM)
+    assert status == pytest.ExitCode.INTERRUPTED, output
     # the process left while the server was still busy with the unload
     assert fake.instances, "the unload was not abandoned"
     assert f"its unload was still going after {EXIT_UNLOAD_S:g}s" in output
@@ -117,13 +151,13 @@ def test_a_second_interrupt_during_the_exit_unload_loses_nothing(
             unload_delay_s=EXIT_UNLOAD_S + 30,
         )
     )
-    proc = start_pytest(bench_dir.path, fake.url)
-    wait_for(lambda: chats(fake) >= 4, "the last task to start")
-    proc.send_signal(signal.SIGINT)
+    run = Pytest(bench_dir.path, fake.url)
+    wait_for(lambda: run.results_shown() >= 4 and chats(fake) >= 4, "the last task")
+    run.proc.send_signal(signal.SIGINT)
     wait_for(lambda: any(r.path.endswith("/unload") for r in fake.requests), "the unload")
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    run.proc.send_signal(signal.SIGINT)
+    output = run.finish()
+    assert run.proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "its unload was interrupted" in output
     assert "Traceback" not in output
     (row,) = read_jsonl(bench_dir.path / "out.jsonl")
