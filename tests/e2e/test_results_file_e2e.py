@@ -53,13 +53,15 @@ def test_a_keyword_selection_is_recorded_beside_the_declared_total(
 
 @WORKERS
 def test_x_stops_the_run_and_says_so(bench_dir: pytest.Pytester, server: Any, workers: str) -> None:
-    result = run(bench_dir, server.url, "--models=bad", "-x", "-n", workers)
+    # Tooling only: nothing runs in the sandbox, so no sandbox run is cut short by the stop
+    # (the scheduler's scoring threads do not wait for one when a session ends).
+    result = run(bench_dir, server.url, "--models=bad", "-x", "-m", "tooling", "-n", workers)
     # the same status with and without xdist (which reports its stop as an interruption)
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     (row,) = rows(bench_dir)
     assert row["interrupted"] == "-x"
-    assert row["selection"]["selected"] == row["declared_total"] == 7
-    assert row["total"] == row["selection"]["ran"] < 7
+    assert row["selection"]["selected"] == row["declared_total"] == 3
+    assert row["total"] == row["selection"]["ran"] < 3
     assert "PARTIAL RUN: ended by -x" in result.stdout.str()
 
 
