@@ -90,6 +90,10 @@ class _Pool:
 
     def submit(self, work: Callable[[], None]) -> None:
         with self._ready:
+            if self._closed:
+                # The run is ending (a generation finished after it stopped): starting a sandbox
+                # run now would leave it behind when the process exits.
+                return
             self._queue.append(work)
             self._ready.notify()
 

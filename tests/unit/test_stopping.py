@@ -106,3 +106,14 @@ def test_finish_within_reports_work_left_behind() -> None:
         raise ConnectionError("gone")
 
     assert finish_within(fails, 1.0) == "ConnectionError: gone"
+
+
+def test_a_closed_scoring_pool_takes_no_new_work() -> None:
+    # A generation that finishes after the run stopped must not start a sandbox run that the
+    # exiting process would leave behind.
+    from pytest_llmbench.scheduler import _Pool
+
+    pool = _Pool(1, "test-pool")
+    pool.close()
+    pool.submit(lambda: None)
+    assert not pool._queue
