@@ -99,6 +99,7 @@ class RunInfo:
     timestamp: str
     backend: str
     plugin_version: str
+    tasks_digest: str  # of the whole run; each line carries its model's own (tasks_digest())
     settings: dict[str, Any]
     # What ended the run early (SIGINT, SIGTERM, -x, internal error, ...), None if nothing did.
     interrupted: str | None = None
@@ -116,6 +117,7 @@ def run_info(state: RunState, version: str, interrupted: str | None = None) -> R
         timestamp=RunInfo.now(),
         backend=settings.backend,
         plugin_version=version,
+        tasks_digest=tasks_digest(settings.rootdir, state.results),
         settings={
             "max_tokens": settings.max_tokens,
             "temperature": settings.temperature,
@@ -158,7 +160,7 @@ def jsonl_line(
             entry["declared"] = selection.task_declared.get((task.cases[0].file, task.task))
     record = {
         **{k: v for k, v in asdict(run).items() if k != "settings"},
-        "tasks_digest": digest,
+        "tasks_digest": digest or run.tasks_digest,
         "model": report.model,
         "backend": backend,
         "base_url": base_url,

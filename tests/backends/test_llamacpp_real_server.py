@@ -54,7 +54,7 @@ def served() -> Iterator[str]:
 
 def llamacpp(url: str) -> LlamaCppBackend:
     backend = make_backend("llamacpp", url, timeout_s=120)
-    assert isinstance(backend, LlamaCppBackend)
+    assert isinstance(getattr(backend, "inner", backend), LlamaCppBackend)  # make_backend guards it
     return backend
 
 
