@@ -1,20 +1,25 @@
 """pytest hooks, and nothing else: each hook hands its work to the module that owns it.
 
-Heavy modules (backends, sandbox, suites) load only when a run names models, so `pytest --help`
-and ordinary test runs in a project that has this plugin installed stay fast.
+A project that merely has this plugin installed pays for the import of this module and
+`options` (standard library and pytest only) and a few option registrations: everything else
+(run state, backends, sandbox, suites, reports) is imported only by a run that names models or
+validates tasks. Such a run is "active"; an inactive run gets no header line, no markers and no
+output from this plugin.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import __version__
-from .options import Settings, add_options, resolve
-from .session import STATE, ModelManager, RunState
+from .options import SHORT_NAMES_TAKEN, Settings, add_options, add_short_names, resolve
+
+if TYPE_CHECKING:
+    from .session import RunState
+    from .taskroots import TaskRoots
 
 MARKERS = {
     "llmbench": "a benchmark case generated from a task file",
@@ -26,43 +31,35 @@ MARKERS = {
     "hard": "llmbench task of difficulty hard",
 }
 SETTINGS = pytest.StashKey[Settings]()
+ROOTS = pytest.StashKey["TaskRoots"]()
 NO_MODELS_HINT = (
-    "llmbench: no models named, so no benchmark items are collected. Name models with "
-    "--models=KEY[,KEY] (or LLMBENCH_MODELS); list installed ones with `pytest --llmbench-list`; "
-    "`--models=reference,null` checks the tasks without a server."
+    "llmbench: task files were named but no models, so no benchmark items were collected. Name "
+    "models with {flag}=KEY[,KEY] (or LLMBENCH_MODELS); list installed ones with "
+    "`pytest --llmbench-list`; `{flag}=reference,null` checks the tasks without a server."
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
     parser.addini(
-        "llmbench_tasks", "directories holding benchmark task files", type="linelist",
-        default=["tasks"],
-    )  # fmt: skip
+        "llmbench_tasks",
+        "directories holding benchmark task files (default: tasks/, else the bundled tasks)",
+        type="linelist",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser
+) -> Generator[None, None, None]:
+    # The project's conftests register their options inside this hook; the short names are
+    # registered after them, and only where they left the name free.
+    yield
+    early_config.stash[SHORT_NAMES_TAKEN] = add_short_names(parser)
 
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
-
-
-def _bundled_tasks() -> Path | None:
-    """The tasks that ship with the plugin: beside the package in a clone or editable install,
-    or where a wheel installs its data files."""
-    for candidate in (
-        Path(__file__).resolve().parent.parent / "tasks",
-        Path(sys.prefix) / "share" / "pytest-llmbench" / "tasks",
-    ):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def _task_roots(config: pytest.Config) -> list[Path]:
-    """The configured task roots that exist; failing those, the bundled tasks."""
-    roots = [Path(config.rootpath, entry) for entry in config.getini("llmbench_tasks")]
-    existing = [root for root in roots if root.is_dir()]
-    bundled = _bundled_tasks()
-    return existing or ([bundled] if bundled else [])
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -73,21 +70,32 @@ def _settings(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS]
 
 
+def _state(config: pytest.Config) -> RunState | None:
+    """The run's state, or None in an inactive run (nothing was imported or created)."""
+    if not _settings(config).active:
+        return None
+    from .session import STATE
+
+    return config.stash.get(STATE, None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    settings = _settings(config)
+    if not settings.active:
+        return
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    settings = _settings(config)
+    from .session import STATE, ModelManager, RunState
+    from .taskroots import resolve_roots
+
     config.stash[STATE] = RunState(settings, ModelManager(settings))
     if _is_worker(config) and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
         config.stash[STATE].run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
-    if (
-        settings.models or settings.validate
-    ) and config.args_source != pytest.Config.ArgsSource.ARGS:
+    roots = config.stash[ROOTS] = resolve_roots(config)
+    if config.args_source != pytest.Config.ArgsSource.ARGS and roots.paths:
         # `pytest --models=a` with no paths means: benchmark the task roots, not the testpaths.
-        roots = [str(root) for root in _task_roots(config)]
-        if roots:
-            config.args[:] = roots
-    if config.pluginmanager.hasplugin("xdist"):
+        config.args[:] = [str(path) for path in roots.paths]
+    if settings.models and config.pluginmanager.hasplugin("xdist"):
         from . import xdist
 
         config.pluginmanager.register(xdist.ByServerPlugin(), "llmbench-xdist")
@@ -104,40 +112,35 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return list_models(settings, config)
 
 
-def pytest_report_header(config: pytest.Config) -> str | list[str]:
-    settings = config.stash[STATE].settings
-    if settings.validate and not settings.models:
-        return "llmbench: validating the tasks with their controls (no models)"
-    if not settings.models:
-        return NO_MODELS_HINT
-    where = settings.base_url or "default URL"
-    if not settings.real_models:
-        where = "built-in pseudo-models only, no server"
-    return f"llmbench: models {', '.join(settings.models)} via {settings.backend} ({where})"
-
-
-PATHS = pytest.StashKey[tuple[set[Path], list[Path]]]()
-
-
-def _collected_paths(config: pytest.Config) -> tuple[set[Path], list[Path]]:
-    """The files named on the command line and the task roots, resolved once per run (asked
-    for every file collected)."""
-    if PATHS not in config.stash:
-        explicit = {Path(arg.split("::")[0]).resolve() for arg in config.args}
-        config.stash[PATHS] = explicit, [root.resolve() for root in _task_roots(config)]
-    return config.stash[PATHS]
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = _settings(config)
+    if not settings.active:
+        return []
+    lines = []
+    if settings.models:
+        where = settings.base_url or "default URL"
+        if not settings.real_models:
+            where = "built-in pseudo-models only, no server"
+        lines.append(f"llmbench: models {', '.join(settings.models)} via {settings.backend} ({where})")
+    else:
+        lines.append("llmbench: validating the tasks with their controls (no models)")
+    lines.append(config.stash[ROOTS].describe(Path(config.rootpath)))
+    taken = config.stash.get(SHORT_NAMES_TAKEN, ())
+    if taken:
+        long_names = ", ".join("--llmbench-" + name.lstrip("-") for name in taken)
+        lines.append(
+            f"llmbench: {', '.join(taken)} belong{'s' if len(taken) == 1 else ''} to this "
+            f"project (a conftest or another plugin defines {'it' if len(taken) == 1 else 'them'})"
+            f"; use {long_names}"
+        )
+    return lines
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     config = parent.config
-    settings = config.stash[STATE].settings
-    if not settings.models and not settings.validate:
-        return None
-    explicit, roots = _collected_paths(config)
-    path = file_path.resolve()
-    if path not in explicit and not any(path.is_relative_to(root) for root in roots):
+    if not _settings(config).active or not config.stash[ROOTS].collects(file_path):
         return None
     from .collect import TaskFileCollector
 
@@ -148,33 +151,36 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group items by model, in --models order, so each model loads once."""
-    models = config.stash[STATE].settings.models
+    models = _settings(config).models
     if not models:
         return
     rank = {model: index for index, model in enumerate(models)}
     items.sort(key=lambda item: rank.get(getattr(item, "model", None), -1))  # type: ignore[arg-type]
 
 
-def _check_isolation(config: pytest.Config) -> None:
+def _check_isolation(state: RunState) -> None:
     """Stop before any model is called if model code cannot be isolated as asked."""
     from .sandbox import SandboxUnavailable
 
     try:
-        config.stash[STATE].sandbox  # noqa: B018
+        state.sandbox  # noqa: B018
     except SandboxUnavailable as exc:
         pytest.exit(f"llmbench: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
+    state = _state(config)
+    if state is None or not state.settings.models or config.option.collectonly:
+        return
     # An xdist controller collects nothing; it checks for its workers on the same machine.
-    xdist_controller = getattr(config.option, "dist", "no") != "no" and not _is_worker(config)
-    if config.stash[STATE].settings.models and xdist_controller and not config.option.collectonly:
-        _check_isolation(config)
+    if getattr(config.option, "dist", "no") != "no" and not _is_worker(config):
+        _check_isolation(state)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if session.config.option.collectonly or session.testsfailed:
+    state = _state(session.config)
+    if state is None or session.config.option.collectonly or session.testsfailed:
         return  # nothing will run: collection-only, or collection errors stop the run
     if not _is_worker(session.config) and session.items:
         # The first model's answers are generated while the sandbox checks itself. (A worker
@@ -185,14 +191,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if isinstance(first, CaseItem):
             first.start_generating()
     if any(getattr(item, "suite", None) in ("python", "cli") for item in session.items):
-        _check_isolation(session.config)
+        _check_isolation(state)
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     model = getattr(item, "model", None)
     if model is None or getattr(nextitem, "model", None) == model:
         return
-    state = item.config.stash[STATE]
+    state = _state(item.config)
+    if state is None:
+        return
     state.scheduler.finish(model)
     state.manager.unload(model)
 
@@ -217,21 +225,32 @@ class ResultCollector:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    state = config.stash[STATE]
+    state = _state(config)
+    if state is None:
+        return
     if state._scheduler is not None:
         state.scheduler.close()
     state.manager.close()
     if _is_worker(config) or not state.results:
         return
+    from . import __version__
     from .report import run_info, write_outputs
 
     write_outputs(state, run_info(state, Path(config.rootpath), __version__))
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: Any, exitstatus: int, config: pytest.Config
+) -> None:
     if _is_worker(config):
         return
-    state = config.stash[STATE]
+    state = _state(config)
+    if state is None:
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _names_task_files(config):
+            taken = "--models" in config.stash.get(SHORT_NAMES_TAKEN, ())
+            flag = "--llmbench-models" if taken else "--models"
+            terminalreporter.write_line(NO_MODELS_HINT.format(flag=flag))
+        return
     from .report import summary_lines
 
     for line in summary_lines(state):
@@ -240,3 +259,17 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_sep("=", line, **markup)
         else:
             terminalreporter.write_line(line, **markup)
+
+
+def _names_task_files(config: pytest.Config) -> bool:
+    """Whether the command line named task files (or a directory of them) without models."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return False
+    from .taskroots import resolve_roots
+
+    roots = resolve_roots(config)
+    for root in roots.paths:
+        candidates = [root] if root.is_file() else [*root.rglob("*.yaml"), *root.rglob("*.yml")]
+        if any(roots.collects(path) for path in candidates if path.suffix in (".yaml", ".yml")):
+            return True
+    return False

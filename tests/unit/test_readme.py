@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_readme_task_table_matches_the_task_files() -> None:
     actual: dict[tuple[str, str], set[str]] = defaultdict(set)
     cases: dict[tuple[str, str], int] = defaultdict(int)
-    for path in sorted((REPO / "tasks").rglob("*.yaml")):
+    for path in sorted((REPO / "pytest_llmbench" / "tasks").rglob("*.yaml")):
         loaded = load_task_file(path)
         for task in loaded.tasks:
             actual[(loaded.suite, task.difficulty or "-")].add(task.id)
