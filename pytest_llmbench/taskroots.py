@@ -56,19 +56,20 @@ class TaskRoots:
         why = {
             "command line": "named on the command line",
             "ini": f"ini option {INI}",
-            "project": f"the project's {DEFAULT_ROOT}/",
-            "bundled": f"the bundled tasks: this project has no {DEFAULT_ROOT}/ "
-            f"(set {INI}, or name a directory)",
+            "project": "the project's task root",
+            "bundled": f"bundled with the plugin: this project has no {DEFAULT_ROOT}/ and sets "
+            f"no {INI}",
         }[self.origin]
         return f"llmbench: tasks from {shown} ({why})"
 
 
 def _show(path: Path, rootdir: Path) -> str:
+    suffix = "/" if path.is_dir() else ""
     try:
         relative = path.relative_to(rootdir.resolve())
     except ValueError:
-        return str(path)
-    return str(relative) + ("/" if path.is_dir() else "") if str(relative) != "." else "./"
+        return f"{path}{suffix}"
+    return "./" if str(relative) == "." else f"{relative}{suffix}"
 
 
 def _looks_like_task_file(path: Path) -> bool:
