@@ -86,11 +86,13 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     from .session import STATE, ModelManager, RunState
-    from .taskroots import resolve_roots
+    from .taskroots import locate_bundled_args, resolve_roots
 
     config.stash[STATE] = RunState(settings, ModelManager(settings))
     if _is_worker(config) and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
         config.stash[STATE].run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        config.args[:] = locate_bundled_args(config.args, config.invocation_params.dir)
     roots = config.stash[ROOTS] = resolve_roots(config)
     if config.args_source != pytest.Config.ArgsSource.ARGS and roots.paths:
         # `pytest --models=a` with no paths means: benchmark the task roots, not the testpaths.
@@ -143,8 +145,11 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if not _settings(config).active or not config.stash[ROOTS].collects(file_path):
         return None
     from .collect import TaskFileCollector
+    from .taskroots import bundled_nodeid
 
-    item: pytest.Collector = TaskFileCollector.from_parent(parent, path=file_path)
+    nodeid = bundled_nodeid(file_path, Path(config.rootpath))
+    extra = {"nodeid": nodeid} if nodeid else {}
+    item: pytest.Collector = TaskFileCollector.from_parent(parent, path=file_path, **extra)
     return item
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 INI = "llmbench_tasks"
+# Bundled task files have the same node ids on every install: their path inside a clone.
+BUNDLED_PREFIX = "pytest_llmbench/tasks"
 DEFAULT_ROOT = "tasks"
 # A YAML file in a directory named on the command line is a task file when it says so at its
 # top level; other YAML (CI configs, docs) next to it is left alone.
@@ -33,6 +35,39 @@ def bundled_root() -> Path | None:
     # A package on disk gives a Path; a zipped install would need extracting, which a
     # pytest collector cannot use.
     return root if isinstance(root, Path) and root.is_dir() else None
+
+
+def bundled_nodeid(path: Path, rootdir: Path) -> str | None:
+    """The node id of a bundled task file outside the rootdir (an installed plugin), as in a
+    clone: `pytest_llmbench/tasks/python/seed.yaml`. None for every other file (pytest's own
+    node id is right for them)."""
+    bundled = bundled_root()
+    resolved = path.resolve()
+    if bundled is None or resolved.is_relative_to(rootdir.resolve()):
+        return None
+    try:
+        relative = resolved.relative_to(bundled.resolve())
+    except ValueError:
+        return None
+    return f"{BUNDLED_PREFIX}/{relative.as_posix()}"
+
+
+def locate_bundled_args(args: list[str], invocation_dir: Path) -> list[str]:
+    """Command-line paths copied from a bundled task's node id point into the installed
+    package when they do not exist where pytest was started (so `pytest 'ID'` re-runs it)."""
+    bundled = bundled_root()
+    if bundled is None:
+        return args
+    located = []
+    for arg in args:
+        path, sep, rest = arg.partition("::")
+        inside = path == BUNDLED_PREFIX or path.startswith(BUNDLED_PREFIX + "/")
+        if inside and not (invocation_dir / path).exists():
+            target = bundled / path[len(BUNDLED_PREFIX) :].lstrip("/")
+            if target.exists():
+                arg = f"{target}{sep}{rest}"
+        located.append(arg)
+    return located
 
 
 @dataclass(frozen=True)

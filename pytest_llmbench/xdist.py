@@ -20,11 +20,13 @@ from .options import Settings
 
 
 def model_of(nodeid: str) -> str | None:
-    """The model key of a benchmark item's node id (`file::task::case[model]`)."""
-    tail = nodeid.rsplit("::", 1)[-1]
-    if not tail.endswith("]") or "[" not in tail:
+    """The model key of a benchmark item's node id (`file::task/case[model]`), or None for any
+    other node id (a parametrized Python test `file::test_x[a/b]` has no `/` before its `[`)."""
+    _, sep, tail = nodeid.partition("::")
+    name, bracket, param = tail.partition("[")
+    if not sep or not bracket or "/" not in name or "::" in name or not param.endswith("]"):
         return None
-    return tail[tail.index("[") + 1 : -1]
+    return param[:-1] or None
 
 
 def server_units(settings: Settings) -> dict[str, str]:

@@ -80,10 +80,10 @@ def test_validate_reports_tasks_that_cannot_tell_wrong_from_right(
     result = pytester.runpytest("--llmbench-validate", "-rf", *QUIET)
     text = result.stdout.str()
     # returns-first-arg and the listed mutant both pass every case of `weak`
-    assert "weak::control[returns-first-arg]" in text
-    assert "weak::control[mutant-1]" in text
+    assert "weak/control:returns-first-arg" in text
+    assert "weak/control:mutant-1" in text
     assert "cannot tell it apart" in text
-    assert "wrong_reference::control[reference]" in text
+    assert "wrong_reference/control:reference" in text
     assert "the reference answer fails three" in text
     result.assert_outcomes(failed=3, passed=6)
 

@@ -102,17 +102,17 @@ def test_junit_xml_carries_case_properties(bench_dir: pytest.Pytester, server: A
         props[case.get("name", "")] = {
             p.get("name", ""): p.get("value", "") for p in case.iter("property")
         }
-    assert props["three[bad]"]["llmbench_outcome"] == "truncated"
-    assert props["small[bad]"]["llmbench_outcome"] == "failed"
-    assert int(props["small[bad]"]["llmbench_completion_tokens"]) > 0
+    assert props["count_lines/three[bad]"]["llmbench_outcome"] == "truncated"
+    assert props["add/small[bad]"]["llmbench_outcome"] == "failed"
+    assert int(props["add/small[bad]"]["llmbench_completion_tokens"]) > 0
 
 
 @pytest.mark.parametrize(
     ("expr", "expected"),
     [
-        ("cli", {"count_lines::three[good]", "count_lines::three[bad]"}),
-        ("weather and good", {"weather::called[good]", "weather::not_time[good]"}),
-        ("bad and python", {"add::small[bad]", "add::negative[bad]", "add::floats[bad]"}),
+        ("cli", {"count_lines/three[good]", "count_lines/three[bad]"}),
+        ("weather and good", {"weather/called[good]", "weather/not_time[good]"}),
+        ("bad and python", {"add/small[bad]", "add/negative[bad]", "add/floats[bad]"}),
     ],
 )
 def test_k_selects_suites_tasks_and_models(
@@ -134,7 +134,7 @@ def test_m_selects_by_suite_marker(bench_dir: pytest.Pytester, server: Any) -> N
 
 def test_node_ids_are_readable_and_stable(bench_dir: pytest.Pytester, server: Any) -> None:
     result = run_bench(bench_dir, server.url, "--models=good", "--collect-only", "-q")
-    assert "tasks/python/small_python.yaml::add::small[good]" in result.stdout.lines
+    assert "tasks/python/small_python.yaml::add/small[good]" in result.stdout.lines
 
 
 def test_items_run_grouped_by_model(bench_dir: pytest.Pytester, server: Any) -> None:
