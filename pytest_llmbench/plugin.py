@@ -31,7 +31,7 @@ MARKERS = {
     "hard": "llmbench task of difficulty hard",
 }
 SETTINGS = pytest.StashKey[Settings]()
-ROOTS = pytest.StashKey["TaskRoots"]()
+ROOTS: pytest.StashKey[TaskRoots] = pytest.StashKey()
 NO_MODELS_HINT = (
     "llmbench: task files were named but no models, so no benchmark items were collected. Name "
     "models with {flag}=KEY[,KEY] (or LLMBENCH_MODELS); list installed ones with "
@@ -123,7 +123,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         where = settings.base_url or "default URL"
         if not settings.real_models:
             where = "built-in pseudo-models only, no server"
-        lines.append(f"llmbench: models {', '.join(settings.models)} via {settings.backend} ({where})")
+        models = ", ".join(settings.models)
+        lines.append(f"llmbench: models {models} via {settings.backend} ({where})")
     else:
         lines.append("llmbench: validating the tasks with their controls (no models)")
     lines.append(config.stash[ROOTS].describe(Path(config.rootpath)))
@@ -148,9 +149,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     from .taskroots import bundled_nodeid
 
     nodeid = bundled_nodeid(file_path, Path(config.rootpath))
-    extra = {"nodeid": nodeid} if nodeid else {}
-    item: pytest.Collector = TaskFileCollector.from_parent(parent, path=file_path, **extra)
-    return item
+    if nodeid is not None:
+        collector: pytest.Collector = TaskFileCollector.from_parent(
+            parent, path=file_path, nodeid=nodeid
+        )
+    else:
+        collector = TaskFileCollector.from_parent(parent, path=file_path)
+    return collector
 
 
 @pytest.hookimpl(trylast=True)
@@ -244,9 +249,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     write_outputs(state, run_info(state, Path(config.rootpath), __version__))
 
 
-def pytest_terminal_summary(
-    terminalreporter: Any, exitstatus: int, config: pytest.Config
-) -> None:
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if _is_worker(config):
         return
     state = _state(config)

@@ -125,7 +125,8 @@ def resolve_roots(config: pytest.Config) -> TaskRoots:
     configured = [str(entry) for entry in config.getini(INI) or ()]
     if configured:
         paths = [rootdir / entry for entry in configured]
-        missing = [entry for entry, path in zip(configured, paths, strict=True) if not path.exists()]
+        pairs = zip(configured, paths, strict=True)
+        missing = [entry for entry, path in pairs if not path.exists()]
         if missing:
             raise pytest.UsageError(
                 f"{INI} names {', '.join(missing)}, which does not exist in {rootdir}"

@@ -22,6 +22,7 @@ def pytest_report_header(config):
     return f"project: models={config.getoption('models')} max={config.getoption('max_tokens')}"
 """
 
+
 def plugin_lines(result: pytest.RunResult) -> list[str]:
     """What this plugin printed (the `plugins:` line names every installed plugin)."""
     return [line for line in result.stdout.lines if line.startswith("llmbench")]
