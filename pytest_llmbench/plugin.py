@@ -160,10 +160,16 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group items by model, in --models order, so each model loads once."""
+    """Drop the items of models their server does not have; group the rest by model, in
+    --models order, so each model loads once."""
     models = _settings(config).models
     if not models:
         return
+    from .preflight import VERDICT, deselect
+
+    verdict = config.stash.get(VERDICT, None)
+    if verdict is not None:
+        deselect(config, items, verdict.skipped)
     rank = {model: index for index, model in enumerate(models)}
     items.sort(key=lambda item: rank.get(getattr(item, "model", None), -1))  # type: ignore[arg-type]
 
@@ -178,14 +184,41 @@ def _check_isolation(state: RunState) -> None:
         pytest.exit(f"llmbench: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> Generator[None, None, None]:
+    """Before xdist starts its workers and before anything is collected: the models are
+    checked against their servers (and, on an xdist controller, the sandbox)."""
     config = session.config
     state = _state(config)
     if state is None or not state.settings.models or config.option.collectonly:
-        return
+        return (yield)
+    from .preflight import VERDICT, run_check, worker_verdict
+
+    if _is_worker(config):
+        config.stash[VERDICT] = worker_verdict(config.workerinput)  # type: ignore[attr-defined]
+        return (yield)
+    verdict = run_check(config, state.settings)
     # An xdist controller collects nothing; it checks for its workers on the same machine.
-    if getattr(config.option, "dist", "no") != "no" and not _is_worker(config):
+    if getattr(config.option, "dist", "no") != "no":
         _check_isolation(state)
+    yield
+    # After the header (and also with -q, which hides it): one line per skipped model.
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for missing in verdict.missing:
+        if reporter is not None:
+            reporter.write_line(missing.line(), yellow=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the workers the models to skip (they deselect the same items)."""
+    if not _settings(node.config).active:
+        return
+    from .preflight import VERDICT, WORKER_KEY, for_worker
+
+    verdict = node.config.stash.get(VERDICT, None)
+    if verdict is not None:
+        node.workerinput[WORKER_KEY] = for_worker(verdict)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -241,12 +274,22 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state._scheduler is not None:
         state.scheduler.close()
     state.manager.close()
-    if _is_worker(config) or not state.results:
+    if _is_worker(config):
+        return
+    from .preflight import VERDICT, jsonl_lines
+
+    verdict = config.stash.get(VERDICT, None)
+    skipped = verdict is not None and verdict.missing
+    if not state.results and not skipped:
         return
     from . import __version__
-    from .report import run_info, write_outputs
+    from .report import append_jsonl, run_info, write_outputs
 
-    write_outputs(state, run_info(state, Path(config.rootpath), __version__))
+    run = run_info(state, Path(config.rootpath), __version__)
+    if state.results:
+        write_outputs(state, run)
+    if verdict is not None and verdict.missing:
+        append_jsonl(state.settings.jsonl_path, jsonl_lines(verdict, run))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 
 def summarise(record: dict[str, Any]) -> str:
+    if record.get("skipped"):
+        return f"{record['model']} ({record['backend']}): skipped: {record['skipped']}"
     tps = record.get("tokens_per_second")
     return (
         f"{record['model']} ({record['backend']}): {record['passed']}/{record['total']} cases, "
