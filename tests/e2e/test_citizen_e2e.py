@@ -178,3 +178,26 @@ def test_a_configured_task_root_that_does_not_exist_is_a_usage_error(
     result = pytester.runpytest("--models=reference", *QUIET)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "llmbench_tasks names benchmarks/llm, which does not exist" in result.stderr.str()
+
+
+RECORD_MODULES = """
+import sys
+
+
+def pytest_sessionfinish(session):
+    names = sorted(m for m in sys.modules if m.startswith("pytest_llmbench"))
+    (session.config.rootpath / "modules.txt").write_text("\\n".join(names))
+"""
+
+
+def test_an_unrelated_run_imports_only_the_hook_module(pytester: pytest.Pytester) -> None:
+    # Start-up cost is measured in benchmarks/startup.py; this pins down why it is small.
+    pytester.makeconftest(RECORD_MODULES)
+    pytester.makepyfile(PLAIN_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    imported = (pytester.path / "modules.txt").read_text().split()
+    assert imported == ["pytest_llmbench", "pytest_llmbench.options", "pytest_llmbench.plugin"]
+    xdist = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    xdist.assert_outcomes(passed=2)
+    assert (pytester.path / "modules.txt").read_text().split() == imported
