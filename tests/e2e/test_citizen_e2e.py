@@ -201,3 +201,35 @@ def test_an_unrelated_run_imports_only_the_hook_module(pytester: pytest.Pytester
     xdist = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
     xdist.assert_outcomes(passed=2)
     assert (pytester.path / "modules.txt").read_text().split() == imported
+
+
+BFCL_LIKE = """\
+suite: tooling
+tasks:
+  - id: simple_python_3
+    prompt: What is the weather in Paris?
+    tags: [bfcl, simple]
+    tools: [get_weather]
+    reference:
+      - [{name: get_weather, arguments: {city: Paris}}]
+    cases:
+      - {id: call, called: get_weather, args: {city: Paris}, strict: true}
+"""
+
+
+def test_m_selects_a_suite_where_k_matches_any_name(pytester: pytest.Pytester) -> None:
+    # The BFCL importer keeps BFCL's ids (simple_python_3 is a tooling task): -k matches
+    # substrings of every name, -m matches the suite exactly, as the README says.
+    (pytester.path / "tasks").mkdir()
+    (pytester.path / "tasks" / "small_python.yaml").write_text(PYTHON_TASKS)
+    (pytester.path / "tasks" / "bfcl_simple.yaml").write_text(BFCL_LIKE)
+
+    def selected(*args: str) -> set[str]:
+        result = pytester.runpytest("--models=reference", "--collect-only", "-q", *args, *QUIET)
+        return {line.split("::")[1] for line in result.stdout.lines if "::" in line}
+
+    by_marker = selected("-m", "python")
+    assert by_marker == {"add/small[reference]", "add/negative[reference]", "add/floats[reference]"}
+    assert selected("-k", "python") == by_marker | {"simple_python_3/call[reference]"}
+    assert selected("-m", "tooling") == {"simple_python_3/call[reference]"}
+    assert selected("-k", "bfcl") == {"simple_python_3/call[reference]"}  # tags are keywords
