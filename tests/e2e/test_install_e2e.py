@@ -111,14 +111,18 @@ def _check_installed_plugin(python: Path, env: dict[str, str], empty: Path, wher
     pytest_argv = [str(python), "-m", "pytest", "-p", "no:cacheprovider"]
     out = _run([*pytest_argv, "--models=reference", "-m", "tooling", "-q"], cwd=empty, env=env)
     assert f"{_tooling_cases()} passed" in out, out
+
     # A failed case's node id, from this empty directory, runs that case again.
-    done = subprocess.run([*pytest_argv, "--models=null", "-m", "tooling and easy", "-q", "-rf"],
-                          cwd=empty, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
-    nodeids = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("FAILED")]
-    assert nodeids and nodeids[0].startswith("pytest_llmbench/tasks/tooling/"), done.stdout
-    again = subprocess.run([*pytest_argv, "--models=null", nodeids[0], "-q", "-rf"],
-                           cwd=empty, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert f"FAILED {nodeids[0]}" in again.stdout and "1 failed" in again.stdout, again.stdout
+    def failing(*args: str) -> tuple[list[str], str]:
+        done = subprocess.run([*pytest_argv, "--models=null", *args, "-q", "-rf"], cwd=empty,
+                              env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        lines = done.stdout.splitlines()
+        return [line.split()[1] for line in lines if line.startswith("FAILED")], done.stdout
+
+    nodeids, out = failing("-m", "tooling and easy")
+    assert nodeids and nodeids[0].startswith("pytest_llmbench/tasks/tooling/"), out
+    again, out = failing(nodeids[0])
+    assert again == [nodeids[0]], out
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
