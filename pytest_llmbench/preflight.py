@@ -73,17 +73,21 @@ def _has(backend: Backend, backend_name: str, model: str, listed: Sequence[str])
 
 
 def _servers(settings: Settings) -> dict[str | None, list[str]]:
-    """The real models by the URL that serves them (None: the backend's default)."""
+    """The real models by each URL that serves them (None: the backend's default); a model
+    with replicas is listed under each of them."""
     by_url: dict[str | None, list[str]] = {}
     for model in settings.models:
         if model not in PSEUDO_MODELS:
-            by_url.setdefault(settings.endpoints.get(model, settings.base_url), []).append(model)
+            for url in settings.urls_for(model):
+                by_url.setdefault(url, []).append(model)
     return by_url
 
 
 def check(settings: Settings) -> Verdict:
-    """Ask every server for its models; raises BackendUnreachable for one that does not answer."""
-    missing: list[Missing] = []
+    """Ask every server for its models; raises BackendUnreachable for one that does not answer.
+    A model missing from any of its servers (a replica too) is skipped, named with the first
+    server that lacks it."""
+    missing: dict[str, Missing] = {}
     for url, models in _servers(settings).items():
         backend = make_backend(settings.backend, url, timeout_s=min(settings.timeout, 30.0))
         try:
@@ -97,12 +101,10 @@ def check(settings: Settings) -> Verdict:
         if not listed and settings.backend == "openai":
             continue  # an OpenAI-compatible server without a model list: nothing to go by
         root = None if settings.backend == "embedded" else backend.base_url
-        missing += [
-            Missing(model, settings.backend, root)
-            for model in models
-            if not _has(backend, settings.backend, model, listed)
-        ]
-    return Verdict(tuple(missing))
+        for model in models:
+            if model not in missing and not _has(backend, settings.backend, model, listed):
+                missing[model] = Missing(model, settings.backend, root)
+    return Verdict(tuple(missing[m] for m in settings.models if m in missing))
 
 
 def run_check(config: pytest.Config, settings: Settings) -> Verdict:

@@ -88,7 +88,7 @@ def test_ctrl_c_unloads_the_model_and_keeps_finished_results(bench_dir: pytest.P
         seen = []
         for line in proc.stdout:  # until the python task's three cases have passed
             seen.append(line)
-            if sum("::add::" in x and "PASSED" in x for x in seen) == 3:
+            if sum("::add/" in x and "PASSED" in x for x in seen) == 3:
                 break
         proc.send_signal(signal.SIGINT)
         output = "".join(seen) + proc.communicate(timeout=60)[0]
