@@ -19,6 +19,11 @@ timer, and runs `pytest.main(["--collect-only", ...])`; the figure is the import
 spent inside the plugin's hooks (what they import lazily included). It leaves out pluggy's own
 dispatch to those hooks, which the paired difference includes.
 
+With `--callgrind` (needs valgrind, slow: minutes per run), a third measurement counts the
+instructions each side executes (deterministic: PYTHONHASHSEED=0), which no machine load
+disturbs; the plugin's share in instructions, scaled by the disabled side's median CPU time,
+estimates its share in milliseconds.
+
 This measures; it asserts nothing (the target is under 10 ms CPU for the plugin's share).
 """
 
@@ -154,6 +159,33 @@ def probe(label: str, root: Path, runs: int, extra: Sequence[str]) -> None:
           f"{ms(statistics.quantiles(total, n=4)[2]).strip()} ms)")  # fmt: skip
 
 
+def instructions_once(root: Path, extra: Sequence[str]) -> int:
+    """Instructions executed by one `pytest --collect-only -q` under callgrind."""
+    import re
+
+    env = {**clean_env(), "PYTHONHASHSEED": "0"}
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+            "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *extra]  # fmt: skip
+    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def instructions(label: str, root: Path, runs: int, extra: Sequence[str]) -> None:
+    run_once(root, extra)  # bytecode caches written
+    on = min(instructions_once(root, extra) for _ in range(runs))
+    off = min(instructions_once(root, [*extra, "-p", "no:llmbench"]) for _ in range(runs))
+    off_cpu = statistics.median(run_once(root, [*extra, "-p", "no:llmbench"])[0] for _ in range(9))
+    share = (on - off) / off
+    print(f"\n{label}: instructions under callgrind (min of {runs})")
+    print(f"  plugin enabled   {on:>14,}")
+    print(f"  -p no:llmbench   {off:>14,}")
+    print(f"  plugin's share   {on - off:>14,}  ({share:.2%}; at the disabled side's median "
+          f"{off_cpu * 1000:.0f} ms CPU that is {share * off_cpu * 1000:.1f} ms)")  # fmt: skip
+
+
 def make_project(root: Path, files: int) -> None:
     (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
     tests = root / "tests"
@@ -217,6 +249,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=41, help="pairs per setting (default 41)")
     parser.add_argument("--tests", type=int, default=4, help="test files (default 4)")
+    parser.add_argument("--callgrind", type=int, default=0, metavar="RUNS",
+                        help="also count instructions under valgrind, RUNS per side")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmbench-startup-") as tmp:
         root = Path(tmp)
@@ -227,6 +261,9 @@ def main() -> int:
         probe("with -p no:xdist", root, args.runs, ["-p", "no:xdist"])
         report("with pytest-xdist (installed with the plugin)", measure(root, args.runs, []))
         report("with -p no:xdist on both sides", measure(root, args.runs, ["-p", "no:xdist"]))
+        if args.callgrind:
+            instructions("with pytest-xdist", root, args.callgrind, [])
+            instructions("with -p no:xdist", root, args.callgrind, ["-p", "no:xdist"])
         print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
