@@ -34,6 +34,18 @@ class CaseFailed(Exception):
         self.verdict = verdict
 
 
+def case_item_name(task: str, case: str, model: str) -> str:
+    """`task/case[model]`: no `::` (pytest would read it as a deeper node and not find the
+    item from its own FAILED line), and the model as the parameter, as pytest users expect:
+    `file::task/case` selects the case for every model."""
+    return f"{task}/{case}[{model}]"
+
+
+def control_item_name(task: str, control: str) -> str:
+    """`task/control:reference`: a control has no model, so no brackets."""
+    return f"{task}/control:{control}"
+
+
 class TaskFileCollector(pytest.File):
     """A YAML task file: yields, per model, one item per task case (and controls on request)."""
 
@@ -49,7 +61,7 @@ class TaskFileCollector(pytest.File):
         for model in state.settings.models:
             for task in task_file.tasks:
                 for case in task.cases:
-                    name = f"{task.id}::{case.id}[{model}]"
+                    name = case_item_name(task.id, case.id, model)
                     # An explicit nodeid keeps --lf working for names with brackets (pytest 9.2).
                     item = CaseItem.from_parent(
                         self,
@@ -67,7 +79,7 @@ class TaskFileCollector(pytest.File):
 
         for task in tasks:
             for control in controls_for(task):
-                name = f"{task.id}::control[{control.name}]"
+                name = control_item_name(task.id, control.name)
                 yield ControlItem.from_parent(
                     self, name=name, nodeid=f"{self.nodeid}::{name}", suite=suite, control=control
                 )

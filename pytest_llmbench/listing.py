@@ -7,7 +7,7 @@ from _pytest.config import create_terminal_writer
 
 from .backends.base import ModelInfo
 from .exchange import BackendError
-from .options import Settings
+from .options import SHORT_NAMES_TAKEN, Settings
 
 
 def _size(size: int | None) -> str:
@@ -55,5 +55,7 @@ def list_models(settings: Settings, config: pytest.Config) -> int:
         return 1
     writer.line(f"{settings.backend} at {backend.base_url}: {len(models)} model(s)")
     writer.line(model_table(models))
-    writer.line("benchmark them with: pytest --models=KEY[,KEY]  (built in: reference, null)")
+    taken = "--models" in config.stash.get(SHORT_NAMES_TAKEN, ())
+    flag = "--llmbench-models" if taken else "--models"
+    writer.line(f"benchmark them with: pytest {flag}=KEY[,KEY]  (built in: reference, null)")
     return 0

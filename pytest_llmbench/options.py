@@ -6,6 +6,7 @@ that xdist can ship it to workers unchanged.
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .backends.builtin import PSEUDO_MODELS
 
 DEFAULT_MAX_TOKENS = 16384
 DEFAULT_TEMPERATURE = 0.2
@@ -36,6 +35,7 @@ class Option:
     is_flag: bool = False
     ini_type: str = "string"
     metavar: str | None = None
+    short: str | None = None  # the README's short name, registered only when it is free
 
     @property
     def name(self) -> str:
@@ -99,11 +99,14 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("models", "--models", "comma-separated model keys to benchmark, as the backend names "
-           "them; 'reference' and 'null' are built-in pseudo-models", (), _models, metavar="A,B"),
-    Option("oracle", "--oracle", "model key whose failures flag suspect tasks", metavar="KEY"),
-    Option("max_tokens", "--max-tokens", "generation cap per request (default 16384; the "
-           "embedded backend defaults to what fits its context)", None, int, metavar="N"),
+    Option("models", "--llmbench-models", "comma-separated model keys to benchmark, as the "
+           "backend names them; 'reference' and 'null' are built-in pseudo-models", (), _models,
+           metavar="A,B", short="--models"),
+    Option("oracle", "--llmbench-oracle", "model key whose failures flag suspect tasks",
+           metavar="KEY", short="--oracle"),
+    Option("max_tokens", "--llmbench-max-tokens", "generation cap per request (default 16384; "
+           "the embedded backend defaults to what fits its context)", None, int, metavar="N",
+           short="--max-tokens"),
     Option("backend", "--llmbench-backend", "backend: lmstudio (default), openai, ollama, "
            "llamacpp, vllm, embedded", "lmstudio", metavar="NAME"),
     Option("base_url", "--llmbench-base-url", "server root, e.g. http://localhost:1234 "
@@ -139,40 +142,63 @@ OPTIONS: tuple[Option, ...] = (
 )  # fmt: skip
 
 
+GROUP = "llmbench"
+# Short names another plugin or the project's conftest had already taken, for the header.
+SHORT_NAMES_TAKEN = pytest.StashKey[tuple[str, ...]]()
+
+
+def _add(group: pytest.OptionGroup, opt: Option, flag: str, help: str) -> None:
+    dest = "llmbench_" + opt.dest
+    if opt.is_flag:
+        group.addoption(flag, action="store_true", default=None, dest=dest, help=help)
+    elif opt.dest == "endpoint":
+        group.addoption(
+            flag, action="append", default=None, dest=dest, metavar="MODEL=URL", help=help
+        )
+    else:
+        group.addoption(flag, default=None, dest=dest, metavar=opt.metavar, help=help)
+
+
 def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llmbench", "benchmark local language models")
+    """The `--llmbench-*` options and their ini twins; they always exist."""
+    group = parser.getgroup(GROUP, "benchmark local language models")
     for opt in OPTIONS:
-        if opt.is_flag:
-            group.addoption(
-                opt.flag,
-                action="store_true",
-                default=None,
-                dest="llmbench_" + opt.dest,
-                help=f"{opt.help} [env {opt.env}]",
-            )
-        elif opt.dest == "endpoint":
-            group.addoption(
-                opt.flag,
-                action="append",
-                default=None,
-                dest="llmbench_" + opt.dest,
-                metavar="MODEL=URL",
-                help=f"{opt.help} [env {opt.env}]",
-            )
-        else:
-            group.addoption(
-                opt.flag,
-                default=None,
-                dest="llmbench_" + opt.dest,
-                metavar=opt.metavar,
-                help=f"{opt.help} [env {opt.env}]",
-            )
+        short = f" (short: {opt.short}, unless the project uses it)" if opt.short else ""
+        _add(group, opt, opt.flag, f"{opt.help}{short} [env {opt.env}]")
         parser.addini(
             opt.ini,
             help=opt.help,
             type=opt.ini_type,  # type: ignore[arg-type]
             default=None,
         )
+
+
+def _names_in_use(parser: pytest.Parser) -> set[str]:
+    # pytest has no public way to ask which option strings exist; its groups know.
+    groups = getattr(parser, "_groups", ())
+    return {name for group in groups for option in group.options for name in option.names()}
+
+
+def add_short_names(parser: pytest.Parser) -> tuple[str, ...]:
+    """Register `--models`, `--oracle`, `--max-tokens` where no plugin or conftest registered
+    them first (pytest refuses a second registration); returns the ones left to the project.
+
+    Called once the initial conftests are loaded, so a conftest's own `--models` wins.
+    """
+    group = parser.getgroup(GROUP)
+    in_use = _names_in_use(parser)
+    taken: list[str] = []
+    for opt in OPTIONS:
+        if opt.short is None:
+            continue
+        if opt.short in in_use:
+            taken.append(opt.short)
+            continue
+        try:
+            _add(group, opt, opt.short, f"same as {opt.flag}")
+        except (ValueError, argparse.ArgumentError):
+            taken.append(opt.short)
+    return tuple(taken)
 
 
 @dataclass(frozen=True)
@@ -209,7 +235,14 @@ class Settings:
         return self.rootdir / ".llmbench" / "store.sqlite3"
 
     @property
+    def active(self) -> bool:
+        """Whether this run benchmarks or validates anything (else the plugin stays quiet)."""
+        return bool(self.models or self.validate)
+
+    @property
     def real_models(self) -> tuple[str, ...]:
+        from .backends.builtin import PSEUDO_MODELS
+
         return tuple(m for m in self.models if m not in PSEUDO_MODELS)
 
     @property
@@ -243,13 +276,17 @@ def resolve(config: pytest.Config) -> Settings:
         try:
             values[opt.dest] = opt.parse(raw)
         except ValueError:
-            raise pytest.UsageError(f"{opt.flag}: cannot use {raw!r}") from None
-    from .backends import BACKENDS
+            named = f"{opt.short} ({opt.flag})" if opt.short else opt.flag
+            raise pytest.UsageError(f"{named}: cannot use {raw!r}") from None
+    if "backend" in values:
+        # Only a run that names a backend pays for importing the backend registry.
+        from .backends import BACKENDS
 
-    if values.get("backend", "lmstudio") not in BACKENDS:
-        raise pytest.UsageError(
-            f"--llmbench-backend must be one of {', '.join(BACKENDS)} (got {values['backend']!r})"
-        )
+        if values["backend"] not in BACKENDS:
+            raise pytest.UsageError(
+                f"--llmbench-backend must be one of {', '.join(BACKENDS)} "
+                f"(got {values['backend']!r})"
+            )
     if values.get("isolation", "auto") not in ("auto", "full", "reduced"):
         raise pytest.UsageError("--llmbench-isolation must be one of auto, full, reduced")
     oracle = values.get("oracle")

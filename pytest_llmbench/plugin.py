@@ -1,21 +1,26 @@
 """pytest hooks, and nothing else: each hook hands its work to the module that owns it.
 
-Heavy modules (backends, sandbox, suites) load only when a run names models, so `pytest --help`
-and ordinary test runs in a project that has this plugin installed stay fast.
+A project that merely has this plugin installed pays for the import of this module and
+`options` (standard library and pytest only) and a few option registrations: everything else
+(run state, backends, sandbox, suites, reports) is imported only by a run that names models or
+validates tasks. Such a run is "active"; an inactive run gets no header line, no markers and no
+output from this plugin.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import __version__
-from .options import Settings, add_options, resolve
-from .session import STATE, ModelManager, RunState
-from .stopping import EXIT_UNLOAD_COMPLETE_S, EXIT_UNLOAD_S, Ending, finish_within, warn
+from .options import SHORT_NAMES_TAKEN, Settings, add_options, add_short_names, resolve
+
+if TYPE_CHECKING:
+    from .session import RunState
+    from .stopping import Ending
+    from .taskroots import TaskRoots
 
 MARKERS = {
     "llmbench": "a benchmark case generated from a task file",
@@ -27,44 +32,36 @@ MARKERS = {
     "hard": "llmbench task of difficulty hard",
 }
 SETTINGS = pytest.StashKey[Settings]()
-ENDING = pytest.StashKey[Ending]()  # only for runs that name models
+ROOTS: pytest.StashKey[TaskRoots] = pytest.StashKey()
+ENDING: pytest.StashKey[Ending] = pytest.StashKey()  # only for runs that name models
 NO_MODELS_HINT = (
-    "llmbench: no models named, so no benchmark items are collected. Name models with "
-    "--models=KEY[,KEY] (or LLMBENCH_MODELS); list installed ones with `pytest --llmbench-list`; "
-    "`--models=reference,null` checks the tasks without a server."
+    "llmbench: task files were named but no models, so no benchmark items were collected. Name "
+    "models with {flag}=KEY[,KEY] (or LLMBENCH_MODELS); list installed ones with "
+    "`pytest --llmbench-list`; `{flag}=reference,null` checks the tasks without a server."
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
     parser.addini(
-        "llmbench_tasks", "directories holding benchmark task files", type="linelist",
-        default=["tasks"],
-    )  # fmt: skip
+        "llmbench_tasks",
+        "directories holding benchmark task files (default: tasks/, else the bundled tasks)",
+        type="linelist",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser
+) -> Generator[None, None, None]:
+    # The project's conftests register their options inside this hook; the short names are
+    # registered after them, and only where they left the name free.
+    yield
+    early_config.stash[SHORT_NAMES_TAKEN] = add_short_names(parser)
 
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
-
-
-def _bundled_tasks() -> Path | None:
-    """The tasks that ship with the plugin: beside the package in a clone or editable install,
-    or where a wheel installs its data files."""
-    for candidate in (
-        Path(__file__).resolve().parent.parent / "tasks",
-        Path(sys.prefix) / "share" / "pytest-llmbench" / "tasks",
-    ):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def _task_roots(config: pytest.Config) -> list[Path]:
-    """The configured task roots that exist; failing those, the bundled tasks."""
-    roots = [Path(config.rootpath, entry) for entry in config.getini("llmbench_tasks")]
-    existing = [root for root in roots if root.is_dir()]
-    bundled = _bundled_tasks()
-    return existing or ([bundled] if bundled else [])
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -75,25 +72,40 @@ def _settings(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS]
 
 
+def _state(config: pytest.Config) -> RunState | None:
+    """The run's state, or None in an inactive run (nothing was imported or created)."""
+    if not _settings(config).active:
+        return None
+    from .session import STATE
+
+    return config.stash.get(STATE, None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    settings = _settings(config)
+    if not settings.active:
+        return
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    settings = _settings(config)
+    from .session import STATE, ModelManager, RunState
+    from .taskroots import locate_bundled_args, resolve_roots
+
     config.stash[STATE] = RunState(settings, ModelManager(settings))
     if _is_worker(config) and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
         config.stash[STATE].run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
     if settings.models:
+        from .stopping import Ending
+
         # SIGTERM and SIGHUP end a benchmark like Ctrl-C: results written, model unloaded.
         ending = config.stash[ENDING] = Ending()
         ending.guard.install()
-    if (
-        settings.models or settings.validate
-    ) and config.args_source != pytest.Config.ArgsSource.ARGS:
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        config.args[:] = locate_bundled_args(config.args, config.invocation_params.dir)
+    roots = config.stash[ROOTS] = resolve_roots(config)
+    if config.args_source != pytest.Config.ArgsSource.ARGS and roots.paths:
         # `pytest --models=a` with no paths means: benchmark the task roots, not the testpaths.
-        roots = [str(root) for root in _task_roots(config)]
-        if roots:
-            config.args[:] = roots
-    if config.pluginmanager.hasplugin("xdist"):
+        config.args[:] = [str(path) for path in roots.paths]
+    if settings.models and config.pluginmanager.hasplugin("xdist"):
         from . import xdist
 
         config.pluginmanager.register(xdist.ByServerPlugin(), "llmbench-xdist")
@@ -111,72 +123,81 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return list_models(settings, config)
 
 
-def pytest_report_header(config: pytest.Config) -> str | list[str]:
-    settings = config.stash[STATE].settings
-    if settings.validate and not settings.models:
-        return "llmbench: validating the tasks with their controls (no models)"
-    if not settings.models:
-        return NO_MODELS_HINT
-    where = settings.base_url or "default URL"
-    if not settings.real_models:
-        where = "built-in pseudo-models only, no server"
-    return f"llmbench: models {', '.join(settings.models)} via {settings.backend} ({where})"
-
-
-PATHS = pytest.StashKey[tuple[set[Path], list[Path]]]()
-
-
-def _collected_paths(config: pytest.Config) -> tuple[set[Path], list[Path]]:
-    """The files named on the command line and the task roots, resolved once per run (asked
-    for every file collected)."""
-    if PATHS not in config.stash:
-        explicit = {Path(arg.split("::")[0]).resolve() for arg in config.args}
-        config.stash[PATHS] = explicit, [root.resolve() for root in _task_roots(config)]
-    return config.stash[PATHS]
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = _settings(config)
+    if not settings.active:
+        return []
+    lines = []
+    if settings.models:
+        where = settings.base_url or "default URL"
+        if not settings.real_models:
+            where = "built-in pseudo-models only, no server"
+        models = ", ".join(settings.models)
+        lines.append(f"llmbench: models {models} via {settings.backend} ({where})")
+    else:
+        lines.append("llmbench: validating the tasks with their controls (no models)")
+    lines.append(config.stash[ROOTS].describe(Path(config.rootpath)))
+    taken = config.stash.get(SHORT_NAMES_TAKEN, ())
+    if taken:
+        long_names = ", ".join("--llmbench-" + name.lstrip("-") for name in taken)
+        lines.append(
+            f"llmbench: {', '.join(taken)} belong{'s' if len(taken) == 1 else ''} to this "
+            f"project (a conftest or another plugin defines {'it' if len(taken) == 1 else 'them'})"
+            f"; use {long_names}"
+        )
+    return lines
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     config = parent.config
-    settings = config.stash[STATE].settings
-    if not settings.models and not settings.validate:
-        return None
-    explicit, roots = _collected_paths(config)
-    path = file_path.resolve()
-    if path not in explicit and not any(path.is_relative_to(root) for root in roots):
+    if not _settings(config).active or not config.stash[ROOTS].collects(file_path):
         return None
     from .collect import TaskFileCollector
+    from .taskroots import bundled_nodeid
 
-    item: pytest.Collector = TaskFileCollector.from_parent(parent, path=file_path)
-    return item
+    nodeid = bundled_nodeid(file_path, Path(config.rootpath))
+    if nodeid is not None:
+        collector: pytest.Collector = TaskFileCollector.from_parent(
+            parent, path=file_path, nodeid=nodeid
+        )
+    else:
+        collector = TaskFileCollector.from_parent(parent, path=file_path)
+    return collector
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group items by model, in --models order, so each model loads once."""
-    models = config.stash[STATE].settings.models
+    """Drop the items of models their server does not have; group the rest by model, in
+    --models order, so each model loads once."""
+    models = _settings(config).models
     if not models:
         return
+    from .preflight import VERDICT, deselect
+
+    verdict = config.stash.get(VERDICT, None)
+    if verdict is not None:
+        deselect(config, items, verdict.skipped)
     rank = {model: index for index, model in enumerate(models)}
     items.sort(key=lambda item: rank.get(getattr(item, "model", None), -1))  # type: ignore[arg-type]
 
 
-def _check_isolation(config: pytest.Config) -> None:
+def _check_isolation(state: RunState) -> None:
     """Stop before any model is called if model code cannot be isolated as asked."""
     from .sandbox import SandboxUnavailable
 
     try:
-        config.stash[STATE].sandbox  # noqa: B018
+        state.sandbox  # noqa: B018
     except SandboxUnavailable as exc:
         pytest.exit(f"llmbench: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-def _check_outputs(config: pytest.Config) -> None:
+def _check_outputs(state: RunState) -> None:
     """Stop before any model is called if the results could not be written."""
     from .report import check_writable
 
-    settings = config.stash[STATE].settings
+    settings = state.settings
     outputs = (
         ("--llmbench-jsonl", settings.jsonl_path),
         ("--llmbench-markdown", settings.markdown),
@@ -187,19 +208,47 @@ def _check_outputs(config: pytest.Config) -> None:
             pytest.exit(f"llmbench: {flag}: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> Generator[None, None, None]:
+    """Before xdist starts its workers and before anything is collected: the models are
+    checked against their servers (and, on an xdist controller, the sandbox)."""
     config = session.config
-    settings = config.stash[STATE].settings
-    if settings.models and not _is_worker(config) and not config.option.collectonly:
-        _check_outputs(config)
+    state = _state(config)
+    if state is None or not state.settings.models or config.option.collectonly:
+        return (yield)
+    from .preflight import VERDICT, run_check, worker_verdict
+
+    if _is_worker(config):
+        config.stash[VERDICT] = worker_verdict(config.workerinput)  # type: ignore[attr-defined]
+        return (yield)
+    _check_outputs(state)  # before any server is asked anything
+    verdict = run_check(config, state.settings)
     # An xdist controller collects nothing; it checks for its workers on the same machine.
-    xdist_controller = getattr(config.option, "dist", "no") != "no" and not _is_worker(config)
-    if config.stash[STATE].settings.models and xdist_controller and not config.option.collectonly:
-        _check_isolation(config)
+    if getattr(config.option, "dist", "no") != "no":
+        _check_isolation(state)
+    yield
+    # After the header (and also with -q, which hides it): one line per skipped model.
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for missing in verdict.missing:
+        if reporter is not None:
+            reporter.write_line(missing.line(), yellow=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the workers the models to skip (they deselect the same items)."""
+    if not _settings(node.config).active:
+        return
+    from .preflight import VERDICT, WORKER_KEY, for_worker
+
+    verdict = node.config.stash.get(VERDICT, None)
+    if verdict is not None:
+        node.workerinput[WORKER_KEY] = for_worker(verdict)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if session.config.option.collectonly or session.testsfailed:
+    state = _state(session.config)
+    if state is None or session.config.option.collectonly or session.testsfailed:
         return  # nothing will run: collection-only, or collection errors stop the run
     if not _is_worker(session.config) and session.items:
         # The first model's answers are generated while the sandbox checks itself. (A worker
@@ -210,7 +259,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if isinstance(first, CaseItem):
             first.start_generating()
     if any(getattr(item, "suite", None) in ("python", "cli") for item in session.items):
-        _check_isolation(session.config)
+        _check_isolation(state)
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -218,7 +267,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     # After the last item the model is unloaded at exit, once the results are written.
     if model is None or nextitem is None or getattr(nextitem, "model", None) == model:
         return
-    state = item.config.stash[STATE]
+    state = _state(item.config)
+    if state is None:
+        return
     state.scheduler.finish(model)
     state.manager.unload(model)
 
@@ -264,6 +315,7 @@ class ResultCollector:
 
     def write(self, session: pytest.Session, exitstatus: int) -> None:
         """Results first, whatever ended the run; a signal now waits until they are written."""
+        from . import __version__
         from .report import run_info, write_outputs
         from .stopping import exit_status, why_stopped
 
@@ -291,7 +343,9 @@ class ResultCollector:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    state = config.stash[STATE]
+    state = _state(config)
+    if state is None:
+        return
     if state._scheduler is not None:
         state.scheduler.close()  # nothing more will be asked of it: drop what is not started
     if _is_worker(config):
@@ -301,11 +355,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     collector = config.pluginmanager.get_plugin("llmbench-results")
     if isinstance(collector, ResultCollector):
         collector.write(session, exitstatus)
+    _write_skipped(config, state)
+
+
+def _write_skipped(config: pytest.Config, state: RunState) -> None:
+    """A JSONL line per model its server does not have: `skipped`, not a zero score."""
+    from .preflight import VERDICT, jsonl_lines
+
+    verdict = config.stash.get(VERDICT, None)
+    if verdict is None or not verdict.missing:
+        return
+    from . import __version__
+    from .report import append_jsonl, run_info
+
+    ending = config.stash.get(ENDING, None)
+    run = run_info(state, __version__, ending.interrupted if ending else None)
+    append_jsonl(state.settings.jsonl_path, jsonl_lines(verdict, run))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     try:
-        if not _is_worker(config) and STATE in config.stash:
+        if not _is_worker(config) and _state(config) is not None:
             _unload_at_exit(config)  # after the JSONL and the table
     finally:
         ending = config.stash.get(ENDING, None)
@@ -316,28 +386,39 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _unload_at_exit(config: pytest.Config) -> None:
     """Unload whatever is still loaded; bounded when the run was cut short, abandoned by a
     second interrupt: the results are written by now."""
-    state = config.stash[STATE]
+    state = _state(config)
+    assert state is not None
     ending = config.stash.get(ENDING, None)
     loaded = state.manager.loaded
     if ending is None:
         state.manager.close()
         return
+    from .stopping import EXIT_UNLOAD_COMPLETE_S, EXIT_UNLOAD_S
+
     if ending.guard.deferred:
         bound = 1.0  # interrupted twice: the user wants out
     elif ending.guard.received is not None or ending.interrupted is not None:
         bound = EXIT_UNLOAD_S
     else:
         bound = min(state.settings.timeout, EXIT_UNLOAD_COMPLETE_S)
+    from .stopping import finish_within, warn
+
     ending.guard.allow()
     problem = finish_within(state.manager.close, bound)
     if problem is not None and loaded is not None:
         warn(f"model {loaded!r} may still be loaded: its unload was {problem}")
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if _is_worker(config):
         return
-    state = config.stash[STATE]
+    state = _state(config)
+    if state is None:
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _names_task_files(config):
+            taken = "--models" in config.stash.get(SHORT_NAMES_TAKEN, ())
+            flag = "--llmbench-models" if taken else "--models"
+            terminalreporter.write_line(NO_MODELS_HINT.format(flag=flag))
+        return
     from .report import summary_lines
 
     for line in summary_lines(state, config.stash.get(ENDING, None)):
@@ -347,3 +428,17 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_sep("=", line, **markup)
         else:
             terminalreporter.write_line(line, **markup)
+
+
+def _names_task_files(config: pytest.Config) -> bool:
+    """Whether the command line named task files (or a directory of them) without models."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return False
+    from .taskroots import resolve_roots
+
+    roots = resolve_roots(config)
+    for root in roots.paths:
+        candidates = [root] if root.is_file() else [*root.rglob("*.yaml"), *root.rglob("*.yml")]
+        if any(roots.collects(path) for path in candidates if path.suffix in (".yaml", ".yml")):
+            return True
+    return False

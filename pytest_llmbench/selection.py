@@ -25,13 +25,14 @@ class CaseId(NamedTuple):
 
 
 def parse_case_id(nodeid: str) -> CaseId | None:
-    """The parts of a benchmark item's node id (`file::task::case[model]`), or None."""
-    parts = nodeid.split("::")
-    if len(parts) < 3 or not parts[-1].endswith("]") or "[" not in parts[-1]:
+    """The parts of a benchmark item's node id (`file::task/case[model]`), or None for any
+    other node id (a parametrized Python test `file::test_x[a/b]` has no `/` before its `[`)."""
+    file, sep, tail = nodeid.partition("::")
+    name, bracket, param = tail.partition("[")
+    if not sep or not bracket or "/" not in name or "::" in name or not param.endswith("]"):
         return None
-    name = parts[-1]
-    case, model = name[: name.index("[")], name[name.index("[") + 1 : -1]
-    return CaseId("::".join(parts[:-2]), parts[-2], case, model)
+    task, _, case = name.partition("/")
+    return CaseId(file, task, case, param[:-1])
 
 
 def declared_from_files(rootdir: Path, files: Iterable[str]) -> dict[tuple[str, str], int]:

@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 
 def summarise(record: dict[str, Any]) -> str:
+    if record.get("skipped"):
+        return f"{record['model']} ({record['backend']}): skipped: {record['skipped']}"
     decode = record.get("decode_tok_s")
     prompt = record.get("prompt_tok_s")
     declared = record.get("declared_total")

@@ -20,11 +20,11 @@ from .options import Settings
 
 
 def model_of(nodeid: str) -> str | None:
-    """The model key of a benchmark item's node id (`file::task::case[model]`)."""
-    tail = nodeid.rsplit("::", 1)[-1]
-    if not tail.endswith("]") or "[" not in tail:
-        return None
-    return tail[tail.index("[") + 1 : -1]
+    """The model key of a benchmark item's node id (`file::task/case[model]`), or None."""
+    from .selection import parse_case_id
+
+    case = parse_case_id(nodeid)
+    return case.model or None if case is not None else None
 
 
 def server_units(settings: Settings) -> dict[str, str]:

@@ -56,9 +56,10 @@ def test_each_model_is_loaded_once_around_its_requests(bench_dir: pytest.Pyteste
     assert len(chats) == 2 * 4  # per model: add, count_lines, weather, lookup_then_email
 
 
-def test_a_model_that_fails_to_load_errors_and_the_run_goes_on(
+def test_a_model_that_is_not_installed_is_skipped_and_the_run_goes_on(
     bench_dir: pytest.Pytester,
 ) -> None:
+    # (A model that is installed but fails to load errors: test_backend_plugin_runs.py.)
     fake = lmstudio("alpha")
     try:
         result = bench_dir.runpytest(
@@ -67,8 +68,8 @@ def test_a_model_that_fails_to_load_errors_and_the_run_goes_on(
         )  # fmt: skip
     finally:
         fake.stop()
-    result.assert_outcomes(errors=3, passed=3)
-    assert "missing" in result.stdout.str()
+    result.assert_outcomes(passed=3)
+    assert "llmbench: skipping missing: not installed in lmstudio" in result.stdout.str()
     loads = [r.body["model"] for r in fake.requests if r.path.endswith("/load")]
     assert loads == ["alpha"]  # the missing model is found missing, never loaded
     chats = {r.body["model"] for r in fake.requests if r.path.endswith("/chat/completions")}
@@ -88,7 +89,7 @@ def test_ctrl_c_unloads_the_model_and_keeps_finished_results(bench_dir: pytest.P
         seen = []
         for line in proc.stdout:  # until the python task's three cases have passed
             seen.append(line)
-            if sum("::add::" in x and "PASSED" in x for x in seen) == 3:
+            if sum("::add/" in x and "PASSED" in x for x in seen) == 3:
                 break
         proc.send_signal(signal.SIGINT)
         output = "".join(seen) + proc.communicate(timeout=60)[0]

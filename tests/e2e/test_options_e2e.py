@@ -109,8 +109,8 @@ def test_twin_names_follow_the_flags() -> None:
     from pytest_llmbench.options import OPTIONS
 
     twins = {opt.flag: (opt.ini, opt.env) for opt in OPTIONS}
-    assert twins["--models"] == ("llmbench_models", "LLMBENCH_MODELS")
-    assert twins["--max-tokens"] == ("llmbench_max_tokens", "LLMBENCH_MAX_TOKENS")
+    assert twins["--llmbench-models"] == ("llmbench_models", "LLMBENCH_MODELS")
+    assert twins["--llmbench-max-tokens"] == ("llmbench_max_tokens", "LLMBENCH_MAX_TOKENS")
     assert twins["--llmbench-context"] == ("llmbench_context", "LLMBENCH_CONTEXT")
     assert twins["--llmbench-base-url"] == ("llmbench_base_url", "LLMBENCH_BASE_URL")
 

@@ -41,6 +41,7 @@ class LMStudioFake(FakeHttpServer):
     legacy: bool = False
     default_context: int = 4096
     chat_failures: list[Response] = field(default_factory=list)  # served before real answers
+    failing_loads: dict[str, Response] = field(default_factory=dict)  # model -> load's answer
     chunk_delay_s: float = 0.0
     load_failures: list[Response] = field(default_factory=list)  # served before real loads
     load_delay_s: float = 0.0  # a slow disk
@@ -113,6 +114,8 @@ class LMStudioFake(FakeHttpServer):
         key = body.get("model")
         if key not in {m.key for m in self.models}:
             return Json(404, {"error": f"model {key} not found"})
+        if key in self.failing_loads:
+            return self.failing_loads[key]
         same = [i for i in self.instances if i.key == key]
         instance_id = key if not same else f"{key}:{len(same) + 1}"
         context = body.get("context_length") or self.default_context

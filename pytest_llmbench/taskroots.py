@@ -1,0 +1,139 @@
+"""Where a run's task files come from, decided once per run and said in the header.
+
+- Paths named on the command line: those files, and the task files in those directories.
+- Otherwise the project's task roots: the ini option `llmbench_tasks` (every entry must exist),
+  or `tasks/` in the rootdir when the option is not set.
+- Otherwise the tasks that ship inside the package (read through importlib.resources, so every
+  kind of install finds them, `pip install --user` included).
+
+Nothing is mixed: a project's own roots never get the bundled tasks added, and the header names
+the roots in use, so neither substitution is silent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+INI = "llmbench_tasks"
+# Bundled task files have the same node ids on every install: their path inside a clone.
+BUNDLED_PREFIX = "pytest_llmbench/tasks"
+DEFAULT_ROOT = "tasks"
+# A YAML file in a directory named on the command line is a task file when it says so at its
+# top level; other YAML (CI configs, docs) next to it is left alone.
+_TASK_FILE_KEYS = re.compile(r"^(suite|tasks)\s*:", re.MULTILINE)
+
+
+def bundled_root() -> Path | None:
+    """The task files shipped as package data, or None if they cannot be read as files."""
+    from importlib.resources import files
+
+    root = files(__package__ or "pytest_llmbench") / "tasks"
+    # A package on disk gives a Path; a zipped install would need extracting, which a
+    # pytest collector cannot use.
+    return root if isinstance(root, Path) and root.is_dir() else None
+
+
+def bundled_nodeid(path: Path, rootdir: Path) -> str | None:
+    """The node id of a bundled task file outside the rootdir (an installed plugin), as in a
+    clone: `pytest_llmbench/tasks/python/seed.yaml`. None for every other file (pytest's own
+    node id is right for them)."""
+    bundled = bundled_root()
+    resolved = path.resolve()
+    if bundled is None or resolved.is_relative_to(rootdir.resolve()):
+        return None
+    try:
+        relative = resolved.relative_to(bundled.resolve())
+    except ValueError:
+        return None
+    return f"{BUNDLED_PREFIX}/{relative.as_posix()}"
+
+
+def locate_bundled_args(args: list[str], invocation_dir: Path) -> list[str]:
+    """Command-line paths copied from a bundled task's node id point into the installed
+    package when they do not exist where pytest was started (so `pytest 'ID'` re-runs it)."""
+    bundled = bundled_root()
+    if bundled is None:
+        return args
+    located = []
+    for arg in args:
+        path, sep, rest = arg.partition("::")
+        inside = path == BUNDLED_PREFIX or path.startswith(BUNDLED_PREFIX + "/")
+        if inside and not (invocation_dir / path).exists():
+            target = bundled / path[len(BUNDLED_PREFIX) :].lstrip("/")
+            if target.exists():
+                arg = f"{target}{sep}{rest}"
+        located.append(arg)
+    return located
+
+
+@dataclass(frozen=True)
+class TaskRoots:
+    paths: tuple[Path, ...]  # resolved
+    origin: str  # "command line", "ini", "project" or "bundled"
+
+    def contains(self, path: Path) -> bool:
+        resolved = path.resolve()
+        return any(resolved == root or resolved.is_relative_to(root) for root in self.paths)
+
+    def collects(self, path: Path) -> bool:
+        """Whether a YAML file found during collection is a task file of this run."""
+        resolved = path.resolve()
+        if resolved in self.paths or (self.origin != "command line" and self.contains(path)):
+            return True
+        return self.contains(path) and _looks_like_task_file(path)
+
+    def describe(self, rootdir: Path) -> str:
+        shown = ", ".join(_show(path, rootdir) for path in self.paths) or "none"
+        why = {
+            "command line": "named on the command line",
+            "ini": f"ini option {INI}",
+            "project": "the project's task root",
+            "bundled": f"bundled with the plugin: this project has no {DEFAULT_ROOT}/ and sets "
+            f"no {INI}",
+        }[self.origin]
+        return f"llmbench: tasks from {shown} ({why})"
+
+
+def _show(path: Path, rootdir: Path) -> str:
+    suffix = "/" if path.is_dir() else ""
+    try:
+        relative = path.relative_to(rootdir.resolve())
+    except ValueError:
+        return f"{path}{suffix}"
+    return "./" if str(relative) == "." else f"{relative}{suffix}"
+
+
+def _looks_like_task_file(path: Path) -> bool:
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:65536]
+    except OSError:
+        return True  # let the loader report why it cannot be read
+    return bool(_TASK_FILE_KEYS.search(head))
+
+
+def resolve_roots(config: pytest.Config) -> TaskRoots:
+    """The run's task roots (see the module doc); a configured root that does not exist is a
+    usage error, not a reason to run something else."""
+    rootdir = Path(config.rootpath)
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        named = [Path(config.invocation_params.dir, arg.split("::")[0]) for arg in config.args]
+        return TaskRoots(tuple(path.resolve() for path in named), "command line")
+    configured = [str(entry) for entry in config.getini(INI) or ()]
+    if configured:
+        paths = [rootdir / entry for entry in configured]
+        pairs = zip(configured, paths, strict=True)
+        missing = [entry for entry, path in pairs if not path.exists()]
+        if missing:
+            raise pytest.UsageError(
+                f"{INI} names {', '.join(missing)}, which does not exist in {rootdir}"
+            )
+        return TaskRoots(tuple(path.resolve() for path in paths), "ini")
+    project = rootdir / DEFAULT_ROOT
+    if project.is_dir():
+        return TaskRoots((project.resolve(),), "project")
+    bundled = bundled_root()
+    return TaskRoots((bundled.resolve(),) if bundled else (), "bundled")
