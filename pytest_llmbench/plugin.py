@@ -77,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     settings = _settings(config)
-    config.stash[STATE] = RunState(settings, ModelManager(settings))
+    config.stash[STATE] = state = RunState(settings, ModelManager(settings))
     if _is_worker(config) and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
         config.stash[STATE].run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
     if (
@@ -93,6 +93,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(xdist.ByServerPlugin(), "llmbench-xdist")
     if settings.models and not _is_worker(config):
         config.pluginmanager.register(ResultCollector(config.stash[STATE]), "llmbench-results")
+    if settings.models:
+        from . import progress, record
+
+        record.install(config, state, __version__, worker=_is_worker(config))
+        progress.register(config, state, worker=_is_worker(config))
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -221,11 +226,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state._scheduler is not None:
         state.scheduler.close()
     state.manager.close()
-    if _is_worker(config) or not state.results:
+    if _is_worker(config) or not state.settings.models:
         return
-    from .report import run_info, write_outputs
+    lines: list[str] = []
+    if state.results:
+        from .report import run_info, write_outputs
 
-    write_outputs(state, run_info(state, Path(config.rootpath), __version__))
+        lines = write_outputs(state, run_info(state, Path(config.rootpath), __version__))
+    from .record import finish
+
+    finish(config, lines, int(session.exitstatus))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -6,12 +6,13 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
+from .record import database_path
 from .results import SUITES, CaseResult, ModelReport, Outcome, aggregate
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class RunInfo:
     plugin_version: str
     tasks_digest: str
     settings: dict[str, Any]
+    record: dict[str, str] = field(default_factory=dict)  # where the run's transcripts are
 
     @staticmethod
     def now() -> str:
@@ -121,6 +123,7 @@ def run_info(state: RunState, rootdir: Path, version: str) -> RunInfo:
             "cache": settings.cache,
             "isolation": state.isolation_tier,
         },
+        record={"database": str(database_path(rootdir)), "run_id": state.run_id},
     )
 
 
@@ -242,8 +245,8 @@ def throughput_lines(reports: Sequence[ModelReport]) -> list[str]:
     return lines
 
 
-def write_outputs(state: RunState, run: RunInfo) -> None:
-    """Append one JSONL line per model; write the markdown table if asked."""
+def write_outputs(state: RunState, run: RunInfo) -> list[str]:
+    """Append one JSONL line per model (returned too); write the markdown table if asked."""
     settings = state.settings
     reports = aggregate(state.results, settings.models)
     lines = []
@@ -261,3 +264,4 @@ def write_outputs(state: RunState, run: RunInfo) -> None:
     if settings.markdown is not None:
         settings.markdown.parent.mkdir(parents=True, exist_ok=True)
         settings.markdown.write_text(render_markdown(reports, settings.oracle), encoding="utf-8")
+    return lines
