@@ -294,7 +294,15 @@ def grid_data(columns: Sequence[Column]) -> tuple[dict[str, Any], list[list[Any]
             for case in task.cases:
                 if case.case not in row["cases"]:
                     row["cases"].append(case.case)
-    ordered = sorted(rows, key=lambda ref: order.get(rows[ref]["suite"], len(order)))
+    first_seen = {ref: i for i, ref in enumerate(rows)}
+    ordered = sorted(
+        rows,
+        key=lambda ref: (
+            order.get(rows[ref]["suite"], len(order)),
+            rows[ref]["file"],
+            first_seen[ref],
+        ),
+    )
     index = {ref: i for i, ref in enumerate(ordered)}
     cells: list[list[str | None]] = [[None] * len(ordered) for _ in columns]
     details: list[list[Any]] = [[None] * len(ordered) for _ in columns]
@@ -394,14 +402,12 @@ def _runs_header(runs: Sequence[RunData]) -> str:
             else "<b>unfinished</b> (interrupted, or still running)"
         )
         models = ", ".join(html.escape(m) for m in run.models) or "no cases recorded"
+        tiers = {str(s.get("settings", {}).get("isolation")) for s in run.summaries.values()}
+        if tiers - {"None"}:  # the tier the run had, rather than the one it asked for
+            settings = {**settings, "isolation": ", ".join(sorted(tiers - {"None"}))}
         knobs = ", ".join(
             f"{k} {html.escape(str(v))}" for k, v in settings.items() if v is not None
         )
-        isolation = {s.get("settings", {}).get("isolation") for s in run.summaries.values()} - {
-            None
-        }
-        if isolation:
-            knobs += f", isolation tier {html.escape(', '.join(sorted(map(str, isolation))))}"
         items.append(
             f"<li><b>run {html.escape(run.run_id)}</b>: started {html.escape(run.started)}, "
             f"{state}; {html.escape(str(info.get('backend', '?')))}; models {models}; {knobs}"
@@ -424,8 +430,7 @@ def render(runs: Sequence[RunData], plots: dict[str, str] | None) -> str:
         )
     else:
         plot_html = "".join(
-            f"<figure><figcaption>{html.escape(title)}</figcaption>{svg}</figure>"
-            for title, svg in plots.items()
+            f"<figure title='{html.escape(title)}'>{svg}</figure>" for title, svg in plots.items()
         )
     page = _asset("report.html")
     parts = {

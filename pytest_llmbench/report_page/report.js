@@ -227,8 +227,9 @@
     return body ? "<details><summary>" + esc(summary) + "</summary>" + body + "</details>" : "";
   }
   function expectation(expect) {
-    const copy = Object.assign({}, expect);
-    return '<pre class="code">' + json(copy) + "</pre>";
+    const flat = JSON.stringify(expect);
+    return '<pre class="code">' + (flat.length <= 72 ? highlight(flat, "json") : json(expect)) +
+      "</pre>";
   }
   function got(value, suite) {
     if (value == null) return '<span class="meta">' + (suite === "tooling" ?
