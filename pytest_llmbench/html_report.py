@@ -13,12 +13,15 @@ opens from disk with no network. It has:
   each case's expectation against what it got, the tool transcript turn by turn, and what ran in
   the sandbox with its output.
 
-The grid's data is parsed at load; each model's case details are parsed on the first click into
-that model's column, which keeps a 10-model, 2,000-case report quick to open and filter.
+The grid's data is parsed at load; each model's case details are kept compressed and unpacked on
+the first click into that model's column (the browser's own gzip decoder, no network), which
+keeps a 10-model, 2,000-case report quick to open and filter.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
 import html
 import json
 from collections import Counter, defaultdict
@@ -387,6 +390,15 @@ def _json_script(element_id: str, value: Any) -> str:
     return f'<script type="application/json" id="{element_id}">{text}</script>'
 
 
+def _packed_script(element_id: str, value: Any) -> str:
+    """JSON compressed (gzip, base64) into a script element: a column's case details are read
+    only when a cell of it is opened, and compressed they cost the browser a fifth of the
+    parsing at load (and the file a fifth of its size)."""
+    raw = json.dumps(value, separators=(",", ":"), default=str).encode("utf-8")
+    packed = base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+    return f'<script type="application/gzip+base64" id="{element_id}">{packed}</script>'
+
+
 def _asset(name: str) -> str:
     return (resources.files("pytest_llmbench") / "report_page" / name).read_text("utf-8")
 
@@ -442,7 +454,7 @@ def render(runs: Sequence[RunData], plots: dict[str, str] | None) -> str:
         "table": comparison_table(columns, stats) + budget_table(budget_points(columns)),
         "plots": plot_html,
         "data": _json_script("llmbench-data", data)
-        + "".join(_json_script(f"llmbench-details-{i}", d) for i, d in enumerate(details)),
+        + "".join(_packed_script(f"llmbench-details-{i}", d) for i, d in enumerate(details)),
         "js": _asset("report.js"),
     }
     for key, value in parts.items():

@@ -17,24 +17,41 @@
       .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
       .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
   }
-  function columnDetails(c) {
-    if (!details[c]) details[c] = JSON.parse($("#llmbench-details-" + c).textContent);
+  // A column's details: gzip+base64 JSON, unpacked by the browser's own decoder on first use.
+  async function columnDetails(c) {
+    if (!details[c]) {
+      const binary = atob($("#llmbench-details-" + c).textContent);
+      const bytes = new Uint8Array(binary.length);
+      for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      details[c] = JSON.parse(await new Response(stream).text());
+    }
     return details[c];
   }
 
   // ------------------------------------------------------------------ grid
   const rowHtml = new Array(rows.length);
+  // A cell is one element painted with one stripe per case (a gradient with hard stops):
+  // thousands of cells lay out and paint far faster than one element per case.
+  const COLOUR = { ".": "var(--passed)", F: "var(--failed)", t: "var(--truncated)",
+    n: "var(--no_answer)", T: "var(--timeout)", E: "var(--error)", " ": "var(--missing)" };
+  function stripes(codes) {
+    const n = codes.length, stops = [];
+    for (let i = 0; i < n; i++) {
+      const from = (100 * i) / n, to = (100 * (i + 1)) / n;
+      stops.push((COLOUR[codes[i]] || "var(--missing)") + " " + from + "% calc(" + to + "% - 1px)",
+        "transparent 0 " + to + "%");
+    }
+    return "linear-gradient(90deg," + stops.join(",") + ")";
+  }
   function cellHtml(c, r) {
     const codes = cells[c][r];
     if (codes == null) return '<td class="x" title="not run"></td>';
-    let stripes = "";
     let passed = 0;
-    for (const code of codes) {
-      stripes += '<i class="o-' + (CLASS[code] || "_") + '"></i>';
-      if (code === ".") passed++;
-    }
-    return '<td class="c" data-c="' + c + '" data-r="' + r + '" title="' + esc(columns[c].label) +
-      ": " + passed + "/" + codes.length + ' passed"><b>' + stripes + "</b></td>";
+    for (const code of codes) if (code === ".") passed++;
+    return '<td class="c" data-c="' + c + '" data-r="' + r + '" data-o="' + esc(codes) +
+      '" title="' + esc(columns[c].label) + ": " + passed + "/" + codes.length +
+      ' passed"><b style="background:' + stripes(codes) + '"></b></td>';
   }
   function renderRow(r) {
     if (rowHtml[r] === undefined) {
@@ -48,10 +65,14 @@
   }
   function header() {
     let out = "<tr><th>suite</th><th>tier</th><th>task</th>";
+    let cols = '<col class="s"><col class="t"><col class="k">';
     for (const col of columns) {
-      out += '<th title="run ' + esc(col.run) + '">' + esc(col.label) + "</th>";
+      out += '<th title="' + esc(col.label + ", run " + col.run) + '">' + esc(col.label) + "</th>";
+      cols += '<col class="m">';
     }
     $("#grid thead").innerHTML = out + "</tr>";
+    $("#grid").insertAdjacentHTML("afterbegin", "<colgroup>" + cols + "</colgroup>");
+    $("#grid").style.width = 348 + 96 * columns.length + "px";
   }
 
   // ------------------------------------------------------------------ filters
@@ -287,8 +308,8 @@
     if (d.load_s != null) parts.push("model load " + Number(d.load_s).toFixed(1) + "s");
     return '<p class="meta">' + esc(parts.join(" · ")) + "</p>";
   }
-  function openCase(c, r, caseIndex) {
-    const d = columnDetails(c)[r];
+  async function openCase(c, r, caseIndex) {
+    const d = (await columnDetails(c))[r];
     const row = rows[r], col = columns[c];
     if (!d) return;
     const suite = row[0], inp = d.inputs || {};
@@ -372,7 +393,10 @@
   $("#grid tbody").addEventListener("click", (event) => {
     const cell = event.target.closest("td.c");
     if (!cell) return;
-    const stripe = event.target.tagName === "I" ? Array.prototype.indexOf.call(event.target.parentNode.children, event.target) : -1;
+    // Which case's stripe was clicked: its share of the cell's width.
+    const box = cell.firstChild.getBoundingClientRect();
+    const share = (event.clientX - box.left) / box.width;
+    const stripe = share >= 0 && share < 1 ? Math.floor(share * cell.dataset.o.length) : -1;
     openCase(Number(cell.dataset.c), Number(cell.dataset.r), stripe);
   });
   const close = () => { $("#case").hidden = true; history.replaceState(null, "", "#"); };
@@ -382,6 +406,10 @@
   const deep = /^#case-(\d+)-(\d+)$/.exec(location.hash);
   if (deep) openCase(Number(deep[1]), Number(deep[2]), -1);
   window.llmbenchTimings.initMs = performance.now() - t0;
+  window.llmbenchTimings.readyAt = performance.now(); // ms since navigation started
+  requestAnimationFrame(() => setTimeout(() => {
+    window.llmbenchTimings.paintedAt = performance.now(); // after the first frame with the grid
+  }));
   window.llmbenchReady = true;
   window.llmbench = { openCase: openCase, applyFilters: applyFilters };
 })();

@@ -87,10 +87,15 @@ def test_report_renders_in_chromium(
             "#grid tbody tr", "trs => trs.map(r => r.children[2].textContent)"
         ) == ["add", "count_lines", "weather", "lookup_then_email"]
         assert page.locator("#grid td.c").count() == 16
-        stripes = _cell(page, "bad", "add").locator("i")
-        assert stripes.count() == 3
-        assert stripes.evaluate_all("s => s.map(i => i.className)") == ["o-F"] * 3
-        assert _cell(page, "bad", "count_lines").locator("i.o-t").count() == 1
+        assert _cell(page, "bad", "add").get_attribute("data-o") == "FFF"
+        assert _cell(page, "bad", "count_lines").get_attribute("data-o") == "t"
+        assert _cell(page, "thinker", "weather").get_attribute("data-o") == "nn"
+        gradient = (
+            _cell(page, "bad", "add")
+            .locator("b")
+            .evaluate("b => getComputedStyle(b).backgroundImage")
+        )
+        assert gradient.count("rgb(214, 69, 69)") == 6  # three red stripes, two stops each
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
 
         # Filters: by outcome, by suite, by text.
@@ -105,8 +110,9 @@ def test_report_renders_in_chromium(
         page.fill("#f-text", "")
 
         # A click opens the case: answer with its code highlighted, expected against got.
-        _cell(page, "bad", "add").click()
+        _cell(page, "bad", "add").click(position={"x": 8, "y": 8})  # on the first case's stripe
         page.wait_for_selector("#case:not([hidden])")
+        assert page.text_content("#case-body tr.focus td") == "small"
         assert page.text_content("#case-title") == "add · bad (python)"
         code = page.locator("#case-body pre.code[data-lang=python]").first
         assert "return a - b" in code.text_content()
@@ -127,6 +133,7 @@ def test_report_renders_in_chromium(
         # Tooling: the transcript turn by turn, with the mock tools' answers.
         page.keyboard.press("Escape")
         _cell(page, "good", "lookup_then_email").click()
+        page.wait_for_selector("#case:not([hidden])")
         turns = page.locator("#case-body .turn")
         assert turns.count() == 3
         assert "get_user" in turns.nth(0).text_content()
@@ -137,6 +144,7 @@ def test_report_renders_in_chromium(
         # cli: what ran and its output; the reasoning is there, folded.
         page.keyboard.press("Escape")
         _cell(page, "thinker", "count_lines").click()
+        page.wait_for_selector("#case:not([hidden])")
         body = page.locator("#case-body")
         assert "$ wc -l < data.txt" in body.text_content()
         assert re.search(r"stdout\s*3", body.text_content())
@@ -147,6 +155,7 @@ def test_report_renders_in_chromium(
         # Model text stays text: nothing it contains runs or becomes markup.
         page.keyboard.press("Escape")
         _cell(page, "evil", "add").click()
+        page.wait_for_selector("#case:not([hidden])")
         assert page.locator("#pwned").count() == 0 and page.title() != "pwned"
         assert "</script><img id=pwned" in page.text_content("#case-body")
         assert page.llmbench_errors == []
