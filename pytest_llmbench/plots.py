@@ -102,7 +102,7 @@ def decode_speed(
     rates = [s.decode_rates for s in stats]
     if any(rates):
         positions = [i + 1 for i, r in enumerate(rates) if r]
-        box = ax.boxplot([r for r in rates if r], positions=positions, vert=False,
+        box = ax.boxplot([r for r in rates if r], positions=positions, orientation="horizontal",
                          widths=0.5, patch_artist=True, showfliers=True)  # fmt: skip
         for patch, i in zip(box["boxes"], positions, strict=True):
             patch.set_facecolor(colours.get(columns[i - 1].model))

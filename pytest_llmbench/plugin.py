@@ -94,10 +94,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.models and not _is_worker(config):
         config.pluginmanager.register(ResultCollector(config.stash[STATE]), "llmbench-results")
     if settings.models:
-        from . import progress, record
+        from .progress import register as register_progress
+        from .record import install as install_record
 
-        record.install(config, state, __version__, worker=_is_worker(config))
-        progress.register(config, state, worker=_is_worker(config))
+        install_record(config, state, __version__, worker=_is_worker(config))
+        register_progress(config, state, worker=_is_worker(config))
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
