@@ -269,25 +269,40 @@ class Progress:
         self.tally.select((i, m) for i in ids if (m := model_of(i)) is not None)
 
     # ------------------------------------------------------------------ before pytest writes
+    def announce_first(self, items: Sequence[pytest.Item]) -> list[str]:
+        """The first model starts loading as soon as collection ends: say so right under
+        pytest's "collected N items", before the wait."""
+        model = getattr(items[0], "model", None) if items else None
+        if model is None or self.config.option.collectonly:
+            return []
+        self.announced.add(model)
+        return [self._loading_text(model)]
+
+    def _loading_text(self, model: str) -> str:
+        describe = describe_backend(self.state.settings, self.state.manager, model)
+        return f"llmbench {model}: {describe}, loading..."
+
     def before_logstart(self, nodeid: str) -> None:
         self.hide()
         model = self.tally.model_of(nodeid)
-        if model is None or model in self.announced:
-            if self.own_line:
-                # Let the reporter end our line and print its path prefix (no progress filling).
-                self.tr.currentfspath = None
-                self.own_line = False
-            return
-        self.announced.add(model)
-        describe = describe_backend(self.state.settings, self.state.manager, model)
-        self._write(f"llmbench {model}: {describe}, loading...", {"bold": True})
-        self.own_line = False
-        if self.prefixed:
+        if model is not None and model not in self.announced:
+            self.announced.add(model)
+            self._write(self._loading_text(model), {"bold": True})
+            self.own_line = False
+            self.tr.currentfspath = None  # pytest's next line or path ends ours
+        elif self.own_line:
+            # Let the reporter end our line and print its path prefix (no progress filling).
+            self.tr.currentfspath = None
+            self.own_line = False
+        if (
+            model is not None
+            and self.prefixed
+            and model not in self.loaded
+            and model not in self.pending
+        ):
             # The path prefix waits until the load line is out, so letters follow the path.
             self.tr.currentfspath = self.config.rootpath / nodeid.split("::")[0]
             self.pending[model] = nodeid
-        elif self.verbose:
-            self.tr.currentfspath = None
 
     def before_report(self, report: pytest.TestReport) -> None:
         self.hide()
@@ -338,13 +353,12 @@ class Progress:
         """A line of ours. Among letters in one stream it is a whole line (the letters go on
         below it); otherwise it is left open and the next writer, ours or pytest's, ends it
         (so no blank line appears before pytest's next path or item line)."""
+        tw = self.config.get_terminal_writer()
+        if tw.width_of_current_line:
+            tw.line()
         if not self.prefixed and not self.verbose:
-            tw = self.config.get_terminal_writer()
-            if tw.width_of_current_line:
-                tw.line()
             tw.line(text, **markup)
             return
-        self.tr.ensure_newline()
         self.tr.write(text, **markup)
         self.tr.currentfspath = -2  # pytest's own mark for "a line is open"
         self.own_line = True
@@ -384,6 +398,9 @@ class _First:
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
         self.progress.select_ids(ids)
+
+    def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> list[str]:
+        return self.progress.announce_first(items)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str) -> None:
