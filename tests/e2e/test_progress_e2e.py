@@ -97,6 +97,9 @@ def test_model_lines_and_plain_progress(bench: pytest.Pytester, server: Any) -> 
     result = run(bench, server.url, "--models=good,bad")
     lines = result.stdout.lines
     text = "\n".join(lines)
+    # The first model starts loading when collection ends: its line follows pytest's count.
+    collected = next(i for i, line in enumerate(lines) if line.startswith("collected "))
+    assert lines[collected + 1] == f"llmbench good: openai at {server.url}, loading..."
     for model in ("good", "bad"):
         loading = f"llmbench {model}: openai at {server.url}, loading..."
         assert loading in lines
