@@ -21,12 +21,18 @@ LLAMA_SERVER     ?= $(HOME)/.cache/pytest-llmbench/llama-server-$(LLAMA_VERSION)
 
 .PHONY: bench test lint typecheck check sysdeps llama-server clean
 
-# Debian's bubblewrap isolates model-written code; install it when we can (root or sudo).
+# Debian's bubblewrap isolates model-written code; Debian's chromium renders the HTML report in
+# the tests. Install each when missing and we can (root or sudo).
 sysdeps:
 	@if ! command -v bwrap >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
 	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; \
 	  else echo "llmbench: bubblewrap is missing; install it with: apt-get install bubblewrap" >&2; fi; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "llmbench: chromium is missing (the HTML report's browser tests skip); install it with: apt-get install chromium" >&2; fi; \
 	fi
 
 $(LLAMA_SERVER):

@@ -1,7 +1,8 @@
-"""The `llmbench` console script: `llmbench import humaneval|bfcl ...`.
+"""The `llmbench` console script.
 
-Converts standard suites into this plugin's task YAML; run the result with
-`pytest OUT --models=...` like any bundled task file.
+`llmbench import humaneval|bfcl ...` converts standard suites into this plugin's task YAML (run
+the result with `pytest OUT --models=...` like any bundled task file); `llmbench report` writes
+the HTML report of recorded runs.
 """
 
 from __future__ import annotations
@@ -54,11 +55,55 @@ def _parser() -> argparse.ArgumentParser:
                       help="comma-separated: simple, multiple, parallel, parallel_multiple "
                       "(default: simple,multiple,parallel)")  # fmt: skip
     bfcl.add_argument("--limit", type=int, default=None, help="only the first N per category")
+
+    report = commands.add_parser(
+        "report",
+        help="write the HTML report of recorded runs",
+        description="One self-contained HTML file (no network needed to view it) from one or "
+        "more runs of the run record: comparison table, plots, and a task-by-model grid whose "
+        "cells open each answer with its cases.",
+    )
+    report.add_argument(
+        "runs", nargs="*", metavar="RUN", help="run ids or unique prefixes, or 'latest' (default)"
+    )
+    report.add_argument("--db", type=Path, default=Path(".llmbench/store.sqlite3"),
+                        help="the run record (default: .llmbench/store.sqlite3)")  # fmt: skip
+    report.add_argument("-o", "--out", type=Path, default=Path(".llmbench/report.html"),
+                        help="the HTML file to write (default: .llmbench/report.html)")  # fmt: skip
+    report.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                        help="also write the plots as PNG files into DIR")  # fmt: skip
+    report.add_argument("--list", action="store_true", help="list the recorded runs and exit")
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .html_report import ReportError, write_report
+    from .record import RecordError, list_runs
+
+    try:
+        if args.list:
+            for run in list_runs(args.db):
+                state = f"finished {run.finished}" if run.finished else "unfinished"
+                models = ",".join(run.models)
+                print(f"{run.run_id}  started {run.started}  {state}  {run.cases} cases  {models}")
+            return 0
+        written = write_report(args.db, args.runs, args.out, plots_dir=args.plots)
+    except (RecordError, ReportError, OSError) as exc:
+        print(f"llmbench: {exc}", file=sys.stderr)
+        return 1
+    size = written.bytes / 1e6
+    print(f"wrote {written.path} ({size:.2f} MB)")
+    if not written.plots:
+        print("no plots: matplotlib is not installed (pip install 'pytest-llmbench[report]')")
+    for png in written.pngs:
+        print(f"wrote {png}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "report":
+        return _report(args)
     try:
         if args.suite == "humaneval":
             from .importers import humaneval

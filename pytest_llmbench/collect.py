@@ -11,6 +11,7 @@ import pytest
 from _pytest._code.code import TerminalRepr
 
 from .display import printable
+from .record import record_case
 from .results import PROPERTY, CaseResult, GenerationStats, Outcome
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
@@ -167,6 +168,7 @@ class CaseItem(pytest.Item):
         if stats.completion_tokens is not None:
             self.user_properties.append(("llmbench_completion_tokens", stats.completion_tokens))
         self.user_properties.append(("llmbench_seconds", round(stats.seconds, 3)))
+        record_case(self, result, self.prepared.execution if self.prepared is not None else None)
 
     def setup(self) -> None:
         """Wait for this task's answer and its run in the sandbox (the scheduler produces them,

@@ -119,6 +119,8 @@ OPTIONS: tuple[Option, ...] = (
            "(default .llmbench/results.jsonl in the rootdir)", None, Path, metavar="PATH"),
     Option("markdown", "--llmbench-markdown", "write the comparison table as markdown here",
            None, Path, metavar="PATH"),
+    Option("html", "--llmbench-html", "write the HTML report of this run here (answers, "
+           "transcripts, plots)", None, Path, metavar="PATH"),
     Option("list", "--llmbench-list", "list the backend's installed models and exit",
            False, _bool, is_flag=True, ini_type="bool"),
     Option("timeout", "--llmbench-timeout", "seconds per request (default 600)",
@@ -212,6 +214,7 @@ class Settings:
     seed: int | None = None
     jsonl: Path | None = None
     markdown: Path | None = None
+    html: Path | None = None
     list: bool = False
     timeout: float = DEFAULT_TIMEOUT_S
     context_length: int | None = None

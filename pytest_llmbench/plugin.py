@@ -90,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .session import STATE, ModelManager, RunState
     from .taskroots import locate_bundled_args, resolve_roots
 
-    config.stash[STATE] = RunState(settings, ModelManager(settings))
+    config.stash[STATE] = state = RunState(settings, ModelManager(settings))
     if _is_worker(config) and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
         config.stash[STATE].run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
     if settings.models:
@@ -112,6 +112,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.models and not _is_worker(config):
         collector = ResultCollector(config, config.stash[STATE], config.stash[ENDING])
         config.pluginmanager.register(collector, "llmbench-results")
+    if settings.models:
+        from . import __version__
+        from .progress import register as register_progress
+        from .record import install as install_record
+
+        install_record(config, state, __version__, worker=_is_worker(config))
+        register_progress(config, state, worker=_is_worker(config))
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -313,8 +320,9 @@ class ResultCollector:
         declared = declared_from_files(Path(self.config.rootpath), files)
         self.ending.selection = Selection.build(self.config, ids, declared)
 
-    def write(self, session: pytest.Session, exitstatus: int) -> None:
-        """Results first, whatever ended the run; a signal now waits until they are written."""
+    def write(self, session: pytest.Session, exitstatus: int) -> list[str]:
+        """Results first, whatever ended the run; a signal now waits until they are written.
+        The JSONL lines written."""
         from . import __version__
         from .report import run_info, write_outputs
         from .stopping import exit_status, why_stopped
@@ -326,9 +334,11 @@ class ResultCollector:
         ending.interrupted = why_stopped(
             session, exitstatus, ending.guard, cases_left=len(state.results) < selected
         )
+        lines: list[str] = []
         if state.results:
             try:
-                write_outputs(state, run_info(state, __version__, ending.interrupted), selection)
+                run = run_info(state, __version__, ending.interrupted)
+                lines = write_outputs(state, run, selection)
             except OSError as exc:
                 where = state.settings.jsonl_path
                 ending.write_error = f"could not write {where}: {exc.strerror or exc}"
@@ -338,6 +348,7 @@ class ResultCollector:
             any_error=any(r.outcome == "error" for r in state.results),
             write_failed=ending.write_error is not None,
         )
+        return lines
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -353,9 +364,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _unload_at_exit(config)
         return
     collector = config.pluginmanager.get_plugin("llmbench-results")
+    lines: list[str] = []
     if isinstance(collector, ResultCollector):
-        collector.write(session, exitstatus)
+        lines = collector.write(session, exitstatus)
     _write_skipped(config, state)
+    from .record import finish
+
+    finish(config, lines, int(session.exitstatus))
 
 
 def _write_skipped(config: pytest.Config, state: RunState) -> None:

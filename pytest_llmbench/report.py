@@ -8,13 +8,14 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .display import printable
+from .record import database_path
 from .results import SUITES, CaseResult, ModelReport, Outcome, aggregate
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class RunInfo:
     settings: dict[str, Any]
     # What ended the run early (SIGINT, SIGTERM, -x, internal error, ...), None if nothing did.
     interrupted: str | None = None
+    record: dict[str, str] = field(default_factory=dict)  # where the run's transcripts are
 
     @staticmethod
     def now() -> str:
@@ -129,6 +131,7 @@ def run_info(state: RunState, version: str, interrupted: str | None = None) -> R
             "isolation": state.isolation_tier,
         },
         interrupted=interrupted,
+        record={"database": str(database_path(settings.rootdir)), "run_id": state.run_id},
     )
 
 
@@ -353,8 +356,11 @@ def _speed_note(reports: Sequence[ModelReport]) -> str:
     )
 
 
-def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = None) -> None:
-    """Append one JSONL line per model; write the markdown table if asked. Raises OSError."""
+def write_outputs(
+    state: RunState, run: RunInfo, selection: Selection | None = None
+) -> list[str]:
+    """Append one JSONL line per model (returned too); write the markdown table if asked.
+    Raises OSError."""
     settings = state.settings
     reports = aggregate(state.results, settings.models)
     lines = []
@@ -376,3 +382,4 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
     if settings.markdown is not None:
         settings.markdown.parent.mkdir(parents=True, exist_ok=True)
         settings.markdown.write_text(render_markdown(reports, settings.oracle), encoding="utf-8")
+    return lines

@@ -8,6 +8,10 @@ from typing import Any
 import pytest
 from fakes.bench import bad_script, case_outcomes, good_script, read_jsonl, thinker_script
 
+from pytest_llmbench.progress import LETTERS
+
+WORDS = tuple(word for _, word, _ in LETTERS.values())  # PASSED, FAILED, TRUNCATED, ...
+
 
 def run_bench(bench: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
     return bench.runpytest(
@@ -124,7 +128,7 @@ def test_k_selects_suites_tasks_and_models(
     ran = {
         line.split("::", 1)[1].split(" ")[0]
         for line in result.stdout.lines
-        if line.startswith(("PASSED", "FAILED"))
+        if line.startswith(WORDS)
     }
     assert ran == expected
 
@@ -145,7 +149,7 @@ def test_items_run_grouped_by_model(bench_dir: pytest.Pytester, server: Any) -> 
     models = [
         line.split(" ")[0].rsplit("[", 1)[1].rstrip("]")
         for line in result.stdout.lines
-        if line.startswith("tasks/") and (" PASSED" in line or " FAILED" in line)
+        if line.startswith("tasks/") and any(f" {word}" in line for word in WORDS)
     ]
     assert models == ["good"] * 7 + ["bad"] * 7
 

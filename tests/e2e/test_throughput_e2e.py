@@ -295,7 +295,13 @@ def test_cache_off_neither_reads_nor_writes(
     run(pytester, server.url, "--models=m", "-k", "add1", "--llmbench-cache=off")
     run(pytester, server.url, "--models=m", "-k", "add1", "--llmbench-cache=off")
     assert len(server.chat_requests()) == 2
-    assert not (pytester.path / ".llmbench" / "store.sqlite3").exists()
+    # The database still holds the run record (the transcripts), but no stored answer.
+    database = pytester.path / ".llmbench" / "store.sqlite3"
+    with sqlite3.connect(database) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "answers" not in tables
+        rows = conn.execute("SELECT run_id, model, task_ref, case_id FROM case_records").fetchall()
+        assert len(rows) == 4, rows
 
 
 def test_changed_cases_are_scored_again_without_asking_the_model(

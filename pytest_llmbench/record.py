@@ -1,0 +1,520 @@
+"""The run record: every case's transcript, written as the run goes, in the project's SQLite store.
+
+One database per project, `<rootdir>/.llmbench/store.sqlite3` (the answer store lives there
+too), in WAL mode so that xdist workers write at once. Tables of the record, keyed by run id:
+
+- `runs`: one row per run: when it started and finished, its settings and models;
+- `run_models`: at the end of a run, each model's JSONL line (totals, per-task figures);
+- `task_records`: one row per (run, model, task): the inputs the model was given, its
+  generation (answer, reasoning, every turn and tool call) and what ran (code or command with
+  its output);
+- `case_records`: one row per (run, model, task, case): the case's inputs, what it observed,
+  the verdict with its detail, and the CaseResult (tokens, timings).
+
+Each case is committed on its own as soon as its verdict exists, so a run killed half-way
+leaves every finished case readable. Reports read the record; they never talk to servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from . import transcript
+from .results import CaseResult
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    exit_status INTEGER,
+    info TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_models (
+    run_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    PRIMARY KEY (run_id, model)
+);
+CREATE TABLE IF NOT EXISTS task_records (
+    run_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    task_ref TEXT NOT NULL,
+    suite TEXT NOT NULL,
+    task TEXT NOT NULL,
+    difficulty TEXT,
+    inputs TEXT NOT NULL,
+    answer_key TEXT,
+    generation TEXT,
+    execution TEXT,
+    recorded TEXT NOT NULL,
+    PRIMARY KEY (run_id, model, task_ref)
+);
+CREATE TABLE IF NOT EXISTS case_records (
+    run_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    task_ref TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    got TEXT,
+    result TEXT NOT NULL,
+    recorded TEXT NOT NULL,
+    PRIMARY KEY (run_id, model, task_ref, case_id)
+);
+"""
+BUSY_TIMEOUT_S = 30.0
+
+
+def database_path(rootdir: Path) -> Path:
+    return rootdir / ".llmbench" / "store.sqlite3"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=repr, separators=(",", ":"))
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode that waits for other writers instead of failing."""
+    if read_only:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S
+        )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL survives the process dying (only a power cut can lose the tail).
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+class RecordedItem(Protocol):
+    """What the record reads from a benchmark item (collect.CaseItem)."""
+
+    config: pytest.Config
+    suite: str
+    task: Any
+    case: Any
+    model: str
+    generation: Any
+
+    @property
+    def task_key(self) -> tuple[str, str]: ...
+
+
+def answer_ref(item: RecordedItem, result: CaseResult) -> tuple[str | None, dict[str, Any] | None]:
+    """How the record holds the generation behind a case: (answer store key, copy).
+
+    The answer store (same database) holds every generation it was given a key for; the record
+    points at it. Without a key (--llmbench-cache=off, the built-in pseudo-models) the record
+    keeps its own copy.
+    """
+    if item.generation is None:
+        return None, None
+    if result.answer_key is not None:
+        return result.answer_key, None
+    return None, transcript.generation_data(item.generation)
+
+
+class RunRecord:
+    """Writes one run's record; one connection per thread, opened on first use."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        self.path = path
+        self.run_id = run_id
+        self._local = threading.local()
+        self._tasks_written: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self.failure: str | None = None  # why the record could not be written, once
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _guard(self, what: str, action: Any) -> None:
+        """Run a write; a record that cannot be written must not stop the benchmark."""
+        try:
+            action()
+        except (sqlite3.Error, OSError) as exc:
+            if self.failure is None:
+                self.failure = f"cannot write the run record at {self.path} ({what}): {exc}"
+                print(f"llmbench: {self.failure}; the run goes on without it", file=sys.stderr)
+
+    def start(self, info: dict[str, Any]) -> None:
+        def insert() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO runs (run_id, started, info) VALUES (?, ?, ?)",
+                    (self.run_id, _now(), _dumps(info)),
+                )
+
+        self._guard("run start", insert)
+
+    def case(self, item: RecordedItem, result: CaseResult, execution: Any) -> None:
+        task_ref = f"{result.file}::{result.task}"
+
+        def insert() -> None:
+            with self._lock, self._write() as conn:
+                if (result.model, task_ref) not in self._tasks_written:
+                    key, generation = answer_ref(item, result)
+                    ran = transcript.execution_data(result.suite, execution, item.generation)
+                    conn.execute(
+                        "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            self.run_id,
+                            result.model,
+                            task_ref,
+                            result.suite,
+                            result.task,
+                            item.task.difficulty,
+                            _dumps(transcript.task_inputs(result.suite, item.task)),
+                            key,
+                            None if generation is None else _dumps(generation),
+                            _dumps(ran),
+                            _now(),
+                        ),
+                    )
+                got = transcript.case_got(result.suite, item.case, execution, item.generation)
+                conn.execute(
+                    "INSERT OR REPLACE INTO case_records VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        self.run_id,
+                        result.model,
+                        task_ref,
+                        result.case,
+                        result.outcome,
+                        result.detail,
+                        _dumps(transcript.case_inputs(item.case)),
+                        None if got is None else _dumps(got),
+                        result.to_json(),
+                        _now(),
+                    ),
+                )
+            self._tasks_written.add((result.model, task_ref))
+
+        self._guard(f"case {task_ref}::{result.case}", insert)
+
+    def finish(self, summaries: Sequence[dict[str, Any]], exit_status: int) -> None:
+        def update() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    "UPDATE runs SET finished = ?, exit_status = ? WHERE run_id = ?",
+                    (_now(), exit_status, self.run_id),
+                )
+                conn.executemany(
+                    "INSERT OR REPLACE INTO run_models VALUES (?, ?, ?)",
+                    [(self.run_id, s["model"], _dumps(s)) for s in summaries],
+                )
+
+        self._guard("run end", update)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+RECORD = pytest.StashKey[RunRecord]()
+
+
+def record_case(item: RecordedItem, result: CaseResult, execution: Any) -> None:
+    """Add a case to the run's record (called where collection makes the CaseResult)."""
+    record = item.config.stash.get(RECORD, None)
+    if record is not None:
+        record.case(item, result, execution)
+
+
+class RecordPlugin:
+    """Controller side: opens the run in the record when items start running, and names the
+    record (and the HTML report, when asked for) after the table."""
+
+    def __init__(self, record: RunRecord, info: dict[str, Any], html: Path | None) -> None:
+        self.record = record
+        self.info = info
+        self.html_path = html  # --llmbench-html
+        self.html: Path | None = None  # the HTML report written at the end, if any
+        self.html_error: str | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        if not session.config.option.collectonly:
+            self.record.start(self.info)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.record.failure is not None:
+            terminalreporter.write_line(f"llmbench: {self.record.failure}", red=True)
+            return
+        text = f"record: run {self.record.run_id} in {self.record.path}"
+        if self.html is not None:
+            text += f"; HTML report: {self.html}"
+        terminalreporter.write_line(text)
+        if self.html_error is not None:
+            terminalreporter.write_line(f"llmbench: {self.html_error}", red=True)
+
+
+def install(config: pytest.Config, state: Any, version: str, *, worker: bool) -> None:
+    """Every process writes its cases; the controller also opens and closes the run."""
+    record = RunRecord(database_path(config.rootpath), state.run_id)
+    config.stash[RECORD] = record
+    if not worker:
+        info = run_info(config, state.settings, version)
+        plugin = RecordPlugin(record, info, state.settings.html)
+        config.pluginmanager.register(plugin, "llmbench-record")
+
+
+def finish(config: pytest.Config, jsonl_lines: Sequence[str], exit_status: int) -> None:
+    """Close the run in the record with each model's JSONL line; write the HTML report."""
+    record = config.stash.get(RECORD, None)
+    plugin = config.pluginmanager.get_plugin("llmbench-record")
+    if record is None or not isinstance(plugin, RecordPlugin):
+        return
+    record.finish([json.loads(line) for line in jsonl_lines], exit_status)
+    record.close()
+    html = plugin.html_path
+    if html is None or record.failure is not None:
+        return
+    from .html_report import ReportError, write_report
+
+    try:
+        write_report(record.path, [record.run_id], html)
+        plugin.html = html
+    except (ReportError, RecordError, OSError) as exc:
+        plugin.html_error = f"cannot write the HTML report {html}: {exc}"
+
+
+def run_info(config: pytest.Config, settings: Any, version: str) -> dict[str, Any]:
+    """What the runs table says about a run: who started it how, with which settings."""
+    return {
+        "models": list(settings.models),
+        "backend": settings.backend,
+        "base_url": settings.base_url,
+        "endpoints": dict(settings.endpoints),
+        "settings": {
+            "max_tokens": settings.max_tokens,
+            "temperature": settings.temperature,
+            "seed": settings.seed,
+            "timeout_s": settings.timeout,
+            "context_length": settings.context_length,
+            "isolation": settings.isolation,
+        },
+        "args": list(config.invocation_params.args),
+        "rootdir": str(config.rootpath),
+        "plugin_version": version,
+        "pid": os.getpid(),
+        "output_cap": transcript.OUTPUT_CAP,
+    }
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class CaseRecord:
+    model: str
+    task_ref: str
+    case: str
+    outcome: str
+    detail: str
+    inputs: dict[str, Any]
+    got: Any
+    result: dict[str, Any]
+
+
+@dataclass
+class TaskRecord:
+    model: str
+    task_ref: str
+    suite: str
+    task: str
+    difficulty: str | None
+    inputs: dict[str, Any]
+    answer_key: str | None
+    generation: dict[str, Any] | None
+    execution: dict[str, Any]
+    cases: list[CaseRecord] = field(default_factory=list)
+
+
+@dataclass
+class RunData:
+    run_id: str
+    started: str
+    finished: str | None
+    exit_status: int | None
+    info: dict[str, Any]
+    summaries: dict[str, dict[str, Any]]  # model -> its JSONL line, for finished runs
+    tasks: list[TaskRecord]  # in the order they were recorded
+
+    @property
+    def models(self) -> list[str]:
+        """The run's models in --models order, then any others the record holds."""
+        named = [m for m in self.info.get("models", []) if any(t.model == m for t in self.tasks)]
+        seen = dict.fromkeys(named)
+        for task in self.tasks:
+            seen.setdefault(task.model)
+        return list(seen)
+
+
+@dataclass(frozen=True)
+class RunListing:
+    run_id: str
+    started: str
+    finished: str | None
+    models: list[str]
+    cases: int
+
+
+class RecordError(Exception):
+    """The record asked for does not exist or cannot be read; the message says which."""
+
+
+def _open_for_reading(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise RecordError(f"no run record at {path} (a pytest run with --models writes one)")
+    try:
+        conn = connect(path, read_only=True)
+        conn.execute("SELECT 1 FROM runs LIMIT 1")
+    except sqlite3.Error as exc:
+        raise RecordError(f"{path} holds no readable run record: {exc}") from None
+    return conn
+
+
+def list_runs(path: Path) -> list[RunListing]:
+    """Every run in the record, oldest first."""
+    conn = _open_for_reading(path)
+    try:
+        counts = dict(
+            conn.execute("SELECT run_id, count(*) FROM case_records GROUP BY run_id").fetchall()
+        )
+        rows = conn.execute("SELECT run_id, started, finished, info FROM runs ORDER BY started")
+        return [
+            RunListing(run_id, started, finished, json.loads(info).get("models", []),
+                       counts.get(run_id, 0))
+            for run_id, started, finished, info in rows
+        ]  # fmt: skip
+    finally:
+        conn.close()
+
+
+def resolve_runs(path: Path, wanted: Sequence[str]) -> list[str]:
+    """Run ids for `wanted` (full ids, unique prefixes, or `latest`); none means the latest."""
+    runs = [r.run_id for r in list_runs(path)]
+    if not runs:
+        raise RecordError(f"{path} holds no runs yet")
+    chosen: list[str] = []
+    for want in wanted or ["latest"]:
+        if want == "latest":
+            match = [runs[-1]]
+        else:
+            match = [r for r in runs if r == want] or [r for r in runs if r.startswith(want)]
+        if len(match) != 1:
+            what = "matches several runs" if match else "is not in the record"
+            raise RecordError(f"run {want!r} {what} at {path}; known runs: {', '.join(runs[-10:])}")
+        if match[0] not in chosen:
+            chosen.append(match[0])
+    return chosen
+
+
+def read_run(path: Path, run_id: str) -> RunData:
+    """One run's record, tasks in recording order with their cases."""
+    conn = _open_for_reading(path)
+    try:
+        row = conn.execute(
+            "SELECT started, finished, exit_status, info FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            raise RecordError(f"run {run_id!r} is not in the record at {path}")
+        summaries = {
+            model: json.loads(summary)
+            for model, summary in conn.execute(
+                "SELECT model, summary FROM run_models WHERE run_id = ?", (run_id,)
+            )
+        }
+        tasks: dict[tuple[str, str], TaskRecord] = {}
+        for r in conn.execute(
+            "SELECT model, task_ref, suite, task, difficulty, inputs, answer_key, generation, "
+            "execution FROM task_records WHERE run_id = ? ORDER BY rowid",
+            (run_id,),
+        ):
+            tasks[(r[0], r[1])] = TaskRecord(
+                model=r[0],
+                task_ref=r[1],
+                suite=r[2],
+                task=r[3],
+                difficulty=r[4],
+                inputs=json.loads(r[5]),
+                answer_key=r[6],
+                generation=json.loads(r[7]) if r[7] else _stored_answer(conn, r[6]),
+                execution=json.loads(r[8]) if r[8] else {},
+            )
+        for r in conn.execute(
+            "SELECT model, task_ref, case_id, outcome, detail, inputs, got, result "
+            "FROM case_records WHERE run_id = ? ORDER BY rowid",
+            (run_id,),
+        ):
+            task = tasks.get((r[0], r[1]))
+            if task is not None:
+                task.cases.append(
+                    CaseRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]),
+                               json.loads(r[6]) if r[6] else None, json.loads(r[7]))
+                )  # fmt: skip
+        return RunData(run_id, row[0], row[1], row[2], json.loads(row[3]), summaries,
+                       list(tasks.values()))  # fmt: skip
+    finally:
+        conn.close()
+
+
+def _stored_answer(conn: sqlite3.Connection, key: str | None) -> dict[str, Any] | None:
+    """A generation the answer store holds, for records that reference it by key."""
+    if key is None:
+        return None
+    try:
+        row = conn.execute("SELECT generation FROM answers WHERE key = ?", (key,)).fetchone()
+    except sqlite3.Error:
+        return None  # no answer store in this database
+    if not row or not row[0]:
+        return None
+    from .store import decode_generation
+
+    try:
+        return transcript.generation_data(decode_generation(row[0]))
+    except ValueError:
+        return None  # stored by an incompatible version

@@ -1,0 +1,211 @@
+"""The HTML report in a real browser (Debian's headless Chromium): the table, the grid, a case's
+drill-down and the plots render with the right content; `llmbench report` from the record."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+# numpy (under matplotlib) cannot be imported twice in one process, and pytester's in-process
+# runs forget the modules they imported: load the plotting stack before any run does.
+import matplotlib.figure  # noqa: F401
+import pytest
+from browser import chromium_page
+from fakes.bench import bad_script, good_script, read_jsonl, thinker_script
+from fakes.openai_server import Reply, by_prompt
+
+from pytest_llmbench import cli
+from pytest_llmbench.record import database_path
+
+EVIL = "Here: </script><img id=pwned src=x onerror=\"document.title='pwned'\">\n" + (
+    "```python\ndef add(a, b):\n    return '</script>'\n```"
+)
+
+
+def run_bench(bench: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
+    return bench.runpytest(
+        "--llmbench-backend=openai", f"--llmbench-base-url={url}", "-p", "no:cacheprovider",
+        "--llmbench-jsonl=out/results.jsonl", "--tb=no", *args,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def server(fake_openai: Any) -> Any:
+    return fake_openai(
+        {
+            "good": good_script(),
+            "bad": bad_script(),
+            "thinker": thinker_script(),
+            "evil": by_prompt({"def add": Reply(EVIL)}),
+        }
+    )
+
+
+def _cell(page: Any, model: str, task: str) -> Any:
+    columns = page.eval_on_selector_all("#grid thead th", "ths => ths.map(t => t.textContent)")
+    rows = page.eval_on_selector_all(
+        "#grid tbody tr", "trs => trs.map(r => r.children[2].textContent)"
+    )
+    row, column = rows.index(task) + 1, columns.index(model) + 1
+    return page.locator(f"#grid tbody tr:nth-child({row}) td:nth-child({column})")
+
+
+def test_report_renders_in_chromium(
+    bench_dir: pytest.Pytester, server: Any, tmp_path: Path, record_property: Any
+) -> None:
+    result = run_bench(bench_dir, server.url, "--models=good,bad,thinker,evil",
+                       "--llmbench-html=out/report.html")  # fmt: skip
+    report = bench_dir.path / "out/report.html"
+    assert f"HTML report: {report.relative_to(bench_dir.path)}" in result.stdout.str()
+    html = report.read_text()
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?(https?:)?//", html)
+    with chromium_page() as page:
+        page.goto(report.as_uri())
+        page.wait_for_function("window.llmbenchReady === true")
+
+        # The comparison table: one row per model, per suite and in total.
+        table = page.eval_on_selector_all(
+            "#comparison tbody tr",
+            "trs => trs.map(r => Array.from(r.children, c => c.textContent.trim()))",
+        )
+        head = page.eval_on_selector_all(
+            "#comparison thead th", "ths => ths.map(t => t.textContent)"
+        )
+        assert [row[0] for row in table] == ["good", "bad", "thinker", "evil"]
+        good = dict(zip(head, table[0], strict=True))
+        assert good["python"].startswith("3/3") and good["total"].startswith("7/7")
+        assert good["tasks"] == "4/4"
+        bad = dict(zip(head, table[1], strict=True))
+        assert bad["total"].startswith("0/7") and "1 truncated" in bad["notes"]
+
+        # Three plots, drawn inline.
+        assert page.locator("#plots svg").count() == 3
+
+        # The grid: a row per task, a column per model, a stripe per case coloured by outcome.
+        assert page.eval_on_selector_all(
+            "#grid tbody tr", "trs => trs.map(r => r.children[2].textContent)"
+        ) == ["add", "count_lines", "weather", "lookup_then_email"]
+        assert page.locator("#grid td.c").count() == 16
+        assert _cell(page, "bad", "add").get_attribute("data-o") == "FFF"
+        assert _cell(page, "bad", "count_lines").get_attribute("data-o") == "t"
+        assert _cell(page, "thinker", "weather").get_attribute("data-o") == "nn"
+        gradient = (
+            _cell(page, "bad", "add")
+            .locator("b")
+            .evaluate("b => getComputedStyle(b).backgroundImage")
+        )
+        assert gradient.count("rgb(214, 69, 69)") == 6  # three red stripes, two stops each
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+
+        # Filters: by outcome, by suite, by text.
+        page.select_option("#f-outcome", "t")
+        assert page.locator("#grid tbody tr").count() == 1
+        page.select_option("#f-outcome", "")
+        page.select_option("#f-suite", "tooling")
+        assert page.locator("#grid tbody tr").count() == 2
+        page.select_option("#f-suite", "")
+        page.fill("#f-text", "emailed")
+        assert page.locator("#grid tbody tr").count() == 1
+        page.fill("#f-text", "")
+
+        # A click opens the case: answer with its code highlighted, expected against got.
+        _cell(page, "bad", "add").click(position={"x": 8, "y": 8})  # on the first case's stripe
+        page.wait_for_selector("#case:not([hidden])")
+        assert page.text_content("#case-body tr.focus td") == "small"
+        assert page.text_content("#case-title") == "add · bad (python)"
+        code = page.locator("#case-body pre.code[data-lang=python]").first
+        assert "return a - b" in code.text_content()
+        assert code.locator(".hl-k", has_text="def").count() == 1
+        cases = page.eval_on_selector_all(
+            "#case-body table.cases tbody tr",
+            "trs => trs.map(r => Array.from(r.children, c => c.textContent))",
+        )
+        assert [c[0] for c in cases] == ["small", "negative", "floats"]
+        assert cases[0][1].startswith("failed") and "expected 3, got -1" in cases[0][1]
+        assert cases[0][2] == '{"args":[1,2],"expect":3}'
+        assert cases[0][3] == "ok: -1"
+        assert "Write `def add(a, b)`" in page.text_content("#case-body")
+        page.screenshot(path=str(tmp_path / "report-case.png"))
+        page.keyboard.press("Escape")
+        assert page.locator("#case").is_hidden()
+
+        # Tooling: the transcript turn by turn, with the mock tools' answers.
+        page.keyboard.press("Escape")
+        _cell(page, "good", "lookup_then_email").click()
+        page.wait_for_selector("#case:not([hidden])")
+        turns = page.locator("#case-body .turn")
+        assert turns.count() == 3
+        assert "get_user" in turns.nth(0).text_content()
+        assert "alice@example.com" in turns.nth(0).text_content()  # the mock's answer
+        assert "send_email" in turns.nth(1).text_content()
+        assert "Sent." in turns.nth(2).text_content()
+
+        # cli: what ran and its output; the reasoning is there, folded.
+        page.keyboard.press("Escape")
+        _cell(page, "thinker", "count_lines").click()
+        page.wait_for_selector("#case:not([hidden])")
+        body = page.locator("#case-body")
+        assert "$ wc -l < data.txt" in body.text_content()
+        assert re.search(r"stdout\s*3", body.text_content())
+        reasoning = body.locator("details", has_text="reasoning")
+        assert reasoning.count() == 1 and reasoning.get_attribute("open") is None
+        assert "rm -rf x" in reasoning.text_content()
+
+        # Model text stays text: nothing it contains runs or becomes markup.
+        page.keyboard.press("Escape")
+        _cell(page, "evil", "add").click()
+        page.wait_for_selector("#case:not([hidden])")
+        assert page.locator("#pwned").count() == 0 and page.title() != "pwned"
+        assert "</script><img id=pwned" in page.text_content("#case-body")
+        assert page.llmbench_errors == []
+    record_property("screenshots", str(tmp_path))
+    print(f"screenshots: {tmp_path / 'report.png'}, {tmp_path / 'report-case.png'}")
+
+
+def test_llmbench_report_combines_runs_and_writes_pngs(
+    bench_dir: pytest.Pytester, server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_bench(bench_dir, server.url, "--models=good,bad", "--max-tokens=64")
+    run_bench(bench_dir, server.url, "--models=good", "--max-tokens=128")
+    first, second = (row["run_id"] for row in read_jsonl(bench_dir.path / "out/results.jsonl")[1:])
+    db = database_path(bench_dir.path)
+    out, plots = tmp_path / "combined.html", tmp_path / "plots"
+    code = cli.main(["report", "--db", str(db), "-o", str(out), "--plots", str(plots),
+                     first[:6], second])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "MB)" in printed
+    pngs = sorted(plots.iterdir())
+    assert [p.name for p in pngs] == [
+        "decode_speed.png",
+        "score_vs_budget.png",
+        "score_vs_time.png",
+    ]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    with chromium_page() as page:
+        page.goto(out.as_uri())
+        page.wait_for_function("window.llmbenchReady === true")
+        labels = page.eval_on_selector_all("#grid thead th", "ths => ths.map(t => t.textContent)")
+        # good ran twice: its columns say which run each is
+        assert labels[3:] == [f"good @{first[:8]}", "bad", f"good @{second[:8]}"]
+        budgets = page.eval_on_selector_all(
+            "#budgets tbody tr",
+            "trs => trs.map(r => [r.children[0].textContent, r.children[1].textContent])",
+        )
+        assert budgets == [["good", "64"], ["good", "128"]]
+        assert page.llmbench_errors == []
+
+
+def test_llmbench_report_says_what_is_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bench_dir: pytest.Pytester, server: Any
+) -> None:
+    assert cli.main(["report", "--db", str(tmp_path / "none.sqlite3")]) == 1
+    assert "no run record at" in capsys.readouterr().err
+    run_bench(bench_dir, server.url, "--models=good", "-m", "cli")
+    db = database_path(bench_dir.path)
+    assert cli.main(["report", "--db", str(db), "nosuchrun"]) == 1
+    assert "run 'nosuchrun' is not in the record" in capsys.readouterr().err
+    assert cli.main(["report", "--db", str(db), "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert re.match(r"\w{12}  started .* finished .*  1 cases  good\n", listing)

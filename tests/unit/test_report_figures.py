@@ -1,0 +1,76 @@
+"""The report's figures from recorded runs: budgets (several runs, or a JSONL's `budgets`),
+intervals when the data has them, and a page without plots when matplotlib is missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_llmbench.html_report import (
+    budget_points,
+    budget_table,
+    columns_of,
+    comparison_table,
+    figures,
+    render,
+)
+from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
+
+
+def run(run_id: str, model: str, cap: int, outcomes: list[str], **summary: Any) -> RunData:
+    tasks = []
+    for i, outcome in enumerate(outcomes):
+        result = {"generation": {"max_tokens": cap, "seconds": 1.0, "completion_tokens": 10,
+                                 "decode_tok_s": 20.0}, "load_s": 2.0}  # fmt: skip
+        case = CaseRecord(model, f"f.yaml::t{i}", "c", outcome, "", {"id": "c"}, None, result)
+        tasks.append(TaskRecord(model, f"f.yaml::t{i}", "python", f"t{i}", "easy", {"tags": []},
+                                None, {"answer": "x"}, {}, [case]))  # fmt: skip
+    summaries = {model: {"model": model, **summary}} if summary else {}
+    return RunData(run_id, "2026-01-01", "2026-01-01", 0, {"models": [model]}, summaries, tasks)
+
+
+def test_a_model_run_at_two_budgets_gets_a_budget_table() -> None:
+    runs = [run("r1", "m", 512, ["passed", "truncated"]), run("r2", "m", 2048, ["passed"] * 2)]
+    points = budget_points(columns_of(runs))
+    assert [(p.max_tokens, p.passed, p.total, p.truncated) for p in points] == [
+        (512, 1, 2, 1),
+        (2048, 2, 2, 0),
+    ]
+    table = budget_table(points)
+    assert "By token budget" in table and "<td>512</td>" in table and "<td>2048</td>" in table
+
+
+def test_one_budget_per_model_needs_no_budget_table() -> None:
+    runs = [run("r1", "a", 512, ["passed"]), run("r2", "b", 512, ["failed"])]
+    assert budget_table(budget_points(columns_of(runs))) == ""
+
+
+def test_budgets_and_intervals_from_the_jsonl_line() -> None:
+    swept = run(
+        "r1", "m", 4096, ["passed", "passed"],
+        interval=[0.4, 0.9],
+        budgets=[
+            {"max_tokens": 512, "passed": 0, "total": 2, "tasks_passed": 0, "tasks_total": 2,
+             "truncated": 2, "interval": [0.0, 0.3]},
+            {"max_tokens": 1024, "passed": 1, "total": 2, "suite": "python"},  # per suite: not here
+        ],
+    )  # fmt: skip
+    points = budget_points(columns_of([swept]))
+    assert [(p.max_tokens, p.passed, p.interval) for p in points] == [
+        (512, 0, (0.0, 0.3)),
+        (4096, 2, None),
+    ]
+    assert "[0-30%]" in budget_table(points)
+    columns = columns_of([swept])
+    assert "[40-90%]" in comparison_table(columns, [figures(c) for c in columns])
+
+
+def test_same_model_in_two_runs_is_labelled_by_run() -> None:
+    labels = [c.label for c in columns_of([run("aaaa1111", "m", 1, ["passed"]),
+                                           run("bbbb2222", "m", 1, ["passed"])])]  # fmt: skip
+    assert labels == ["m @aaaa1111", "m @bbbb2222"]
+
+
+def test_without_matplotlib_the_page_says_how_to_get_plots() -> None:
+    page = render([run("r1", "m", 512, ["passed"])], plots=None)
+    assert "pip install 'pytest-llmbench[report]'" in page
+    assert "<svg" not in page and 'id="llmbench-details-0"' in page
