@@ -26,6 +26,7 @@ from typing import Any, TextIO
 import pytest
 
 from .results import PROPERTY, CaseResult
+from .selection import parse_case_id
 
 Markup = dict[str, bool]
 LETTERS: dict[str, tuple[str, str, Markup]] = {
@@ -163,7 +164,8 @@ class Tally:
     def select(self, items: Iterable[tuple[str, str]]) -> None:
         """The selected benchmark items as (nodeid, model)."""
         for nodeid, model in items:
-            task = nodeid.rsplit("::", 1)[0]
+            case = parse_case_id(nodeid)
+            task = f"{case.file}::{case.task}" if case else nodeid
             self.task_of[nodeid] = (model, task)
             tally = self.models.setdefault(model, ModelTally(model))
             tally.cases_per_task[task] = tally.cases_per_task.get(task, 0) + 1

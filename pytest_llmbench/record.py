@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import pytest
 
 from . import transcript
+from .database import open_database, open_read_only
 from .results import CaseResult
 
 SCHEMA_VERSION = 1
@@ -77,7 +78,6 @@ CREATE TABLE IF NOT EXISTS case_records (
     PRIMARY KEY (run_id, model, task_ref, case_id)
 );
 """
-BUSY_TIMEOUT_S = 30.0
 
 
 def database_path(rootdir: Path) -> Path:
@@ -93,21 +93,12 @@ def _dumps(value: Any) -> str:
 
 
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection in WAL mode that waits for other writers instead of failing."""
+    """A connection that waits for other writers instead of failing."""
     if read_only:
-        conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S
-        )
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL survives the process dying (only a power cut can lose the tail).
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(SCHEMA)
-        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        return open_read_only(path)
+    conn = open_database(path, SCHEMA)
+    if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return conn
 
 

@@ -356,9 +356,7 @@ def _speed_note(reports: Sequence[ModelReport]) -> str:
     )
 
 
-def write_outputs(
-    state: RunState, run: RunInfo, selection: Selection | None = None
-) -> list[str]:
+def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = None) -> list[str]:
     """Append one JSONL line per model (returned too); write the markdown table if asked.
     Raises OSError."""
     settings = state.settings

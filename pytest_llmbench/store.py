@@ -26,12 +26,12 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
+from .database import open_database
 from .suites.base import Generation
 
 Policy = Literal["use", "refresh", "off"]
 SCHEMA_VERSION = 1  # part of every key: a change of what is stored invalidates old answers
 
-_SETUP = threading.Lock()
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     key        TEXT PRIMARY KEY,
@@ -106,17 +106,7 @@ class AnswerStore:
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # One thread at a time sets the database up: switching to WAL and creating the
-            # table take locks that concurrent first connections can fail on at once.
-            with _SETUP:
-                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-                conn.execute("PRAGMA busy_timeout=30000")
-                conn.execute("PRAGMA journal_mode=WAL")
-                # NORMAL in WAL mode: a commit survives the process being killed; only a power
-                # cut may lose the last ones, which costs a regeneration, never a wrong answer.
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(_SCHEMA)
+            conn = open_database(self.path, _SCHEMA)
             self._local.conn = conn
         return conn
 

@@ -21,6 +21,7 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from fakes.bench import not_passed
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = REPO / "pytest_llmbench" / "tasks"
@@ -116,8 +117,7 @@ def _check_installed_plugin(python: Path, env: dict[str, str], empty: Path, wher
     def failing(*args: str) -> tuple[list[str], str]:
         done = subprocess.run([*pytest_argv, "--models=null", *args, "-q", "-rf"], cwd=empty,
                               env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
-        lines = done.stdout.splitlines()
-        return [line.split()[1] for line in lines if line.startswith("FAILED")], done.stdout
+        return not_passed(done.stdout.splitlines()), done.stdout
 
     nodeids, out = failing("-m", "tooling and easy")
     assert nodeids and nodeids[0].startswith("pytest_llmbench/tasks/tooling/"), out

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fakes.bench import bad_script, good_script
+from fakes.bench import NOT_PASSED, bad_script, good_script, short_summary
 
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 
@@ -22,12 +22,7 @@ def bench_args(url: str) -> tuple[str, ...]:
 
 def ran(result: pytest.RunResult) -> dict[str, str]:
     """node id -> PASSED/FAILED, from -rA's short summary."""
-    outcomes = {}
-    for line in result.stdout.lines:
-        word, _, rest = line.partition(" ")
-        if word in ("PASSED", "FAILED", "ERROR") and "::" in rest:
-            outcomes[rest.split(" - ")[0]] = word
-    return outcomes
+    return short_summary(result.stdout.lines)
 
 
 def test_the_failed_lines_id_reruns_that_case(bench_dir: pytest.Pytester, server: Any) -> None:
@@ -63,7 +58,7 @@ def test_deselect_takes_exactly_that_case(bench_dir: pytest.Pytester, server: An
 def test_last_failed_reruns_exactly_the_failed_ids(bench_dir: pytest.Pytester, server: Any) -> None:
     first = ran(bench_dir.runpytest(*bench_args(server.url), "-m", "python or cli", "-rA"))
     again = ran(bench_dir.runpytest(*bench_args(server.url), "-m", "python or cli", "--lf", "-rA"))
-    assert again == {nodeid: "FAILED" for nodeid, o in first.items() if o == "FAILED"}
+    assert again == {nodeid: o for nodeid, o in first.items() if o in NOT_PASSED}
     assert len(again) == 4
 
 
@@ -87,10 +82,10 @@ def test_bundled_cases_rerun_from_their_id_in_any_project(pytester: pytest.Pytes
     # No tasks/ here: the bundled tasks, which live outside this directory. Their node ids are
     # their path in a clone, and pytest finds them from there.
     first = pytester.runpytest("--models=reference,null", "-m", "tooling and easy", "-rA", *QUIET)
-    failed = sorted(nodeid for nodeid, o in ran(first).items() if o == "FAILED")
+    failed = sorted(nodeid for nodeid, o in ran(first).items() if o in NOT_PASSED)
     assert failed and all(nodeid.startswith("pytest_llmbench/tasks/tooling/") for nodeid in failed)
     again = pytester.runpytest("--models=reference,null", failed[0], "-rA", *QUIET)
-    assert ran(again) == {failed[0]: "FAILED"}
+    assert ran(again) == {failed[0]: ran(first)[failed[0]]}
     deselected = pytester.runpytest(
         "--models=reference,null", "-m", "tooling and easy", "--deselect", failed[0], "-rA"
     )

@@ -82,7 +82,7 @@ def test_status_letters_per_outcome(bench: pytest.Pytester, server: Any) -> None
 def test_words_under_verbose(bench: pytest.Pytester, server: Any) -> None:
     result = run(bench, server.url, "--models=bad,looper", "-v", "tasks/python", "tasks/cli")
     words = {
-        line.split("::", 2)[2].split(" ")[0]: line.split(" ")[1]
+        line.split("::", 1)[1].split(" ")[0].split("/", 1)[1]: line.split(" ")[1]
         for line in result.stdout.lines
         if line.startswith("tasks/") and "::" in line and len(line.split(" ")) > 1
     }

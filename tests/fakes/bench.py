@@ -127,3 +127,24 @@ def case_outcomes(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str],
         for task in row["results"]
         for case in task["cases"]
     }
+
+
+# The words of pytest's short test summary for benchmark items (the plugin names its outcomes).
+SUMMARY_WORDS = ("PASSED", "FAILED", "ERROR", "NO ANSWER", "TRUNCATED", "TIMEOUT")
+NOT_PASSED = frozenset(SUMMARY_WORDS) - {"PASSED"}
+
+
+def short_summary(lines: list[str]) -> dict[str, str]:
+    """node id -> its word in the short test summary (-rA, -rf)."""
+    outcomes = {}
+    for line in lines:
+        word = next((w for w in SUMMARY_WORDS if line.startswith(w + " ")), None)
+        nodeid = line[len(word) + 1 :].split(" - ")[0] if word else ""
+        if word and "::" in nodeid:
+            outcomes[nodeid] = word
+    return outcomes
+
+
+def not_passed(lines: list[str]) -> list[str]:
+    """The node ids the short test summary lists as anything but passed, in order."""
+    return [nodeid for nodeid, word in short_summary(lines).items() if word in NOT_PASSED]

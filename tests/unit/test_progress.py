@@ -21,9 +21,7 @@ class Clock:
 
 
 def ids(model: str, tasks: dict[str, int]) -> list[tuple[str, str]]:
-    return [
-        (f"f.yaml::{task}::c{i}[{model}]", model) for task, n in tasks.items() for i in range(n)
-    ]
+    return [(f"f.yaml::{task}/c{i}[{model}]", model) for task, n in tasks.items() for i in range(n)]
 
 
 def result(model: str, task: str, outcome: Any, tokens: int = 100, seconds: float = 2.0) -> Any:
@@ -37,9 +35,9 @@ def test_tasks_done_cases_passed_speed_and_eta() -> None:
     tally.select(ids("a", {"t1": 2, "t2": 1, "t3": 1}) + ids("b", {"t1": 2, "t2": 1, "t3": 1}))
     tally.start("a")
     clock.now = 10.0
-    tally.add("f.yaml::t1::c0[a]", result("a", "t1", "passed"))
+    tally.add("f.yaml::t1/c0[a]", result("a", "t1", "passed"))
     assert tally.models["a"].tasks_done == 0  # one of its two cases
-    tally.add("f.yaml::t1::c1[a]", result("a", "t1", "failed"))  # same generation: counted once
+    tally.add("f.yaml::t1/c1[a]", result("a", "t1", "failed"))  # same generation: counted once
     a = tally.models["a"]
     assert (a.tasks_done, a.cases_done, a.cases_passed, a.tokens) == (1, 2, 1, 100)
     assert a.tokens_per_second == 50.0
@@ -47,8 +45,8 @@ def test_tasks_done_cases_passed_speed_and_eta() -> None:
     assert tally.eta() == pytest.approx(50.0)
     assert tally.status() == "a 1/3 tasks, 1/2 cases passed, 50 tok/s, ETA 50s"
     clock.now = 30.0
-    tally.add("f.yaml::t2::c0[a]", result("a", "t2", "passed"))
-    tally.add("f.yaml::t3::c0[a]", result("a", "t3", "passed"))
+    tally.add("f.yaml::t2/c0[a]", result("a", "t2", "passed"))
+    tally.add("f.yaml::t3/c0[a]", result("a", "t3", "passed"))
     assert a.finished == 30.0 and not a.running
     tally.start("b")
     assert tally.eta() == pytest.approx(30.0)  # b's 3 tasks at a's 10 s per task
@@ -61,8 +59,8 @@ def test_models_side_by_side_share_the_eta() -> None:
     tally.start("a")
     tally.start("b")
     clock.now = 4.0
-    tally.add("f.yaml::t1::c0[a]", result("a", "t1", "passed"))
-    tally.add("f.yaml::t1::c0[b]", result("b", "t1", "passed"))
+    tally.add("f.yaml::t1/c0[a]", result("a", "t1", "passed"))
+    tally.add("f.yaml::t1/c0[b]", result("b", "t1", "passed"))
     assert tally.eta() == pytest.approx(4.0)  # 2 tasks left at 4 s each, 2 models at once
     assert " | " in tally.status()
 

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.bench import CLI_TASKS, GOOD_CODE, PYTHON_TASKS, TOOLING_TASKS, read_jsonl
+from fakes.bench import (
+    CLI_TASKS,
+    GOOD_CODE,
+    PYTHON_TASKS,
+    TOOLING_TASKS,
+    not_passed,
+    read_jsonl,
+    short_summary,
+)
 from fakes.chat_stream import Answer
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.ollama_server import OllamaFake, OllamaModel
@@ -138,8 +146,7 @@ class Env:
 
 
 def ran(result: pytest.RunResult) -> list[str]:
-    return [line.split(" ")[1] for line in result.stdout.lines
-            if line.startswith(("PASSED ", "FAILED ", "ERROR "))]  # fmt: skip
+    return list(short_summary(result.stdout.lines))
 
 
 def run_list(env: Env, command: str) -> None:
@@ -158,7 +165,8 @@ def run_compare_two(env: Env, command: str) -> None:
     assert [e.split()[0] for e in fake.events if e.startswith(("load", "unload"))] == [
         "load", "unload", "load", "unload"
     ]  # fmt: skip
-    table = [line.split()[0] for line in result.stdout.lines if "/7" in line]
+    table = [line.split()[0] for line in result.stdout.lines
+             if "/7" in line and not line.startswith("llmbench")]  # fmt: skip
     assert table == ["google/gemma-4-e4b", "qwen/qwen3.5-4b"]
 
 
@@ -216,7 +224,7 @@ def run_last_failed(env: Env, command: str) -> None:
     env.small_tasks()
     env.lmstudio("a", "b", a=Answer([GOOD_CODE]))
     first = env.pytest("pytest --models=a,b -m python")
-    failed = [line.split(" ")[1] for line in first.stdout.lines if line.startswith("FAILED ")]
+    failed = not_passed(first.stdout.lines)
     assert len(failed) == 3  # b's three python cases
     assert sorted(ran(env.pytest(command))) == sorted(failed)
 
@@ -303,6 +311,42 @@ def run_import_bfcl(env: Env, command: str) -> None:
     assert names == ["bfcl_multiple.yaml", "bfcl_parallel.yaml", "bfcl_simple.yaml"]
 
 
+def recorded_run(env: Env) -> str:
+    """Benchmark two models on the small tasks; the id of the run record it wrote."""
+    env.small_tasks()
+    env.lmstudio("a", "b", a=Answer([GOOD_CODE]))
+    env.pytest("pytest --models=a,b")
+    return str(env.jsonl()["a"]["record"]["run_id"])
+
+
+def run_html_at_end(env: Env, command: str) -> None:
+    env.small_tasks()
+    env.lmstudio("a", "b", a=Answer([GOOD_CODE]))
+    result = env.pytest(command)
+    page = (env.pytester.path / "report.html").read_text()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and page.startswith("<!DOCTYPE html>")
+    assert env.jsonl()["a"]["record"]["run_id"] in page
+
+
+def run_report_latest(env: Env, command: str) -> None:
+    run_id = recorded_run(env)
+    run_import(env, command)
+    assert run_id in (env.pytester.path / ".llmbench" / "report.html").read_text()
+
+
+def run_report_list(env: Env, command: str) -> None:
+    run_id = recorded_run(env)
+    assert run_id in run_import(env, command).stdout
+
+
+def run_report_two_runs(env: Env, command: str) -> None:
+    first, second = recorded_run(env), recorded_run(env)
+    run_import(env, command.replace("RUN1", first).replace("RUN2", second))
+    page = (env.pytester.path / "cmp.html").read_text()
+    assert first in page and second in page
+    assert list((env.pytester.path / "plots").glob("*.png"))
+
+
 def run_imported(env: Env, command: str) -> None:
     run_import(env, "llmbench import humaneval --out imported/")
     run_import(env, "llmbench import bfcl --out imported/")
@@ -328,6 +372,10 @@ RUN_BY_TESTS: dict[str, Callable[[Env, str], Any]] = {
     "llmbench import humaneval --out imported/": run_import_humaneval,
     "llmbench import bfcl --out imported/": run_import_bfcl,
     "pytest --models=a,b imported/": run_imported,
+    "pytest --models=a,b --llmbench-html=report.html": run_html_at_end,
+    "llmbench report": run_report_latest,
+    "llmbench report --list": run_report_list,
+    "llmbench report RUN1 RUN2 -o cmp.html --plots plots/": run_report_two_runs,
 }
 
 
