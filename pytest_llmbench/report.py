@@ -45,6 +45,8 @@ def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[
         notes = [
             f"{report.count(outcome)} {label}" for outcome, label in NOTED if report.count(outcome)
         ]
+        if report.trimmed:
+            notes.append(f"{report.trimmed} trimmed")
         name = report.model + (" (oracle)" if report.model == oracle else "")
         rows.append(
             [
@@ -120,6 +122,7 @@ def run_info(state: RunState, rootdir: Path, version: str) -> RunInfo:
             "concurrency": settings.concurrency,
             "cache": settings.cache,
             "isolation": state.isolation_tier,
+            "sanitize": settings.sanitize,
         },
     )
 
