@@ -253,7 +253,7 @@ _SEED: list[MockTool] = [
         "calculator",
         _spec(
             "calculator",
-            "Evaluate an arithmetic expression like '250 * 0.92'.",
+            "Evaluate an arithmetic expression with + - * / and parentheses, like '(2 + 3) * 4'.",
             {"expression": _STR},
             ["expression"],
         ),
@@ -362,13 +362,33 @@ def _convert(a: Mapping[str, Any]) -> Any:
     }
 
 
+_IRREGULAR_PLURALS = {"mice": "mouse"}
+
+
+def _word_forms(word: str) -> set[str]:
+    """A query word and its singular, so "cables" and "mice" find "cable" and "mouse": a
+    catalogue search that needs the prompt's plural turned singular would fail the model for
+    the mock's sake."""
+    forms = {word, _IRREGULAR_PLURALS.get(word, word)}
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        forms.add(word[:-1])
+        if word.endswith("ies"):
+            forms.add(word[:-3] + "y")
+        elif word.endswith("es"):
+            forms.add(word[:-2])
+    return forms
+
+
 def _search_products(a: Mapping[str, Any]) -> Any:
     words = [w for w in str(a["query"]).lower().replace("-", " ").split() if w]
     limit = a.get("limit", 10)
     found = [
         dict(p)
         for p in _PRODUCTS
-        if all(w in p["name"].lower().replace("-", " ") for w in words)
+        if all(
+            any(form in p["name"].lower().replace("-", " ") for form in _word_forms(w))
+            for w in words
+        )
         and ("max_price" not in a or p["price"] <= a["max_price"])
         and (p["in_stock"] or not a.get("in_stock_only", False))
     ]
@@ -419,7 +439,7 @@ _LARGER: list[MockTool] = [
         "get_order",
         _spec(
             "get_order",
-            "Look up an order by its id (like A-1001); returns its status, tracking number "
+            "Look up an order by its id (like A-0000); returns its status, tracking number "
             "and customer id.",
             {"order_id": _STR},
             ["order_id"],
@@ -591,7 +611,8 @@ _LARGER: list[MockTool] = [
         "search_products",
         _spec(
             "search_products",
-            "Search the shop's catalogue; every word of the query must appear in the name.",
+            "Search the shop's catalogue; every word of the query (or its singular) must appear "
+            "in the product name.",
             {
                 "query": _STR,
                 "max_price": {**_NUMBER, "description": "highest price in USD"},
