@@ -76,10 +76,10 @@ def main() -> None:
     def run_all() -> list[PyOutcome]:
         return [sandbox.run_python(t.reference, t.entry_point, [c])[0] for _, t, c in runs]
 
-    idle = run_all()
+    on_idle = run_all()
     with busy_cpu(args.spinners):
-        busy = run_all()
-    rows = [(n, c.timeout_s, i, b) for (n, _, c), i, b in zip(runs, idle, busy, strict=True)]
+        on_busy = run_all()
+    rows = [(n, c.timeout_s, i, b) for (n, _, c), i, b in zip(runs, on_idle, on_busy, strict=True)]
     print(f"tier {tier}; busy = one CPU shared with {args.spinners} busy loops")
     print(f"{'case':44} {'limit':>6} {'idle s':>7} {'busy s':>7}  busy outcome")
     for name, limit, idle, busy in rows:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..answer import PYTHON_LANGS, CodeBlock, first_block
 from ..sandbox.base import PyCall, PyOutcome, Sandbox
-from ..sanitize import sanitize
+from ..sanitize import sanitize as sanitize_code
 from ..spec import PythonCase, PythonTask
 from .base import (
     Chat,
@@ -106,7 +106,7 @@ class PythonSuite:
         assert sandbox is not None, "the python suite runs code in the sandbox"
         code, trimmed = block.code, False
         if self.sanitize:
-            sanitized = sanitize(block.code)
+            sanitized = sanitize_code(block.code)
             code, trimmed = sanitized.code, sanitized.trimmed
         outcomes = sandbox.run_python(code, task.entry_point, calls)
         by_case = {c.id: o for c, o in zip(task.cases, outcomes, strict=True)}

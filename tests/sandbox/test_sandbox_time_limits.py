@@ -3,7 +3,6 @@ does not make a right answer time out, and a too-slow one still does."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -78,35 +77,38 @@ def test_a_too_slow_answer_on_a_busy_cpu_still_times_out(sandbox: IsolatedSandbo
 
 
 @pytest.fixture
-def child() -> Iterator[Callable[[str], tuple[int, float]]]:
-    """Fork a child that runs `python -c CODE`; yields (pid, fork time); reaps afterwards."""
-    started: list[int] = []
+def child() -> Iterator[Callable[[str], tuple[subprocess.Popen[str], float]]]:
+    """Start `python -c CODE` with its stdout piped; yields (process, start time); kills it."""
+    started: list[subprocess.Popen[str]] = []
 
-    def fork(code: str) -> tuple[int, float]:
+    def start(code: str) -> tuple[subprocess.Popen[str], float]:
         forked_at = time.monotonic()
-        process = subprocess.Popen([sys.executable, "-c", code])
-        started.append(process.pid)
-        return process.pid, forked_at
+        process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        started.append(process)
+        return process, forked_at
 
-    yield fork
-    for pid in started:
-        with contextlib.suppress(ChildProcessError):
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
 
 
 def test_the_call_clock_counts_sleeping_as_running(child: Any) -> None:
-    pid, forked_at = child("import time; time.sleep(30)")
+    process, forked_at = child("import time; print('asleep', flush=True); time.sleep(60)")
+    assert process.stdout.readline() == "asleep\n"
+    time.sleep(0.3)  # surely asleep by now
+    clock = _CallClock(process.pid, forked_at)
+    before = clock.used()
     time.sleep(1.0)
-    # about 1.0: it used almost no CPU, but sleeping is not waiting for a CPU
-    assert _CallClock(pid, forked_at).used() > 0.5
+    # a second asleep counts as a second: sleeping is not waiting for a CPU
+    assert clock.used() - before >= 0.95
 
 
 def test_the_call_clock_leaves_out_waiting_for_a_cpu(child: Any) -> None:
     with one_busy_cpu():
-        pid, forked_at = child("while True: pass")
+        process, forked_at = child("while True: pass")
         time.sleep(1.4)
-        used = _CallClock(pid, forked_at).used()
+        used = _CallClock(process.pid, forked_at).used()
         elapsed = time.monotonic() - forked_at
     # with seven busy processes on one CPU, the child ran for about a seventh of the time
     assert 0 < used < elapsed / 2, (used, elapsed)
