@@ -85,6 +85,9 @@ def test_sanitize_has_ini_and_environment_twins(
     run(bench_dir, server.url)
     rows = read_jsonl(bench_dir.path / "out/results.jsonl")
     assert [r["settings"]["sanitize"] for r in rows] == [False, False, True, True]
+    # the second run rescored the stored answers: sanitizing does not change what is asked
+    assert len(server.chat_requests()) == 2
+    assert [r["passed"] for r in rows] == [0, 0, 3, 0]
 
 
 def test_a_bad_sanitize_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
