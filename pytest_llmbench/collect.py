@@ -146,7 +146,9 @@ class CaseItem(pytest.Item):
     def state(self) -> RunState:
         return self.config.stash[STATE]
 
-    def _record(self, outcome: Outcome, detail: str = "", retries: int = 0) -> None:
+    def _record(
+        self, outcome: Outcome, detail: str = "", retries: int = 0, trimmed: bool = False
+    ) -> None:
         generation = self.generation
         stats = generation.stats if generation is not None else GenerationStats(retries=retries)
         load = self.state.manager.loads.get(self.model)
@@ -161,6 +163,7 @@ class CaseItem(pytest.Item):
             generation=stats,
             load_s=load.seconds if load is not None else None,
             answer_key=self.prepared.answer_key if self.prepared is not None else None,
+            trimmed=trimmed,
         )
         self.user_properties[:] = [p for p in self.user_properties if p[0] != PROPERTY]
         self.user_properties.append((PROPERTY, result.to_json()))
@@ -203,7 +206,7 @@ class CaseItem(pytest.Item):
         suite = get_suite(self.suite)
         prepared = self.prepared
         verdict = suite.score(self.task, self.case, prepared.generation, prepared.execution)
-        self._record(verdict.outcome, verdict.detail)
+        self._record(verdict.outcome, verdict.detail, trimmed=verdict.trimmed)
         if verdict.outcome != "passed":
             raise CaseFailed(verdict)
 
@@ -216,6 +219,8 @@ class CaseItem(pytest.Item):
 
     def _explain(self, verdict: Verdict) -> str:
         lines = [f"{verdict.outcome}: {verdict.detail}".rstrip(": ")]
+        if verdict.trimmed:
+            lines.append("(the answer ran without its top-level calls, asserts and prints)")
         answer = self.generation.answer if self.generation else ""
         if answer:
             shown = answer if len(answer) <= 1500 else answer[:1500] + "\n[... cut]"

@@ -59,6 +59,15 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise pytest.UsageError(f"--llmbench-sanitize must be on or off (got {text!r})")
+
+
 def _endpoints(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """`a=URL1,URL2,b=URL3`: a comma-separated word that does not name a model is one more
     replica of the model named before it."""
@@ -141,6 +150,9 @@ OPTIONS: tuple[Option, ...] = (
            is_flag=True, ini_type="bool"),
     Option("isolation", "--llmbench-isolation", "required sandbox tier: full, reduced or auto "
            "(default: the strongest available, never none)", "auto", metavar="TIER"),
+    Option("sanitize", "--llmbench-sanitize", "on (default): python answers run without their "
+           "top-level calls, asserts, prints and main block; off: as the script they are",
+           True, _on_off, metavar="on|off"),
 )  # fmt: skip
 
 
@@ -222,6 +234,7 @@ class Settings:
     concurrency: int | str = "auto"
     cache: str = "use"
     isolation: str = "auto"
+    sanitize: bool = True
     validate: bool = False
     rootdir: Path = field(default_factory=Path.cwd)
 

@@ -56,6 +56,8 @@ def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[
         ]
         if report.calls_left_as_text:
             notes.append(f"{report.calls_left_as_text} {CALLS_AS_TEXT}")
+        if report.trimmed:
+            notes.append(f"{report.trimmed} trimmed")
         name = report.model + (" (oracle)" if report.model == oracle else "")
         rows.append(
             [
@@ -129,6 +131,7 @@ def run_info(state: RunState, version: str, interrupted: str | None = None) -> R
             "concurrency": settings.concurrency,
             "cache": settings.cache,
             "isolation": state.isolation_tier,
+            "sanitize": settings.sanitize,
         },
         interrupted=interrupted,
         record={"database": str(database_path(settings.rootdir)), "run_id": state.run_id},

@@ -56,6 +56,7 @@ class CaseResult:
     generation: GenerationStats = field(default_factory=GenerationStats)
     load_s: float | None = None
     answer_key: str | None = None  # the answer store's key of the generation behind the case
+    trimmed: bool = False  # the answer ran without some top-level statements (sanitize.py)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -111,7 +112,12 @@ class TaskResult:
             "answer_key": self.cases[0].answer_key,
             "from_store": gen.from_store,
             "cases": [
-                {"id": c.case, "outcome": c.outcome, **({"detail": c.detail} if c.detail else {})}
+                {
+                    "id": c.case,
+                    "outcome": c.outcome,
+                    **({"detail": c.detail} if c.detail else {}),
+                    **({"trimmed": True} if c.trimmed else {}),
+                }
                 for c in self.cases
             ],
         }
@@ -136,6 +142,11 @@ class ModelReport:
 
     def count(self, outcome: Outcome) -> int:
         return sum(t.outcomes.get(outcome, 0) for t in self.tasks)
+
+    @property
+    def trimmed(self) -> int:
+        """Cases whose answer ran without some of its top-level statements."""
+        return sum(c.trimmed for t in self.tasks for c in t.cases)
 
     @property
     def seconds(self) -> float:

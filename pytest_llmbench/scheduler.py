@@ -226,7 +226,7 @@ class Scheduler:
         return generation, key.digest if key is not None else None
 
     def _run(self, job: Job, generation: Generation, answer_key: str | None) -> None:
-        suite = get_suite(job.suite)
+        suite = get_suite(job.suite, sanitize=self.state.settings.sanitize)
         try:
             # Only suites that run model output need the sandbox (and its self-test).
             sandbox = self.state.sandbox if suite.uses_sandbox else None

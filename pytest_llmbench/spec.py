@@ -102,7 +102,8 @@ class PythonTask(TaskBase):
     cases: Annotated[list[PythonCase], Field(min_length=1)]
     float_tol: Tolerance | None = None
     timeout_s: Seconds = DEFAULT_TIMEOUT_S
-    mutants: list[str] = Field(default_factory=list)
+    mutants: list[str] = Field(default_factory=list)  # wrong answers: each fails some case
+    accepted: list[str] = Field(default_factory=list)  # other right answers: pass every case
 
 
 # --------------------------------------------------------------------------- cli
@@ -146,6 +147,7 @@ class CliTask(TaskBase):
     timeout_s: Seconds = DEFAULT_TIMEOUT_S
     cases: Annotated[list[CliCase], Field(min_length=1)]
     mutants: list[str] = Field(default_factory=list)
+    accepted: list[str] = Field(default_factory=list)
 
     @field_validator("files")
     @classmethod
@@ -343,6 +345,7 @@ class ToolingTask(TaskBase):
     reference: list[list[ToolCallSpec]]  # [] for tasks whose right answer is no call at all
     cases: Annotated[list[ToolingCase], Field(min_length=1)]
     mutants: list[list[list[ToolCallSpec]]] = Field(default_factory=list)
+    accepted: list[list[list[ToolCallSpec]]] = Field(default_factory=list)
 
     @property
     def tool_names(self) -> list[str]:
@@ -365,10 +368,13 @@ class ToolingTask(TaskBase):
             for name in case.tool_names:
                 if name not in names:
                     raise ValueError(f"case {case.id!r} names tool {name!r}, which is not offered")
-        for turn in self.reference:
-            for call in turn:
+        answers = [("the reference", self.reference)] + [
+            (f"accepted answer {i}", a) for i, a in enumerate(self.accepted, start=1)
+        ]
+        for label, turns in answers:
+            for call in (c for turn in turns for c in turn):
                 if call.name not in names:
-                    raise ValueError(f"the reference calls {call.name!r}, which is not offered")
+                    raise ValueError(f"{label} calls {call.name!r}, which is not offered")
         return self
 
 

@@ -1,8 +1,10 @@
 """Controls that prove a task is right before any model is blamed for failing it.
 
 Every task is run with known answers through the same generation, sandbox and scorer a model
-goes through: its reference must pass every case, the empty answer must fail every case, and
-each wrong answer (the task's own `mutants`, plus simple ones made here) must fail at least one.
+goes through: its reference and its other `accepted` answers must pass every case (a case
+stricter than the prompt shows here), the empty answer must fail every case, and each wrong
+answer (the task's own `mutants`, plus simple ones made here) must fail at least one (a case
+looser than the prompt shows there).
 """
 
 from __future__ import annotations
@@ -82,10 +84,13 @@ def _swap(
 
 
 def controls_for(task: Task) -> list[Control]:
-    controls = [
-        Control("reference", task, task.reference, "all_pass"),
-        Control("null", task, None, "all_fail"),
+    controls = [Control("reference", task, task.reference, "all_pass")]
+    accepted: list[Any] = list(task.accepted)
+    controls += [
+        Control(f"accepted-{i}", task, answer, "all_pass")
+        for i, answer in enumerate(accepted, start=1)
     ]
+    controls.append(Control("null", task, None, "all_fail"))
     made: list[tuple[str, Any]] = []
     if isinstance(task, PythonTask):
         made = list(_python_mutants(task))
@@ -120,7 +125,8 @@ def run_control(
         bad = [
             f"{c} ({v.outcome}: {v.detail})" for c, v in verdicts.items() if v.outcome != "passed"
         ]
-        return f"the reference answer fails {', '.join(bad)}", verdicts
+        who = "the reference answer" if control.name == "reference" else f"the {control.name}"
+        return f"{who} fails {', '.join(bad)}", verdicts
     if control.expect == "all_fail" and passed:
         return f"the empty answer passes {', '.join(passed)}", verdicts
     if control.expect == "some_fail" and len(passed) == len(verdicts):

@@ -13,6 +13,13 @@ the full tier this server is PID 1 of the namespace, so orphans come to it to be
 Frames to the harness on RESULT_FD: `>IBI` (call index, kind, payload length) + payload.
 None of this is trusted by the harness: model code runs in this process and can forge anything;
 the harness checks frame order and decodes values itself.
+
+A call's time limit counts the time the call runs, not the time it waits for a CPU, so a busy
+machine does not turn a right answer into a timeout: the call has used up its limit when its
+CPU time (all threads), or its elapsed time less the time it sat runnable waiting for a CPU
+(`run_delay` in /proc/PID/schedstat), reaches it. The second measure covers calls that sleep or
+block. Where schedstat cannot be read only CPU time counts, and a wall-clock backstop of
+WALL_FACTOR times the limit ends calls that sleep.
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ K_TOO_LARGE = 6
 K_HELLO = 7
 
 _PR_SET_DUMPABLE = 4
+# Linux: the CPU-time clock of process PID is ((~PID) << 3) | CPUCLOCK_SCHED (2): all its threads.
+_CPUCLOCK_SCHED = 2
+_POLL_S = 0.5  # how often a running call's clocks are read
+WALL_FACTOR = 10.0  # a call ends at this many times its limit in wall-clock time, whatever
 _HEADER = struct.Struct(">IBI")
 _LENGTH = struct.Struct(">Q")
 
@@ -53,6 +64,9 @@ _waitpid = os.waitpid
 _exit = os._exit
 _select = select.select
 _monotonic = time.monotonic
+_clock_gettime = time.clock_gettime
+_open = os.open
+_close = os.close
 _type = type
 _repr_int = int.__repr__
 _repr_float = float.__repr__
@@ -204,6 +218,39 @@ def _reap_all(block: bool) -> None:
             return
 
 
+def _waited_s(schedstat: str) -> float | None:
+    """Seconds the process spent runnable but waiting for a CPU (`run_delay`), or None."""
+    try:
+        fd = _open(schedstat, os.O_RDONLY)
+        try:
+            data = _read(fd, 256)
+        finally:
+            _close(fd)
+        return int(data.split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _CallClock:
+    """The time a forked call has counted against its limit (see the module docstring). Both
+    of the call's counters start at zero at the fork (the kernel resets `sched_info`)."""
+
+    def __init__(self, pid: int, forked_at: float) -> None:
+        self._cpu_clock = ((~pid) << 3) | _CPUCLOCK_SCHED
+        self._schedstat = f"/proc/{pid}/schedstat"
+        self._forked_at = forked_at
+
+    def used(self) -> float:
+        try:
+            cpu = _clock_gettime(self._cpu_clock)
+        except OSError:  # the process is gone
+            cpu = 0.0
+        waited = _waited_s(self._schedstat)
+        if waited is None:
+            return cpu
+        return max(cpu, _monotonic() - self._forked_at - waited)
+
+
 def _describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
@@ -220,6 +267,7 @@ def _serve_call(
 ) -> tuple[int, int, bytes]:
     index, _args, _kwargs, _setup, _expression, timeout = call
     read_end, write_end = os.pipe()
+    forked_at = _monotonic()
     pid = _fork()
     if pid == 0:
         code = 0
@@ -240,17 +288,17 @@ def _serve_call(
     with _suppress_oserror():
         os.setpgid(pid, pid)
     pidfd = os.pidfd_open(pid)
-    deadline = _monotonic() + timeout
+    clock = _CallClock(pid, forked_at)
+    backstop = forked_at + timeout * WALL_FACTOR
     cap = _LIMITS["max_result"] + _LENGTH.size + 1
     buffer = bytearray()
     watch = [read_end, pidfd]
     verdict: tuple[int, bytes] | None = None
     while verdict is None:
-        remaining = deadline - _monotonic()
-        if remaining <= 0:
-            verdict = (K_TIMEOUT, b"")
-            break
-        ready, _, _ = _select(watch, [], [], remaining)
+        # The counted time grows no faster than the wall clock (but for threads), so waiting
+        # for the time left cannot overshoot by more than a poll.
+        wait = min(timeout - clock.used(), backstop - _monotonic(), _POLL_S)
+        ready, _, _ = _select(watch, [], [], max(wait, 0.0))
         if read_end in ready:
             chunk = _read(read_end, 65536)
             if chunk:
@@ -275,6 +323,8 @@ def _serve_call(
                 verdict = (K_RESULT, _bytes(buffer[_LENGTH.size : _LENGTH.size + length]))
         if verdict is None and not watch:
             verdict = (K_CRASHED, b"")
+        if verdict is None and wait <= 0:
+            verdict = (K_TIMEOUT, b"")
     _sweep(pid, kill_all)
     _, status = _waitpid(pid, 0)
     _reap_all(kill_all)

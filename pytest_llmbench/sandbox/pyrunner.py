@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import hostfs
+from ._pychild import WALL_FACTOR
 from .base import PyCall, PyOutcome, SandboxError
 from .codec import MAX_DEPTH, MAX_NODES, MAX_RESULT_BYTES, encode_input
 from .frames import (
@@ -203,8 +204,12 @@ class _Tracker:
         return self.current >= len(self._calls) or self.final is not None
 
     def _next_deadline(self) -> None:
+        # The fork-server ends a call when it has *run* for its limit (CPU time, or elapsed
+        # time less time spent waiting for a CPU), which on a busy machine is later in wall
+        # time; this deadline only catches a fork-server that stopped answering.
         self._since = time.monotonic()
-        self.deadline = self._since + self._calls[self.current].timeout_s + self._runner.grace_s
+        limit = self._calls[self.current].timeout_s * WALL_FACTOR
+        self.deadline = self._since + limit + self._runner.grace_s
 
     def handle(self, frames: list[Frame]) -> None:
         for frame in frames:

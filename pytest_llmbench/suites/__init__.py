@@ -7,12 +7,13 @@ from typing import Any
 from .base import Suite
 
 
-def get_suite(name: str) -> Suite[Any, Any]:
+def get_suite(name: str, *, sanitize: bool = True) -> Suite[Any, Any]:
+    """The suite called `name`; `sanitize` applies to python answers (see `sanitize.py`)."""
     # Imported on demand: a run that only lists models never needs the scorers.
     if name == "python":
         from .python import PythonSuite
 
-        return PythonSuite()
+        return PythonSuite(sanitize=sanitize)
     if name == "cli":
         from .cli import CliSuite
 

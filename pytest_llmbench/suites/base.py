@@ -64,6 +64,7 @@ class Generation:
 class Verdict:
     outcome: Outcome
     detail: str = ""
+    trimmed: bool = False  # the answer ran without some of its top-level statements
 
 
 class Suite(Protocol, Generic[TaskT, CaseT]):

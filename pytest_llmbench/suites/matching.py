@@ -17,7 +17,9 @@ A matcher is plain YAML/JSON data (or one of the spec's matcher models):
 
 Modifiers: ``optional: true`` (the argument may be omitted; if given it must match),
 ``normalize: true`` on equals/one_of (strings, also inside lists and dicts, compared after the
-leaderboard's normalisation: spaces and ``,./-_*^`` removed, lower case, ``'`` read as ``"``),
+leaderboard's normalisation: spaces and ``,./-_*^`` removed, lower case, ``'`` read as ``"``;
+with ``strict``, a schema ``enum`` is checked the same way, as the leaderboard, which checks no
+enum, accepts ``'FASTEST'`` for ``['fastest', 'scenic']``),
 ``unordered: true`` on equals/one_of (a list matches in any order, as a multiset).
 
 An omitted argument whose matcher is not optional still matches when the tool's schema declares
@@ -381,9 +383,37 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def schema_type_error(value: Any, schema: Mapping[str, Any] | None, path: str) -> str | None:
+def _in_enum(value: Any, enum: list[Any], normalize: bool) -> bool:
+    if value in enum:
+        return True
+    if normalize and isinstance(value, str):
+        # The leaderboard never checks enums: it compares strings after its normalisation,
+        # so 'FASTEST' is as good as 'fastest'.
+        return bfcl_normalize(value) in {bfcl_normalize(e) for e in enum if isinstance(e, str)}
+    return False
+
+
+def _normalizes(matcher: Any) -> bool:
+    """Whether `matcher`, or a matcher nested in it, compares strings normalised."""
+    m = _parse(matcher)
+    if m.normalize:
+        return True
+    if m.kind == "one_of" and isinstance(m.value, list):
+        return any(_normalizes(option) for option in m.value)
+    plain = _as_plain(m.value)
+    if m.kind in ("literal", "equals") and isinstance(plain, Mapping):
+        return any(_normalizes(sub) for sub in plain.values())
+    if m.kind in ("literal", "equals") and isinstance(plain, (list, tuple)):
+        return any(_normalizes(sub) for sub in plain)
+    return False
+
+
+def schema_type_error(
+    value: Any, schema: Mapping[str, Any] | None, path: str, *, normalize: bool = False
+) -> str | None:
     """A reason if `value` does not fit the JSON type of `schema` (recursively into arrays and
-    objects with properties); exact types, an int accepted for a number, never a bool."""
+    objects with properties); exact types, an int accepted for a number, never a bool. With
+    `normalize`, a string is in an `enum` when it is after the leaderboard's normalisation."""
     if not schema:
         return None
     kind = schema.get("type")
@@ -398,13 +428,13 @@ def schema_type_error(value: Any, schema: Mapping[str, Any] | None, path: str) -
         if not fits:
             return f"{path}: expected {'/'.join(known)}, got {type(value).__name__} {_show(value)}"
     enum = schema.get("enum")
-    if isinstance(enum, list) and value not in enum:
+    if isinstance(enum, list) and not _in_enum(value, enum, normalize):
         return f"{path}: {_show(value)} is not one of {enum}"
     if isinstance(value, (list, tuple)):
         items = schema.get("items")
         if isinstance(items, Mapping):
             for index, item in enumerate(value):
-                why = schema_type_error(item, items, f"{path}[{index}]")
+                why = schema_type_error(item, items, f"{path}[{index}]", normalize=normalize)
                 if why:
                     return why
     if isinstance(value, Mapping):
@@ -413,7 +443,7 @@ def schema_type_error(value: Any, schema: Mapping[str, Any] | None, path: str) -
             for key, item in value.items():
                 sub = props.get(key)
                 if isinstance(sub, Mapping):
-                    why = schema_type_error(item, sub, f"{path}.{key}")
+                    why = schema_type_error(item, sub, f"{path}.{key}", normalize=normalize)
                     if why:
                         return why
     return None
@@ -441,7 +471,8 @@ def match_arguments(
                 return f"unexpected argument {name!r}"
             if schema is not None and name not in properties:
                 return f"unknown argument {name!r}"
-            why = schema_type_error(value, properties.get(name), name)
+            normalize = _normalizes(matchers[name])
+            why = schema_type_error(value, properties.get(name), name, normalize=normalize)
             if why:
                 return why
     for name, matcher in matchers.items():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import builtins
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..answer import PYTHON_LANGS, CodeBlock, first_block
 from ..sandbox.base import PyCall, PyOutcome, Sandbox
+from ..sanitize import sanitize as sanitize_code
 from ..spec import PythonCase, PythonTask
 from .base import (
     Chat,
@@ -31,6 +32,7 @@ SYSTEM = (
 class PythonExecution:
     verdict: Verdict | None  # set when nothing could run (no code, cut off)
     outcomes: dict[str, PyOutcome]
+    trimmed: bool = False  # top-level statements of the answer were left out before it ran
 
 
 def values_equal(expected: Any, actual: Any, float_tol: float | None) -> bool:
@@ -59,8 +61,14 @@ def _short(value: Any, limit: int = 200) -> str:
 
 
 class PythonSuite:
+    """`sanitize`: run the definitions the answer gives, without its top-level calls, asserts,
+    prints and main block (see `sanitize.py`); off, the answer runs as the script it is."""
+
     name = "python"
     uses_sandbox = True
+
+    def __init__(self, sanitize: bool = True) -> None:
+        self.sanitize = sanitize
 
     def shown(self, task: PythonTask) -> dict[str, Any]:
         return {"messages": prompt_messages(task.system or SYSTEM, task.prompt)}
@@ -96,8 +104,13 @@ class PythonSuite:
             for case in task.cases
         ]
         assert sandbox is not None, "the python suite runs code in the sandbox"
-        outcomes = sandbox.run_python(block.code, task.entry_point, calls)
-        return PythonExecution(None, {c.id: o for c, o in zip(task.cases, outcomes, strict=True)})
+        code, trimmed = block.code, False
+        if self.sanitize:
+            sanitized = sanitize_code(block.code)
+            code, trimmed = sanitized.code, sanitized.trimmed
+        outcomes = sandbox.run_python(code, task.entry_point, calls)
+        by_case = {c.id: o for c, o in zip(task.cases, outcomes, strict=True)}
+        return PythonExecution(None, by_case, trimmed)
 
     def score(
         self,
@@ -106,6 +119,10 @@ class PythonSuite:
         generation: Generation,
         execution: PythonExecution,
     ) -> Verdict:
+        verdict = self._verdict(task, case, execution)
+        return replace(verdict, trimmed=True) if execution.trimmed else verdict
+
+    def _verdict(self, task: PythonTask, case: PythonCase, execution: PythonExecution) -> Verdict:
         if execution.verdict is not None:
             return execution.verdict
         out = execution.outcomes[case.id]

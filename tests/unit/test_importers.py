@@ -360,6 +360,35 @@ def test_bfcl_int_accepted_for_float(bfcl_dir: Path, tmp_path: Path) -> None:
     assert _verdict(task, [("geometry_area", {"width": 4, "height": 4})]) is not None
 
 
+def test_bfcl_enums_compare_as_the_leaderboard_compares_strings() -> None:
+    route = {
+        "name": "maps.route",
+        "description": "A route between two places.",
+        "parameters": {
+            "type": "dict",
+            "properties": {
+                "mode": {"type": "string", "enum": ["fastest", "scenic"]},
+                "avoid": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["tolls", "ferries"]},
+                },
+            },
+            "required": ["mode"],
+        },
+    }
+    entry = {
+        "id": "simple_9",
+        "question": _question("Fastest route, no tolls"),
+        "function": [route],
+    }
+    answer = {"ground_truth": [{"maps.route": {"mode": ["fastest"], "avoid": [["tolls"], ""]}}]}
+    task = ToolingTask.model_validate(bfcl.convert_entry(entry, answer, "simple"))
+    assert _verdict(task, [("maps_route", {"mode": "FASTEST"})]) is None
+    assert _verdict(task, [("maps_route", {"mode": "Fastest", "avoid": ["TOLLS"]})]) is None
+    assert _verdict(task, [("maps_route", {"mode": "scenic"})]) is not None
+    assert _verdict(task, [("maps_route", {"mode": "fastest", "avoid": ["ferries"]})]) is not None
+
+
 def test_bfcl_multiple_and_parallel(bfcl_dir: Path, tmp_path: Path) -> None:
     report = bfcl.run(tmp_path / "out", source=bfcl_dir, categories=["multiple", "parallel"])
     multiple = load_task_file(report.files[0]).tasks[0]

@@ -203,6 +203,61 @@ def test_strict_mode_is_the_bfcl_rule() -> None:
     assert why is not None and "colour" in why
 
 
+ROUTE = {
+    "type": "object",
+    "properties": {
+        "mode": {"type": "string", "enum": ["fastest", "scenic"]},
+        "avoid": {"type": "array", "items": {"type": "string", "enum": ["tolls", "ferries"]}},
+        "prefs": {
+            "type": "object",
+            "properties": {"units": {"type": "string", "enum": ["metric", "imperial"]}},
+        },
+    },
+    "required": ["mode"],
+}
+
+
+# Matchers that accept any spelling of these values, so that only the enum can object.
+ROUTE_MATCHERS = {
+    "mode": {"one_of": ["fastest", "quickest"], "normalize": True},
+    "avoid": {"one_of": [["tolls", "ferries"], ["tolls", "bridges"]], "normalize": True,
+              "optional": True},
+    "prefs": {"one_of": [{"units": "metric"}, {"units": "kelvin"}], "normalize": True,
+              "optional": True},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("arguments", "ok"),
+    [
+        ({"mode": "fastest"}, True),
+        ({"mode": "FASTEST"}, True),  # the leaderboard's checker accepts it: so must normalize
+        ({"mode": "Fast-est"}, True),
+        ({"mode": "quickest"}, False),  # the matcher takes it, the enum does not
+        ({"mode": "fastest", "avoid": ["Tolls", "FERRIES"]}, True),  # enums inside a list
+        ({"mode": "fastest", "avoid": ["tolls", "bridges"]}, False),
+        ({"mode": "fastest", "prefs": {"units": "Metric"}}, True),  # inside an object
+        ({"mode": "fastest", "prefs": {"units": "kelvin"}}, False),
+    ],
+)
+def test_strict_normalize_compares_enums_as_the_leaderboard(
+    arguments: dict[str, Any], ok: bool
+) -> None:
+    why = match_arguments(ROUTE_MATCHERS, arguments, ROUTE, strict=True)
+    assert (why is None) is ok, why
+    if not ok:
+        assert "is not one of" in (why or "")
+
+
+def test_without_normalize_a_strict_enum_stays_exact() -> None:
+    why = match_arguments({"mode": "FASTEST"}, {"mode": "FASTEST"}, ROUTE, strict=True)
+    assert why == "mode: 'FASTEST' is not one of ['fastest', 'scenic']"
+    # a normalize nested inside a literal list counts for its elements
+    matchers = {"mode": "fastest", "avoid": [{"equals": "tolls", "normalize": True}]}
+    arguments = {"mode": "fastest", "avoid": ["TOLLS"]}
+    assert match_arguments(matchers, arguments, ROUTE, strict=True) is None
+
+
 # --------------------------------------------------------------------------- check_matcher
 
 

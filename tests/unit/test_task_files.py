@@ -171,6 +171,14 @@ def test_tooling_reference_satisfies_every_case(task: ToolingTask) -> None:
         assert check_case(case, uses, _schema_of(task)) is None, case.id
 
 
+@pytest.mark.parametrize("task", [t for t in TOOLING if t.accepted], ids=lambda t: t.id)
+def test_tooling_accepted_answers_satisfy_every_case(task: ToolingTask) -> None:
+    for index, answer in enumerate(task.accepted):
+        uses = _replay(task, answer)
+        failing = [c.id for c in task.cases if check_case(c, uses, _schema_of(task)) is not None]
+        assert failing == [], f"accepted answer {index + 1} fails {failing}"
+
+
 @pytest.mark.parametrize("task", TOOLING, ids=lambda t: t.id)
 def test_tooling_mutants_fail_a_case(task: ToolingTask) -> None:
     for index, mutant in enumerate(task.mutants):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -167,3 +168,47 @@ def test_results_are_json_and_deterministic(name: str) -> None:
 def test_fallback_result_is_small_plain_data() -> None:
     assert FALLBACK_RESULT == {"status": "ok"}
     assert json.loads(json.dumps(FALLBACK_RESULT)) == FALLBACK_RESULT
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("wireless mouse", ["P-512"]),
+        ("wireless mice", ["P-512"]),  # what a prompt asking for "wireless mice" leads to
+        ("USB-C cables", ["P-204", "P-311", "P-318"]),
+        ("HDMI cables", ["P-120"]),
+        ("wireless keyboards", []),
+        ("glass", []),
+    ],
+)
+def test_product_search_takes_plurals(query: str, found: list[str]) -> None:
+    result = TOOLBOX["search_products"].run({"query": query})
+    assert [p["product_id"] for p in result["results"]] == found
+
+
+def test_no_tool_description_gives_a_task_answer_away() -> None:
+    """A description's example must not be what a bundled task asks the model to work out
+    (the calculator's once showed rate_then_calc's reference expression)."""
+    from pytest_llmbench.spec import ToolingTask, load_task_file
+
+    repo = Path(__file__).resolve().parents[2]
+    answers = set()
+    for path in sorted((repo / "tasks" / "tooling").glob("*.yaml")):
+        for task in load_task_file(path).tasks:
+            assert isinstance(task, ToolingTask)
+            for turn in task.reference:
+                for call in turn:
+                    answers |= {v for v in call.arguments.values() if isinstance(v, str)}
+    for name, tool in TOOLBOX.items():
+        text = json.dumps(tool.spec)
+        choices = set(_enum_values(tool.spec))  # an enum lists the allowed values: no leak
+        leaked = sorted(a for a in answers - choices if len(a) > 3 and a in text)
+        assert leaked == [], (name, leaked)
+
+
+def _enum_values(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return list(node.get("enum", [])) + [v for x in node.values() for v in _enum_values(x)]
+    if isinstance(node, list):
+        return [v for x in node for v in _enum_values(x)]
+    return []
