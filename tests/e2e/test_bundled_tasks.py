@@ -120,7 +120,7 @@ def test_validate_reports_a_case_stricter_than_the_prompt(pytester: pytest.Pytes
     (pytester.path / "tasks" / "strict.yaml").write_text(STRICT_TASK)
     result = pytester.runpytest("--llmbench-validate", "-rf", *QUIET)
     text = result.stdout.str()
-    assert "too_strict::control[accepted-1]" in text
+    assert "tasks/strict.yaml::too_strict/control:accepted-1" in text
     assert "the accepted-1 fails query" in text
     # reference, null and the two made mutants hold
     result.assert_outcomes(failed=1, passed=4)
