@@ -55,6 +55,7 @@ class StreamAccumulator:
     # Each token-bearing chunk: ("content", start, end) offsets into the content, or
     # ("reasoning", 0, 0) / ("tool", 0, 0). One chunk is one token on the servers we drive.
     token_chunks: list[tuple[str, int, int]] = field(default_factory=list)
+    timeline: list[tuple[str, str]] = field(default_factory=list)  # see Completion.timeline
     calls: dict[int, _PartialCall] = field(default_factory=dict)
     finish_raw: str | None = None
     model_id: str | None = None
@@ -89,12 +90,14 @@ class StreamAccumulator:
             if isinstance(text, str) and text:
                 self.field_reasoning.append(text)
                 self.token_chunks.append(("reasoning", 0, 0))
+                self.timeline.append(("r", text))
                 got_token = True
         text = delta.get("content")
         if isinstance(text, str) and text:
             self.content.append(text)
             self.token_chunks.append(("content", self._content_len, self._content_len + len(text)))
             self._content_len += len(text)
+            self.timeline.append(("c", text))
             got_token = True
         for call in delta.get("tool_calls") or ():
             self._take_call(call)
@@ -119,11 +122,15 @@ class StreamAccumulator:
         if function.get("name") and not partial.name:
             partial.name = str(function["name"])
         arguments = function.get("arguments")
+        piece = ""
         if isinstance(arguments, str):
-            partial.arguments.append(arguments)
+            piece = arguments
         elif isinstance(arguments, dict):  # some servers send the arguments already parsed
-            partial.arguments.append(json.dumps(arguments))
+            piece = json.dumps(arguments)
+        if isinstance(arguments, (str, dict)):
+            partial.arguments.append(piece)
         self.token_chunks.append(("tool", 0, 0))
+        self.timeline.append((f"t{index}", piece))
 
     def finish(self, finished_at: float, *, retries: int = 0) -> Completion:
         raw_content = "".join(self.content)
@@ -152,6 +159,7 @@ class StreamAccumulator:
             server_stats=dict(self.server_stats),
             retries=retries,
             decode_tok_s=self._decode_rate(usage),
+            timeline=tuple(self.timeline),
         )
 
     def _usage(self, raw_content: str) -> Usage:

@@ -90,6 +90,15 @@ def call_left_as_text(answer: str, tool_names: list[str]) -> str | None:
     return None
 
 
+def made_calls(completion: Completion) -> tuple[ToolCall, ...]:
+    """The calls a turn made. A turn that max_tokens cut short made only the calls it
+    finished (their arguments are a whole JSON object); the one it was writing is not made,
+    and the chain ends with that turn: the model never got to finish it."""
+    if completion.finish_reason != "length":
+        return completion.tool_calls
+    return tuple(c for c in completion.tool_calls if c.parsed_arguments() is not None)
+
+
 def _assistant_message(completion: Completion) -> dict[str, Any]:
     return {
         "role": "assistant",
@@ -135,15 +144,17 @@ class ToolingSuite:
                 )
             )
             completions.append(completion)
-            if not completion.tool_calls:
-                break
+            made = [
+                ToolExchange(step, call, *run_tool(task, call)) for call in made_calls(completion)
+            ]
+            exchanges.extend(made)
+            if not made or completion.finish_reason == "length":
+                break  # the model answered without calls, or max_tokens cut its turn short
             messages.append(_assistant_message(completion))
-            for call in completion.tool_calls:
-                arguments, result = run_tool(task, call)
-                exchanges.append(ToolExchange(step, call, arguments, result))
-                messages.append(
-                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)}
-                )
+            messages.extend(
+                {"role": "tool", "tool_call_id": e.call.id, "content": json.dumps(e.result)}
+                for e in made
+            )
         last = completions[-1]
         answer, inline = split_reasoning(last.content)
         reasoning = "\n".join(r for c in completions for r in (c.reasoning,) if r)
