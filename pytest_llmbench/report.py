@@ -5,25 +5,33 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import stats
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
-from .results import SUITES, CaseResult, ModelReport, Outcome, aggregate
+from .results import SUITES, CaseResult, ModelReport, Outcome, Score, aggregate, compare
+from .stats import Interval
 
 if TYPE_CHECKING:
     from .session import RunState
 
-COLUMNS = ("model", *SUITES, "total", "time", "tok/s")
+COLUMNS = ("model", *SUITES, "total", "tasks", "time", "tok/s")
 NOTED: tuple[tuple[Outcome, str], ...] = (
     ("truncated", "truncated"),
     ("no_answer", "no answer"),
     ("timeout", "timeout"),
     ("error", "errors"),
 )
+INTERVAL_METHOD = (
+    f"95 %; cases: cluster bootstrap over tasks ({stats.RESAMPLES} resamples, seed {stats.SEED}); "
+    "tasks: Wilson score; differences: paired bootstrap over shared tasks, exact McNemar on tasks"
+)
+TIED = "~"  # marks a model whose total is not significantly different from the leader's
 
 
 def _fraction(counts: tuple[int, int]) -> str:
@@ -38,7 +46,43 @@ def _wall(report: ModelReport) -> str:
     return "stored" if report.from_store else "-"
 
 
-def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[str]]:
+def percent_range(interval: Interval) -> str:
+    """`72-81%`: rounded outwards, so the printed range never claims more than the interval."""
+    return f"{math.floor(interval.low * 100)}-{math.ceil(interval.high * 100)}%"
+
+
+def with_interval(score: Score) -> str:
+    return f"{score.passed}/{score.total} ({percent_range(score.interval)})" if score.total else "-"
+
+
+def tasks_cell(score: Score, detail: bool) -> str:
+    if not score.tasks_total:
+        return "-"
+    cell = f"{score.tasks_passed}/{score.tasks_total}"
+    return f"{cell} ({percent_range(score.tasks_interval)})" if detail else cell
+
+
+def leader_and_ties(reports: Sequence[ModelReport]) -> tuple[str | None, set[str]]:
+    """The model with the best total, and the others whose difference from it is not
+    significant at 95 % (paired over the tasks both ran). No leader with fewer than 2 models."""
+    if len(reports) < 2:
+        return None, set()
+    best = max(reports, key=lambda r: r.score().rate)  # the first of equals, in run order
+    ties = set()
+    for report in reports:
+        if report is not best:
+            diff = compare(best, report).cases
+            if diff.tasks and not diff.significant:  # no shared task: nothing to say
+                ties.add(report.model)
+    return best.model, ties
+
+
+def table_rows(
+    reports: Sequence[ModelReport], oracle: str | None, *, detail: bool = False
+) -> list[list[str]]:
+    """One row per model. `detail` (markdown) gives every suite and the tasks their interval;
+    the terminal keeps it to the total's."""
+    _, ties = leader_and_ties(reports)
     rows: list[list[str]] = []
     for report in reports:
         tps = report.tokens_per_second
@@ -46,11 +90,17 @@ def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[
             f"{report.count(outcome)} {label}" for outcome, label in NOTED if report.count(outcome)
         ]
         name = report.model + (" (oracle)" if report.model == oracle else "")
+        overall = report.score()
+        suites = [
+            with_interval(report.score(s)) if detail else _fraction(report.suite_counts(s))
+            for s in SUITES
+        ]
         rows.append(
             [
                 name,
-                *(_fraction(report.suite_counts(s)) for s in SUITES),
-                _fraction((report.passed, report.total)),
+                *suites,
+                with_interval(overall) + (TIED if report.model in ties else " " if ties else ""),
+                tasks_cell(overall, detail),
                 _wall(report),
                 f"{tps:.0f}" if tps is not None else "-",
                 ", ".join(notes),
@@ -74,12 +124,62 @@ def render_table(reports: Sequence[ModelReport], oracle: str | None = None) -> s
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def ties_line(reports: Sequence[ModelReport]) -> str | None:
+    """The legend of the tie mark, when some model carries it."""
+    leader, ties = leader_and_ties(reports)
+    if not ties:
+        return None
+    return (
+        f"{TIED}: not significantly different from {leader} (95 %, paired over the tasks both ran)"
+    )
+
+
+def comparison_rows(reports: Sequence[ModelReport]) -> list[list[str]]:
+    """Every pair of models: the difference of their totals and whether it is real."""
+    rows = []
+    for i, first in enumerate(reports):
+        for second in reports[i + 1 :]:
+            diff = compare(first, second)
+            lo, hi = diff.cases.interval.low, diff.cases.interval.high
+            rows.append(
+                [
+                    second.model,
+                    first.model,
+                    f"{diff.cases.delta * 100:+.1f} pts",
+                    f"{lo * 100:+.1f} to {hi * 100:+.1f}",
+                    "yes" if diff.cases.significant else "no",
+                    f"{diff.tasks.only_new} / {diff.tasks.only_old}",
+                    f"{diff.tasks.p_value:.3g}",
+                ]
+            )
+    return rows
+
+
 def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -> str:
     header = [*COLUMNS, "notes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in table_rows(reports, oracle):
+    for row in table_rows(reports, oracle, detail=True):
         row[0] = f"`{row[0]}`"
         lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(
+        "Cases passed with a 95 % interval from a cluster bootstrap over tasks; tasks fully "
+        "passed with a Wilson 95 % interval."
+    )
+    legend = ties_line(reports)
+    if legend:
+        lines.append(f"`{TIED}`{legend[len(TIED) :]}.")
+    pairs = comparison_rows(reports)
+    if pairs:
+        lines += [
+            "",
+            "| model | vs | difference (cases) | 95 % interval | significant "
+            "| tasks only model / only vs | McNemar p (tasks) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in pairs:
+            row[0], row[1] = f"`{row[0]}`", f"`{row[1]}`"
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -125,7 +225,12 @@ def run_info(state: RunState, rootdir: Path, version: str) -> RunInfo:
 
 
 def jsonl_line(
-    report: ModelReport, run: RunInfo, backend: str, base_url: str | None, load_s: float | None
+    report: ModelReport,
+    run: RunInfo,
+    backend: str,
+    base_url: str | None,
+    load_s: float | None,
+    others: Sequence[ModelReport] = (),
 ) -> str:
     record = {
         **{k: v for k, v in asdict(run).items() if k != "settings"},
@@ -136,6 +241,19 @@ def jsonl_line(
         "load_seconds": load_s,
         "passed": report.passed,
         "total": report.total,
+        "tasks_passed": report.tasks_passed,
+        "tasks_total": len(report.tasks),
+        # 95 % intervals: cases by cluster bootstrap over tasks, tasks by Wilson.
+        "scores": {
+            "overall": report.score().to_dict(),
+            **{suite: report.score(suite).to_dict() for suite in report.suites()},
+        },
+        "interval_method": INTERVAL_METHOD,
+        "compared": [
+            {"model": other.model, **compare(report, other).to_dict()}
+            for other in others
+            if other.model != report.model
+        ],
         "seconds": round(report.seconds, 3),
         "generation_wall_s": _round(report.wall_seconds, 3),
         "concurrency": report.concurrency[0],
@@ -207,11 +325,15 @@ def summary_lines(state: RunState) -> list[str]:
         else ", ".join(f"{m} {c}" for m, c in caps.items())
     )
     lines.append(
-        f"time: generation wall-clock, model loading excluded; max_tokens: {cap_text or '-'}"
+        f"time: generation wall-clock, model loading excluded; (ranges): 95 % intervals; "
+        f"max_tokens: {cap_text or '-'}"
         f"{'' if settings.max_tokens else ' (backend default)'}; "
         f"isolation: {state.isolation_tier}; JSONL: {settings.jsonl_path}"
     )
     lines += throughput_lines(reports)
+    legend = ties_line(reports)
+    if legend:
+        lines.append(legend)
     if settings.oracle:
         lines += oracle_lines(state.results, settings.oracle)
     # With one model this would only repeat its failures; across several, or with an oracle,
@@ -256,7 +378,7 @@ def write_outputs(state: RunState, run: RunInfo) -> None:
             url = state.manager.url_for(report.model)
             if url is None and backend in BACKENDS:
                 url = default_base_url(backend)
-        lines.append(jsonl_line(report, run, backend, url, load))
+        lines.append(jsonl_line(report, run, backend, url, load, reports))
     append_jsonl(settings.jsonl_path, lines)
     if settings.markdown is not None:
         settings.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from . import stats
+
 Outcome = Literal["passed", "failed", "truncated", "no_answer", "timeout", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "truncated", "no_answer", "timeout", "error")
 SUITES = ("python", "cli", "tooling")
@@ -78,6 +80,25 @@ class TaskResult:
         return len(self.cases)
 
     @property
+    def file(self) -> str:
+        return self.cases[0].file if self.cases else ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What identifies the task across models and runs."""
+        return (self.file, self.suite, self.task)
+
+    @property
+    def fully_passed(self) -> bool:
+        """Every case passed: how HumanEval-style pass@1 counts a problem."""
+        return bool(self.cases) and self.passed == self.total
+
+    @property
+    def errored(self) -> bool:
+        """Infrastructure failed on some case: the task says nothing sure about the model."""
+        return any(c.outcome == "error" for c in self.cases)
+
+    @property
     def outcomes(self) -> dict[str, int]:
         return dict(Counter(c.outcome for c in self.cases))
 
@@ -90,6 +111,7 @@ class TaskResult:
         return {
             "suite": self.suite,
             "task": self.task,
+            "file": self.file,
             "passed": self.passed,
             "total": self.total,
             "outcomes": self.outcomes,
@@ -110,6 +132,51 @@ class TaskResult:
         }
 
 
+@dataclass(frozen=True)
+class Score:
+    """Cases passed and tasks fully passed over a set of tasks, each with its 95 % interval
+    (cases: cluster bootstrap over the tasks; tasks: Wilson)."""
+
+    passed: int
+    total: int
+    interval: stats.Interval
+    tasks_passed: int
+    tasks_total: int
+    tasks_interval: stats.Interval
+
+    @property
+    def rate(self) -> float:
+        return self.passed / self.total if self.total else 0.0
+
+    @property
+    def tasks_rate(self) -> float:
+        return self.tasks_passed / self.tasks_total if self.tasks_total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "total": self.total,
+            "rate": round(self.rate, 4),
+            "interval": self.interval.as_list(),
+            "tasks_passed": self.tasks_passed,
+            "tasks_total": self.tasks_total,
+            "tasks_rate": round(self.tasks_rate, 4),
+            "tasks_interval": self.tasks_interval.as_list(),
+        }
+
+
+def score(tasks: list[TaskResult]) -> Score:
+    tasks_passed = sum(t.fully_passed for t in tasks)
+    return Score(
+        passed=sum(t.passed for t in tasks),
+        total=sum(t.total for t in tasks),
+        interval=stats.cluster_bootstrap([(t.passed, t.total) for t in tasks]),
+        tasks_passed=tasks_passed,
+        tasks_total=len(tasks),
+        tasks_interval=stats.wilson(tasks_passed, len(tasks)),
+    )
+
+
 @dataclass
 class ModelReport:
     model: str
@@ -118,6 +185,19 @@ class ModelReport:
     def suite_counts(self, suite: str) -> tuple[int, int]:
         tasks = [t for t in self.tasks if t.suite == suite]
         return sum(t.passed for t in tasks), sum(t.total for t in tasks)
+
+    def suites(self) -> list[str]:
+        """The suites this model ran, in the usual order."""
+        ran = {t.suite for t in self.tasks}
+        return [s for s in SUITES if s in ran] + sorted(ran - set(SUITES))
+
+    def score(self, suite: str | None = None) -> Score:
+        """The model's score over one suite, or over everything it ran."""
+        return score([t for t in self.tasks if suite is None or t.suite == suite])
+
+    @property
+    def tasks_passed(self) -> int:
+        return sum(t.fully_passed for t in self.tasks)
 
     @property
     def passed(self) -> int:
@@ -182,6 +262,56 @@ class ModelReport:
         if not timed or seconds <= 0:
             return None
         return sum(g.completion_tokens or 0 for g in timed) / seconds
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two models (or two runs) on the tasks both ran without an infrastructure error."""
+
+    old: str
+    new: str
+    cases: stats.Difference  # case pass rates, paired bootstrap over the shared tasks
+    tasks: stats.McNemar  # tasks fully passed, exact McNemar
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shared_tasks": self.cases.tasks,
+            "rate": round(self.cases.old, 4),
+            "other_rate": round(self.cases.new, 4),
+            "difference": round(self.cases.delta, 4),
+            "interval": self.cases.interval.as_list(),
+            "significant": self.cases.significant,
+            "tasks_only_this": self.tasks.only_old,
+            "tasks_only_other": self.tasks.only_new,
+            "tasks_p_value": float(f"{self.tasks.p_value:.4g}"),
+        }
+
+
+def compare(
+    old: ModelReport | list[TaskResult],
+    new: ModelReport | list[TaskResult],
+    *,
+    names: tuple[str, str] | None = None,
+) -> Comparison:
+    """`new` against `old` on the tasks both ran (a task with an error on either side is left
+    out: it says nothing about either model)."""
+    old_tasks = old.tasks if isinstance(old, ModelReport) else old
+    new_tasks = new.tasks if isinstance(new, ModelReport) else new
+    theirs = {t.key: t for t in new_tasks if not t.errored}
+    shared = [(t, theirs[t.key]) for t in old_tasks if not t.errored and t.key in theirs]
+    if names is None:
+        names = (
+            old.model if isinstance(old, ModelReport) else "old",
+            new.model if isinstance(new, ModelReport) else "new",
+        )
+    return Comparison(
+        old=names[0],
+        new=names[1],
+        cases=stats.paired_difference(
+            [((a.passed, a.total), (b.passed, b.total)) for a, b in shared]
+        ),
+        tasks=stats.mcnemar([(a.fully_passed, b.fully_passed) for a, b in shared]),
+    )
 
 
 def aggregate(results: list[CaseResult], model_order: tuple[str, ...]) -> list[ModelReport]:

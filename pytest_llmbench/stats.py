@@ -9,6 +9,7 @@ generator, so the same counts always give the same interval, whatever was comput
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Sequence
@@ -81,7 +82,15 @@ def cluster_bootstrap(
     all failed) resampling cannot vary it; the interval is then Wilson's with the tasks as the
     trials, the honest width for what so few independent units can show.
     """
-    clusters = [c for c in clusters if c[1] > 0]
+    return _cluster_bootstrap(tuple(c for c in clusters if c[1] > 0), seed, resamples, level)
+
+
+# Reports ask for the same intervals several times (table, markdown, JSONL): resampling is the
+# costly part, and the answer depends only on the arguments.
+@functools.lru_cache(maxsize=512)
+def _cluster_bootstrap(
+    clusters: tuple[Cluster, ...], seed: int, resamples: int, level: float
+) -> Interval:
     if not clusters:
         return Interval(0.0, 1.0)
     rates = {p / t for p, t in clusters}
@@ -131,7 +140,14 @@ def paired_difference(
     Tasks are resampled together, so what the two share (the task's difficulty) cancels out
     and only the disagreement between them counts.
     """
-    pairs = [(a, b) for a, b in pairs if a[1] > 0 and b[1] > 0]
+    kept = tuple((a, b) for a, b in pairs if a[1] > 0 and b[1] > 0)
+    return _paired_difference(kept, seed, resamples, level)
+
+
+@functools.lru_cache(maxsize=512)
+def _paired_difference(
+    pairs: tuple[tuple[Cluster, Cluster], ...], seed: int, resamples: int, level: float
+) -> Difference:
     old = rate([a for a, _ in pairs])
     new = rate([b for _, b in pairs])
     if not pairs:

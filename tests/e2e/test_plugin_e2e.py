@@ -57,7 +57,9 @@ def test_table_and_jsonl_metadata(bench_dir: pytest.Pytester, server: Any) -> No
     text = result.stdout.str()
     assert "llmbench results" in text
     table = [line for line in text.splitlines() if line.startswith(("good", "bad", "model"))]
-    assert table[0].split()[:7] == ["model", "python", "cli", "tooling", "total", "time", "tok/s"]
+    assert table[0].split()[:8] == [
+        *("model", "python", "cli", "tooling", "total", "tasks", "time", "tok/s")
+    ]
     assert table[1].split()[:5] == ["good", "3/3", "1/1", "3/3", "7/7"]
     assert table[2].split()[:5] == ["bad", "0/3", "0/1", "0/3", "0/7"]
     assert "1 truncated" in table[2]
