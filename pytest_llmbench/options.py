@@ -98,6 +98,12 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _rate(text: str) -> float:
+    from .compare import parse_rate
+
+    return parse_rate(text)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("models", "--models", "comma-separated model keys to benchmark, as the backend names "
            "them; 'reference' and 'null' are built-in pseudo-models", (), _models, metavar="A,B"),
@@ -136,6 +142,14 @@ OPTIONS: tuple[Option, ...] = (
            is_flag=True, ini_type="bool"),
     Option("isolation", "--llmbench-isolation", "required sandbox tier: full, reduced or auto "
            "(default: the strongest available, never none)", "auto", metavar="TIER"),
+    Option("baseline", "--llmbench-baseline", "compare this run with a baseline at the end: a "
+           "JSONL file (its last run) or a run id in the JSONL", metavar="FILE|RUN"),
+    Option("fail_under", "--llmbench-fail-under", "gate: exit 7 if a model passed fewer cases "
+           "than RATE (0.8 or 80%); wrong answers alone then exit 0", None, _rate,
+           metavar="RATE"),
+    Option("fail_on_regression", "--llmbench-fail-on-regression", "gate: exit 7 if a model is "
+           "significantly worse than in --llmbench-baseline", False, _bool, is_flag=True,
+           ini_type="bool"),
 )  # fmt: skip
 
 
@@ -194,6 +208,9 @@ class Settings:
     cache: str = "use"
     isolation: str = "auto"
     validate: bool = False
+    baseline: str | None = None
+    fail_under: float | None = None
+    fail_on_regression: bool = False
     rootdir: Path = field(default_factory=Path.cwd)
 
     @property
@@ -252,6 +269,10 @@ def resolve(config: pytest.Config) -> Settings:
         )
     if values.get("isolation", "auto") not in ("auto", "full", "reduced"):
         raise pytest.UsageError("--llmbench-isolation must be one of auto, full, reduced")
+    if values.get("fail_on_regression") and not values.get("baseline"):
+        raise pytest.UsageError(
+            "--llmbench-fail-on-regression needs --llmbench-baseline=FILE|RUN to compare with"
+        )
     oracle = values.get("oracle")
     models = values.get("models", ())
     if oracle and oracle not in models:

@@ -93,6 +93,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(xdist.ByServerPlugin(), "llmbench-xdist")
     if settings.models and not _is_worker(config):
         config.pluginmanager.register(ResultCollector(config.stash[STATE]), "llmbench-results")
+        if settings.baseline:
+            _read_baseline(config.stash[STATE])
+
+
+def _read_baseline(state: RunState) -> None:
+    """Read the baseline now: this run appends to the same JSONL, and a wrong name must stop
+    the run before any model is called."""
+    from .compare import RunNotFound, load_run
+
+    try:
+        state.baseline = load_run(str(state.settings.baseline), [state.settings.jsonl_path])
+    except (RunNotFound, OSError) as exc:
+        raise pytest.UsageError(f"--llmbench-baseline: {exc}") from None
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -226,6 +239,35 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from .report import run_info, write_outputs
 
     write_outputs(state, run_info(state, Path(config.rootpath), __version__))
+    settings = state.settings
+    if settings.fail_under is not None or settings.fail_on_regression:
+        _apply_gate(session, state)
+
+
+def _apply_gate(session: pytest.Session, state: RunState) -> None:
+    """With a gate, the gate decides the exit status: 7 when it fails; 0 when it passes and
+    the only failures were the models' wrong answers. Errors, interruptions and failures of
+    other tests keep their own status."""
+    from .compare import GATE_FAILED, gate
+    from .results import aggregate
+
+    reports = aggregate(state.results, state.settings.models)
+    verdict = gate(
+        reports,
+        fail_under=state.settings.fail_under,
+        baseline=state.baseline.reports if state.baseline is not None else None,
+        fail_on_regression=state.settings.fail_on_regression,
+    )
+    state.gate = verdict
+    if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return
+    if not verdict.passed:
+        session.exitstatus = GATE_FAILED
+        return
+    wrong = sum(r.outcome not in ("passed", "error") for r in state.results)
+    errors = any(r.outcome == "error" for r in state.results)
+    if not errors and session.testsfailed == wrong:
+        session.exitstatus = pytest.ExitCode.OK
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -235,8 +277,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     from .report import summary_lines
 
     for line in summary_lines(state):
-        markup = {"red": True, "bold": True} if line.startswith("SUSPECT") else {}
-        if line.startswith("llmbench "):
+        alarm = line.startswith(("SUSPECT", "llmbench gate: FAILED"))
+        markup = {"red": True, "bold": True} if alarm else {}
+        if line.startswith("llmbench ") and not line.startswith("llmbench gate"):
             terminalreporter.write_sep("=", line, **markup)
         else:
             terminalreporter.write_line(line, **markup)

@@ -334,6 +334,13 @@ def summary_lines(state: RunState) -> list[str]:
     legend = ties_line(reports)
     if legend:
         lines.append(legend)
+    if state.baseline is not None:
+        from .compare import comparison_lines
+
+        lines.append(f"llmbench against the baseline, {state.baseline.label()}")
+        lines += comparison_lines(state.baseline.reports, reports, flips_shown=10)
+    if state.gate is not None:
+        lines += state.gate.lines()
     if settings.oracle:
         lines += oracle_lines(state.results, settings.oracle)
     # With one model this would only repeat its failures; across several, or with an oracle,

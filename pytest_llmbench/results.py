@@ -297,8 +297,14 @@ def compare(
     out: it says nothing about either model)."""
     old_tasks = old.tasks if isinstance(old, ModelReport) else old
     new_tasks = new.tasks if isinstance(new, ModelReport) else new
-    theirs = {t.key: t for t in new_tasks if not t.errored}
-    shared = [(t, theirs[t.key]) for t in old_tasks if not t.errored and t.key in theirs]
+    # Records written before tasks carried their file are matched by suite and task id.
+    with_file = all(t.file for t in (*old_tasks, *new_tasks))
+
+    def key(task: TaskResult) -> tuple[str, ...]:
+        return task.key if with_file else task.key[1:]
+
+    theirs = {key(t): t for t in new_tasks if not t.errored}
+    shared = [(t, theirs[key(t)]) for t in old_tasks if not t.errored and key(t) in theirs]
     if names is None:
         names = (
             old.model if isinstance(old, ModelReport) else "old",

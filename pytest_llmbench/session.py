@@ -158,6 +158,8 @@ class RunState:
     manager: ModelManager
     results: list[CaseResult] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    baseline: Any = None  # compare.Run read at start (before this run appends to the JSONL)
+    gate: Any = None  # compare.GateVerdict, when a gate option is set
     _sandbox: Sandbox | None = None
     _store: AnswerStore | None = None
     _scheduler: Scheduler | None = None
