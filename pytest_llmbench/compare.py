@@ -8,7 +8,6 @@ talks to a server.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +110,7 @@ def _percent(value: float) -> str:
 def _cell(passed: int, total: int, interval: Interval) -> str:
     if not total:
         return "-"
-    return f"{passed}/{total} ({math.floor(interval.low * 100)}-{math.ceil(interval.high * 100)}%)"
+    return f"{passed}/{total} ({interval.percent()})"
 
 
 def _verdict(diff: Comparison) -> str:

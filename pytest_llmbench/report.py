@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from . import stats
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .results import SUITES, CaseResult, ModelReport, Outcome, Score, aggregate, compare
-from .stats import Interval
 
 if TYPE_CHECKING:
     from .session import RunState
@@ -46,20 +44,15 @@ def _wall(report: ModelReport) -> str:
     return "stored" if report.from_store else "-"
 
 
-def percent_range(interval: Interval) -> str:
-    """`72-81%`: rounded outwards, so the printed range never claims more than the interval."""
-    return f"{math.floor(interval.low * 100)}-{math.ceil(interval.high * 100)}%"
-
-
 def with_interval(score: Score) -> str:
-    return f"{score.passed}/{score.total} ({percent_range(score.interval)})" if score.total else "-"
+    return f"{score.passed}/{score.total} ({score.interval.percent()})" if score.total else "-"
 
 
 def tasks_cell(score: Score, detail: bool) -> str:
     if not score.tasks_total:
         return "-"
     cell = f"{score.tasks_passed}/{score.tasks_total}"
-    return f"{cell} ({percent_range(score.tasks_interval)})" if detail else cell
+    return f"{cell} ({score.tasks_interval.percent()})" if detail else cell
 
 
 def leader_and_ties(reports: Sequence[ModelReport]) -> tuple[str | None, set[str]]:

@@ -34,6 +34,15 @@ class Interval:
     def as_list(self, digits: int = 4) -> list[float]:
         return [round(self.low, digits), round(self.high, digits)]
 
+    def percent(self) -> str:
+        """`72-81%`, rounded outwards: the printed range never claims more than the interval."""
+        return percent_range(self.low, self.high)
+
+
+def percent_range(low: float, high: float) -> str:
+    # round() first: 0.29 * 100 is 28.999999999999996, which must not floor to 28.
+    return f"{math.floor(round(low * 100, 6))}-{math.ceil(round(high * 100, 6))}%"
+
 
 def wilson(successes: float, trials: int, z: float = Z95) -> Interval:
     """Wilson's score interval for a binomial proportion (no trials: the whole range)."""

@@ -290,6 +290,13 @@ def test_jsonl_summary_line_names_model_score_tokens_and_speed() -> None:
         "JSONL: smollm2 (embedded): 27/384 cases, 395.8s generating, 14021 completion tokens, "
         "35.4 tok/s, max_tokens 512, isolation full, run abc\n"
     )
+    record.update(tasks_passed=5, tasks_total=117, scores={"overall": {"interval": [0.051, 0.1]}})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(io.StringIO(json.dumps(record) + "\n"))
+    assert out.getvalue().startswith(
+        "JSONL: smollm2 (embedded): 27/384 cases (5-10%), 5/117 tasks,"
+    )
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ def test_total_carries_its_interval_and_tasks_are_counted_whole() -> None:
     assert (score.passed, score.total, score.tasks_passed, score.tasks_total) == (87, 90, 27, 30)
     assert score.interval.contains(87 / 90) and score.interval.low < 0.95
     row = rep.table_rows([only], None)[0]
-    assert row[4] == f"87/90 ({rep.percent_range(score.interval)})"
+    assert row[4] == f"87/90 ({score.interval.percent()})"
     assert row[5] == "27/30"
     assert rep.leader_and_ties([only]) == (None, set())
 

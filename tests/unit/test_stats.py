@@ -130,3 +130,9 @@ def test_paired_difference_without_shared_tasks() -> None:
     diff = stats.paired_difference([])
     assert diff.tasks == 0
     assert not diff.significant
+
+
+def test_percent_ranges_round_outwards_without_float_noise() -> None:
+    assert stats.Interval(0.7234, 0.8101).percent() == "72-82%"
+    assert stats.Interval(0.29, 0.57).percent() == "29-57%"  # 0.29 * 100 < 29 in floats
+    assert stats.Interval(0.0, 1.0).percent() == "0-100%"
