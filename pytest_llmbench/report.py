@@ -152,6 +152,7 @@ def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -
     header = [*COLUMNS, "notes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table_rows(reports, oracle, detail=True):
+        row = [cell.strip() for cell in row]  # the terminal's alignment padding
         row[0] = f"`{row[0]}`"
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
