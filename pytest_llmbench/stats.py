@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 LEVEL = 0.95
 Z95 = 1.959963984540054  # the normal quantile for a two-sided 95 % interval
-RESAMPLES = 2000
+RESAMPLES = 1000  # enough for 95 % percentile intervals (Efron & Tibshirani: >= 1000)
 SEED = 0
 
 Cluster = tuple[int, int]  # (cases passed, cases) of one task
@@ -106,15 +106,30 @@ def _cluster_bootstrap(
     if len(rates) == 1:
         only = rates.pop()
         return wilson(only * len(clusters), len(clusters))
-    passed = [p for p, _ in clusters]
-    totals = [t for _, t in clusters]
-    rng = random.Random(seed)
-    indices = range(len(clusters))
-    values: list[float] = []
-    for _ in range(resamples):
-        drawn = rng.choices(indices, k=len(clusters))
-        values.append(sum([passed[i] for i in drawn]) / sum([totals[i] for i in drawn]))
+    values = [p / t for p, t in _resampled_sums(clusters, seed, resamples)]
     return _percentile_interval(values, level)
+
+
+def _resampled_sums(
+    rows: Sequence[tuple[int, ...]], seed: int, resamples: int
+) -> Iterator[tuple[int, ...]]:
+    """For each of `resamples` resamples of the rows (as many as there are, with
+    replacement), the sum of each column.
+
+    Each row's columns are packed into one integer, in fields wide enough that no column sum
+    can spill into the next, so that summing a resample is one call into C: resampling is
+    what a report's end waits for.
+    """
+    width = (max(max(row) for row in rows) * len(rows)).bit_length() + 1
+    columns = range(len(rows[0]))
+    packed = [
+        sum(value << (width * i) for i, value in zip(columns, row, strict=True)) for row in rows
+    ]
+    mask = (1 << width) - 1
+    rng = random.Random(seed)
+    for _ in range(resamples):
+        total = sum(rng.choices(packed, k=len(packed)))
+        yield tuple((total >> (width * i)) & mask for i in columns)
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,12 @@ def paired_difference(
     and only the disagreement between them counts.
     """
     kept = tuple((a, b) for a, b in pairs if a[1] > 0 and b[1] > 0)
+    mirrored = tuple((b, a) for a, b in kept)
+    if mirrored < kept:
+        # The same draws resample both orders, so b - a is exactly a - b negated: compute one.
+        other = _paired_difference(mirrored, seed, resamples, level)
+        flipped = Interval(-other.interval.high, -other.interval.low)
+        return Difference(other.new, other.old, flipped, other.tasks)
     return _paired_difference(kept, seed, resamples, level)
 
 
@@ -161,19 +182,8 @@ def _paired_difference(
     new = rate([b for _, b in pairs])
     if not pairs:
         return Difference(old, new, Interval(-1.0, 1.0), 0)
-    old_passed = [a[0] for a, _ in pairs]
-    old_total = [a[1] for a, _ in pairs]
-    new_passed = [b[0] for _, b in pairs]
-    new_total = [b[1] for _, b in pairs]
-    rng = random.Random(seed)
-    indices = range(len(pairs))
-    values: list[float] = []
-    for _ in range(resamples):
-        drawn = rng.choices(indices, k=len(pairs))
-        values.append(
-            sum([new_passed[i] for i in drawn]) / sum([new_total[i] for i in drawn])
-            - sum([old_passed[i] for i in drawn]) / sum([old_total[i] for i in drawn])
-        )
+    rows = [(*a, *b) for a, b in pairs]
+    values = [bp / bt - ap / at for ap, at, bp, bt in _resampled_sums(rows, seed, resamples)]
     return Difference(old, new, _percentile_interval(values, level), len(pairs))
 
 

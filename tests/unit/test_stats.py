@@ -136,3 +136,19 @@ def test_percent_ranges_round_outwards_without_float_noise() -> None:
     assert stats.Interval(0.7234, 0.8101).percent() == "72-82%"
     assert stats.Interval(0.29, 0.57).percent() == "29-57%"  # 0.29 * 100 < 29 in floats
     assert stats.Interval(0.0, 1.0).percent() == "0-100%"
+
+
+def test_paired_difference_is_antisymmetric() -> None:
+    pairs = [((2, 3), (3, 3)), ((0, 2), (1, 2)), ((1, 1), (0, 1)), ((4, 5), (5, 5))] * 3
+    forward = stats.paired_difference(pairs)
+    backward = stats.paired_difference([(b, a) for a, b in pairs])
+    assert backward.delta == -forward.delta
+    assert backward.interval == stats.Interval(-forward.interval.high, -forward.interval.low)
+
+
+def test_resampling_packs_columns_without_spilling() -> None:
+    # Large per-task counts and many tasks: each column's sum must come back intact.
+    rows = [(7, 9), (0, 9), (9, 9)] * 50
+    for passed, total in stats._resampled_sums(rows, seed=3, resamples=50):
+        assert total == 9 * len(rows)
+        assert 0 <= passed <= total
