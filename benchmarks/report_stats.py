@@ -40,7 +40,7 @@ def synthetic(models: int, tasks: int, cases: int, seed: int = 1) -> list[CaseRe
                         f"c{c}",
                         "passed" if passed else "failed",
                         file="tasks/x.yaml",
-                    )  # fmt: skip
+                    )
                 )
     return out
 
