@@ -45,7 +45,17 @@ def report_of(record: dict[str, Any]) -> ModelReport:
     for entry in record.get("results", []):
         suite, task, file = entry["suite"], entry["task"], entry.get("file", "")
         cases = [
-            CaseResult(model, suite, task, c["id"], c["outcome"], c.get("detail", ""), file)
+            CaseResult(
+                model,
+                suite,
+                task,
+                c["id"],
+                c["outcome"],
+                c.get("detail", ""),
+                file,
+                repeat=c.get("repeat", 0),
+                budgets=tuple((int(b), o) for b, o in (c.get("budgets") or {}).items()),
+            )
             for c in entry.get("cases", [])
         ]
         if cases:

@@ -98,6 +98,20 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _budgets(text: str) -> tuple[int, ...]:
+    values = sorted({int(word) for word in _models(text)})
+    if not values or values[0] < 1:
+        raise ValueError(text)
+    return tuple(values)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
 def _rate(text: str) -> float:
     from .compare import parse_rate
 
@@ -142,6 +156,11 @@ OPTIONS: tuple[Option, ...] = (
            is_flag=True, ini_type="bool"),
     Option("isolation", "--llmbench-isolation", "required sandbox tier: full, reduced or auto "
            "(default: the strongest available, never none)", "auto", metavar="TIER"),
+    Option("budgets", "--llmbench-budgets", "token budgets to score, e.g. 512,1024,4096: one "
+           "generation at the largest, every smaller one scored from its cut answers",
+           (), _budgets, metavar="N,N,..."),
+    Option("repeat", "--llmbench-repeat", "samples per task (seeds derived from the run's): "
+           "pass@1 averaged over them, pass@k, unstable cases", 1, _positive, metavar="K"),
     Option("baseline", "--llmbench-baseline", "compare this run with a baseline at the end: a "
            "JSONL file (its last run) or a run id in the JSONL", metavar="FILE|RUN"),
     Option("fail_under", "--llmbench-fail-under", "gate: exit 7 if a model passed fewer cases "
@@ -208,6 +227,8 @@ class Settings:
     cache: str = "use"
     isolation: str = "auto"
     validate: bool = False
+    budgets: tuple[int, ...] = ()
+    repeat: int = 1
     baseline: str | None = None
     fail_under: float | None = None
     fail_on_regression: bool = False
@@ -273,6 +294,15 @@ def resolve(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             "--llmbench-fail-on-regression needs --llmbench-baseline=FILE|RUN to compare with"
         )
+    budgets = values.get("budgets")
+    if budgets:
+        # One generation at the largest budget serves them all: it is the generation cap.
+        if values.get("max_tokens") not in (None, budgets[-1]):
+            raise pytest.UsageError(
+                f"--max-tokens={values['max_tokens']} and --llmbench-budgets disagree: the "
+                f"largest budget ({budgets[-1]}) is the generation cap; drop --max-tokens"
+            )
+        values["max_tokens"] = budgets[-1]
     oracle = values.get("oracle")
     models = values.get("models", ())
     if oracle and oracle not in models:

@@ -220,11 +220,9 @@ class ResultCollector:
         # A case's verdict is on its call report, or on its setup report when setup failed.
         if not (report.when == "call" or (report.when == "setup" and report.failed)):
             return
-        from .collect import case_result_of
+        from .collect import case_results_of
 
-        result = case_result_of(report)
-        if result is not None:
-            self.state.results.append(result)
+        self.state.results += case_results_of(report)
 
 
 @pytest.hookimpl(tryfirst=True)

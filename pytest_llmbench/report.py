@@ -117,6 +117,104 @@ def render_table(reports: Sequence[ModelReport], oracle: str | None = None) -> s
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def _aligned(rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
+    """Rows as text columns: the first `left` columns to the left, the rest to the right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def all_budgets(reports: Sequence[ModelReport]) -> list[int]:
+    return sorted({b for report in reports for b in report.budgets})
+
+
+def _truncation(report: ModelReport) -> str:
+    return f"{report.count('truncated') / report.total:.0%}" if report.total else "-"
+
+
+def budget_rows(reports: Sequence[ModelReport], *, detail: bool = False) -> list[list[str]]:
+    """The score-by-budget grid: per model, cases passed (with interval), tasks passed and the
+    share of cases cut off, at each budget."""
+    budgets = all_budgets(reports)
+    rows = [["max_tokens", "", *map(str, budgets)]]
+    for report in reports:
+        views = [report.at_budget(b) for b in budgets]
+        scores = [view.score() for view in views]
+        rows.append([report.model, "cases", *(with_interval(score) for score in scores)])
+        rows.append(["", "tasks", *(tasks_cell(score, detail) for score in scores)])
+        rows.append(["", "truncated", *(_truncation(view) for view in views)])
+    return rows
+
+
+def budget_lines(reports: Sequence[ModelReport]) -> list[str]:
+    budgets = all_budgets(reports)
+    if not budgets:
+        return []
+    return [
+        f"llmbench token budgets (one generation at {budgets[-1]}; each smaller budget scores "
+        "the answers cut there)",
+        *_aligned(budget_rows(reports), left=2),
+    ]
+
+
+def shown_ks(samples: int) -> list[int]:
+    """The k of pass@k worth a column: 1, 2, 5, 10, 20, 50, 100 up to the repeats, and all."""
+    return sorted({k for k in (1, 2, 5, 10, 20, 50, 100) if k <= samples} | {samples})
+
+
+def _pass_cell(value: tuple[float, stats.Interval] | None) -> str:
+    if value is None:
+        return "-"
+    rate, interval = value
+    return f"{rate:.1%} ({interval.percent()})"
+
+
+def repeat_rows(reports: Sequence[ModelReport]) -> list[list[str]]:
+    """Per model and suite: cases pass@1 averaged over repeats, and tasks pass@k."""
+    samples = max(r.repeats for r in reports)
+    ks = shown_ks(samples)
+    rows = [["model", "suite", "cases pass@1", *(f"tasks pass@{k}" for k in ks), "unstable"]]
+    for report in reports:
+        unstable = report.unstable()
+        for i, suite in enumerate([*report.suites(), None]):
+            score = report.score(suite)
+            rows.append(
+                [
+                    report.model if i == 0 else "",
+                    suite or "total",
+                    f"{score.rate:.1%} ({score.interval.percent()})",
+                    *(_pass_cell(report.pass_at_k(k, suite)) for k in ks),
+                    str(sum(1 for u in unstable if suite is None or u.startswith(f"{suite}:"))),
+                ]
+            )
+    return rows
+
+
+def repeat_lines(reports: Sequence[ModelReport], listed: int = 10) -> list[str]:
+    samples = max((r.repeats for r in reports), default=1)
+    if samples < 2:
+        return []
+    lines = [
+        f"llmbench repeats ({samples} samples per task; a task's sample passes when all its "
+        "cases do)",
+        *_aligned(repeat_rows(reports), left=2),
+    ]
+    for report in reports:
+        unstable = report.unstable()
+        if unstable:
+            more = f", and {len(unstable) - listed} more" if len(unstable) > listed else ""
+            lines.append(
+                f"unstable cases of {report.model} ({len(unstable)}): "
+                f"{', '.join(unstable[:listed])}{more}"
+            )
+    return lines
+
+
 def ties_line(reports: Sequence[ModelReport]) -> str | None:
     """The legend of the tie mark, when some model carries it."""
     leader, ties = leader_and_ties(reports)
@@ -163,6 +261,22 @@ def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -
     legend = ties_line(reports)
     if legend:
         lines.append(f"`{TIED}`{legend[len(TIED) :]}.")
+    if all_budgets(reports):
+        rows = budget_rows(reports, detail=True)
+        lines += ["", "Token budgets (one generation at the largest; smaller ones scored from the "
+                  "answers cut there):", "", "| " + " | ".join(rows[0]) + " |",
+                  "|" + "---|" * len(rows[0])]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    if max(r.repeats for r in reports) > 1:
+        rows = repeat_rows(reports)
+        lines += ["", f"Repeats ({max(r.repeats for r in reports)} samples per task):", "",
+                  "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+        for report in reports:
+            if report.unstable():
+                lines.append(
+                    f"\nUnstable cases of `{report.model}`: {', '.join(report.unstable())}"
+                )
     pairs = comparison_rows(reports)
     if pairs:
         lines += [
@@ -248,6 +362,8 @@ def jsonl_line(
             for other in others
             if other.model != report.model
         ],
+        **({"budgets": budget_records(report)} if report.budgets else {}),
+        **({"repeats": repeat_record(report)} if report.repeats > 1 else {}),
         "seconds": round(report.seconds, 3),
         "generation_wall_s": _round(report.wall_seconds, 3),
         "concurrency": report.concurrency[0],
@@ -259,6 +375,43 @@ def jsonl_line(
         "results": [task.to_dict() for task in report.tasks],
     }
     return json.dumps(record, sort_keys=False, default=str)
+
+
+def budget_records(report: ModelReport) -> list[dict[str, Any]]:
+    """Per budget: the overall score, cases cut off, and the same per suite."""
+
+    def entry(view: ModelReport) -> dict[str, Any]:
+        return {**view.score().to_dict(), "truncated": view.count("truncated")}
+
+    out = []
+    for budget in report.budgets:
+        view = report.at_budget(budget)
+        suites = {
+            suite: entry(ModelReport(view.model, view.of_suite(suite))) for suite in view.suites()
+        }
+        out.append({"max_tokens": budget, **entry(view), "suites": suites})
+    return out
+
+
+def repeat_record(report: ModelReport) -> dict[str, Any]:
+    """pass@k for every k up to the repeats, per suite and overall, and the unstable cases."""
+
+    def pass_at(suite: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k in range(1, report.repeats + 1):
+            value = report.pass_at_k(k, suite)
+            if value is not None:
+                out[str(k)] = {"rate": round(value[0], 4), "interval": value[1].as_list()}
+        return out
+
+    return {
+        "samples": report.repeats,
+        "tasks_pass_at_k": {
+            "overall": pass_at(None),
+            **{suite: pass_at(suite) for suite in report.suites()},
+        },
+        "unstable": report.unstable(),
+    }
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -275,7 +428,8 @@ def append_jsonl(path: Path, lines: Sequence[str]) -> None:
 def oracle_lines(results: Sequence[CaseResult], oracle: str) -> list[str]:
     """The oracle's verdict: suite:task:case it did not pass (errors are not its fault)."""
     suspects = [
-        f"{r.suite}:{r.task}:{r.case} ({r.outcome}{': ' + r.detail if r.detail else ''})"
+        f"{r.suite}:{r.task}:{r.case}{f' repeat {r.repeat}' if r.repeat else ''} "
+        f"({r.outcome}{': ' + r.detail if r.detail else ''})"
         for r in results
         if r.model == oracle and r.outcome not in ("passed", "error")
     ]
@@ -328,6 +482,13 @@ def summary_lines(state: RunState) -> list[str]:
     legend = ties_line(reports)
     if legend:
         lines.append(legend)
+    if reports[0].repeats > 1:
+        lines.append(
+            f"with {reports[0].repeats} repeats, cases and tasks count every sample: "
+            "passed/total is pass@1 averaged over the repeats"
+        )
+    lines += budget_lines(reports)
+    lines += repeat_lines(reports)
     if state.baseline is not None:
         from .compare import comparison_lines
 
@@ -359,7 +520,7 @@ def throughput_lines(reports: Sequence[ModelReport]) -> list[str]:
         if report.throughput is not None:
             parts.append(f"{report.throughput:.1f} tok/s aggregate")
         if report.from_store:
-            parts.append(f"{report.from_store} of {len(report.tasks)} answers from the store")
+            parts.append(f"{report.from_store} of {len(report.generations)} answers from the store")
         if parts:
             lines.append(f"{report.model}: {'; '.join(parts)}")
     return lines

@@ -7,8 +7,9 @@ aggregate results produced on xdist workers exactly as it does its own.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from . import stats
@@ -54,6 +55,9 @@ class CaseResult:
     generation: GenerationStats = field(default_factory=GenerationStats)
     load_s: float | None = None
     answer_key: str | None = None  # the answer store's key of the generation behind the case
+    repeat: int = 0  # which sample of the task (--llmbench-repeat)
+    # With --llmbench-budgets: (max_tokens, outcome) per budget, the largest being `outcome`.
+    budgets: tuple[tuple[int, Outcome], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -62,6 +66,7 @@ class CaseResult:
     def from_json(cls, text: str) -> CaseResult:
         data: dict[str, Any] = json.loads(text)
         data["generation"] = GenerationStats(**data.get("generation", {}))
+        data["budgets"] = tuple((int(b), o) for b, o in data.get("budgets", ()))
         return cls(**data)
 
 
@@ -90,8 +95,25 @@ class TaskResult:
 
     @property
     def fully_passed(self) -> bool:
-        """Every case passed: how HumanEval-style pass@1 counts a problem."""
+        """Every case passed (in every repeat): how HumanEval-style pass@1 counts a problem."""
         return bool(self.cases) and self.passed == self.total
+
+    @property
+    def by_repeat(self) -> dict[int, list[CaseResult]]:
+        """The cases of each sample of the task (one sample without --llmbench-repeat)."""
+        out: dict[int, list[CaseResult]] = {}
+        for case in self.cases:
+            out.setdefault(case.repeat, []).append(case)
+        return dict(sorted(out.items()))
+
+    @property
+    def repeats(self) -> int:
+        return len(self.by_repeat)
+
+    @property
+    def repeats_passed(self) -> int:
+        """The samples whose every case passed."""
+        return sum(all(c.outcome == "passed" for c in cases) for cases in self.by_repeat.values())
 
     @property
     def errored(self) -> bool:
@@ -106,30 +128,61 @@ class TaskResult:
     def generation(self) -> GenerationStats:
         return self.cases[0].generation
 
+    @property
+    def generations(self) -> list[GenerationStats]:
+        """One per sample: what producing each answer cost."""
+        return [cases[0].generation for cases in self.by_repeat.values()]
+
     def to_dict(self) -> dict[str, Any]:
         gen = self.generation
-        return {
+        gens = self.generations
+
+        def total(values: list[int | None]) -> int | None:
+            known = [v for v in values if v is not None]
+            return sum(known) if known else None
+
+        record = {
             "suite": self.suite,
             "task": self.task,
             "file": self.file,
             "passed": self.passed,
             "total": self.total,
             "outcomes": self.outcomes,
-            "seconds": round(gen.seconds, 3),
-            "prompt_tokens": gen.prompt_tokens,
-            "completion_tokens": gen.completion_tokens,
-            "reasoning_tokens": gen.reasoning_tokens,
+            # With repeats: time and tokens summed over them; the rest is the first one's.
+            "seconds": round(sum(g.seconds for g in gens), 3),
+            "prompt_tokens": total([g.prompt_tokens for g in gens]),
+            "completion_tokens": total([g.completion_tokens for g in gens]),
+            "reasoning_tokens": total([g.reasoning_tokens for g in gens]),
             "tokens_counted_by": gen.tokens_counted_by,
             "ttft_s": gen.ttft_s,
             "decode_tok_s": round(gen.decode_tok_s, 2) if gen.decode_tok_s else None,
-            "retries": gen.retries,
+            "retries": sum(g.retries for g in gens),
             "answer_key": self.cases[0].answer_key,
-            "from_store": gen.from_store,
+            "from_store": all(g.from_store for g in gens),
             "cases": [
-                {"id": c.case, "outcome": c.outcome, **({"detail": c.detail} if c.detail else {})}
+                {
+                    "id": c.case,
+                    "outcome": c.outcome,
+                    **({"detail": c.detail} if c.detail else {}),
+                    **({"repeat": c.repeat} if self.repeats > 1 else {}),
+                    **({"budgets": {str(b): o for b, o in c.budgets}} if c.budgets else {}),
+                }
                 for c in self.cases
             ],
         }
+        if self.repeats > 1:
+            record["repeats"] = [
+                {
+                    "repeat": r,
+                    "passed": sum(c.outcome == "passed" for c in cases),
+                    "total": len(cases),
+                    "seconds": round(cases[0].generation.seconds, 3),
+                    "completion_tokens": cases[0].generation.completion_tokens,
+                    "answer_key": cases[0].answer_key,
+                }
+                for r, cases in self.by_repeat.items()
+            ]
+        return record
 
 
 @dataclass(frozen=True)
@@ -166,15 +219,51 @@ class Score:
 
 
 def score(tasks: list[TaskResult]) -> Score:
-    tasks_passed = sum(t.fully_passed for t in tasks)
+    """Cases and tasks passed, counted over every sample: with repeats, passed/total is pass@1
+    averaged over them. Samples of one task are clustered like its cases: a task's repeats are
+    resampled together."""
+    samples = [(t.repeats_passed, t.repeats) for t in tasks]
+    tasks_passed = sum(p for p, _ in samples)
+    tasks_total = sum(n for _, n in samples)
+    repeated = any(n > 1 for _, n in samples)
     return Score(
         passed=sum(t.passed for t in tasks),
         total=sum(t.total for t in tasks),
         interval=stats.cluster_bootstrap([(t.passed, t.total) for t in tasks]),
         tasks_passed=tasks_passed,
-        tasks_total=len(tasks),
-        tasks_interval=stats.wilson(tasks_passed, len(tasks)),
+        tasks_total=tasks_total,
+        tasks_interval=(
+            stats.cluster_bootstrap(samples) if repeated else stats.wilson(tasks_passed, len(tasks))
+        ),
     )
+
+
+def at_budget(tasks: list[TaskResult], budget: int) -> list[TaskResult]:
+    """The tasks as scored at `budget` tokens (cases without budgets, errors, keep theirs)."""
+    return [
+        TaskResult(
+            t.suite,
+            t.task,
+            [replace(c, outcome=dict(c.budgets).get(budget, c.outcome)) for c in t.cases],
+        )
+        for t in tasks
+    ]
+
+
+def pass_at_k(tasks: list[TaskResult], k: int) -> tuple[float, stats.Interval] | None:
+    """pass@k over tasks (a sample passes a task when all its cases pass), by the unbiased
+    estimator, with a cluster bootstrap interval; None when some task has fewer than k
+    samples. Per task, pass@k is (C(n,k) - C(n-c,k)) / C(n,k): integer rows the bootstrap
+    can resample."""
+    if not tasks or any(t.repeats < k for t in tasks):
+        return None
+    rows = [
+        (math.comb(t.repeats, k) - math.comb(t.repeats - t.repeats_passed, k),
+         math.comb(t.repeats, k))
+        for t in tasks
+    ]  # fmt: skip
+    mean = stats.mean_pass_at_k([(t.repeats, t.repeats_passed) for t in tasks], k)
+    return mean, stats.cluster_bootstrap(rows)
 
 
 @dataclass
@@ -193,11 +282,41 @@ class ModelReport:
 
     def score(self, suite: str | None = None) -> Score:
         """The model's score over one suite, or over everything it ran."""
-        return score([t for t in self.tasks if suite is None or t.suite == suite])
+        return score(self.of_suite(suite))
+
+    def of_suite(self, suite: str | None) -> list[TaskResult]:
+        return [t for t in self.tasks if suite is None or t.suite == suite]
 
     @property
     def tasks_passed(self) -> int:
-        return sum(t.fully_passed for t in self.tasks)
+        return sum(t.repeats_passed for t in self.tasks)
+
+    @property
+    def repeats(self) -> int:
+        return max((t.repeats for t in self.tasks), default=1)
+
+    def pass_at_k(self, k: int, suite: str | None = None) -> tuple[float, stats.Interval] | None:
+        return pass_at_k(self.of_suite(suite), k)
+
+    def unstable(self) -> list[str]:
+        """Cases that passed in some repeats and failed in others (`suite:task:case`)."""
+        outcomes: dict[str, set[str]] = {}
+        for task in self.tasks:
+            for c in task.cases:
+                outcomes.setdefault(f"{c.suite}:{c.task}:{c.case}", set()).add(c.outcome)
+        return [
+            name
+            for name, seen in outcomes.items()
+            if "passed" in seen and seen - {"passed", "error"}
+        ]
+
+    @property
+    def budgets(self) -> list[int]:
+        """The token budgets the cases were scored at (--llmbench-budgets), smallest first."""
+        return sorted({b for t in self.tasks for c in t.cases for b, _ in c.budgets})
+
+    def at_budget(self, budget: int) -> ModelReport:
+        return ModelReport(self.model, at_budget(self.tasks, budget))
 
     @property
     def passed(self) -> int:
@@ -211,26 +330,31 @@ class ModelReport:
         return sum(t.outcomes.get(outcome, 0) for t in self.tasks)
 
     @property
+    def generations(self) -> list[GenerationStats]:
+        """Every answer behind the report: one per task and repeat."""
+        return [g for t in self.tasks for g in t.generations]
+
+    @property
     def seconds(self) -> float:
-        return sum(t.generation.seconds for t in self.tasks)
+        return sum(g.seconds for g in self.generations)
 
     @property
     def completion_tokens(self) -> int:
-        return sum(t.generation.completion_tokens or 0 for t in self.tasks)
+        return sum(g.completion_tokens or 0 for g in self.generations)
 
     @property
     def max_tokens(self) -> int | None:
-        caps = [t.generation.max_tokens for t in self.tasks if t.generation.max_tokens is not None]
+        caps = [g.max_tokens for g in self.generations if g.max_tokens is not None]
         return max(caps) if caps else None
 
     @property
     def generated(self) -> list[GenerationStats]:
         """The generations of this run (not those the answer store supplied)."""
-        return [t.generation for t in self.tasks if not t.generation.from_store]
+        return [g for g in self.generations if not g.from_store]
 
     @property
     def from_store(self) -> int:
-        return sum(t.generation.from_store for t in self.tasks)
+        return sum(g.from_store for g in self.generations)
 
     @property
     def wall_seconds(self) -> float | None:
@@ -257,7 +381,7 @@ class ModelReport:
 
     @property
     def tokens_per_second(self) -> float | None:
-        timed = [t.generation for t in self.tasks if t.generation.completion_tokens]
+        timed = [g for g in self.generations if g.completion_tokens]
         seconds = sum(g.seconds for g in timed)
         if not timed or seconds <= 0:
             return None

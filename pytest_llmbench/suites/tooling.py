@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from ..answer import split_reasoning
+from ..backends.timeline import cut
 from ..exchange import ChatRequest, Completion, ToolCall
 from ..sandbox.base import Sandbox
 from ..spec import OpenAIToolSpec, ToolCallSpec, ToolingCase, ToolingTask
@@ -21,6 +21,7 @@ from .base import (
     RequestSettings,
     ToolExchange,
     Verdict,
+    generation_of,
     missing_answer,
     prompt_messages,
     stats_of,
@@ -155,17 +156,26 @@ class ToolingSuite:
                 {"role": "tool", "tool_call_id": e.call.id, "content": json.dumps(e.result)}
                 for e in made
             )
-        last = completions[-1]
-        answer, inline = split_reasoning(last.content)
-        reasoning = "\n".join(r for c in completions for r in (c.reasoning,) if r)
-        return Generation(
-            completions=tuple(completions),
-            answer=answer,
-            reasoning="\n".join(r for r in (reasoning, inline) if r),
-            truncated=any(c.finish_reason == "length" for c in completions),
-            exchanges=tuple(exchanges),
-            stats=stats_of(tuple(completions), settings.max_tokens),
-        )
+        stats = stats_of(tuple(completions), settings.max_tokens)
+        return generation_of(tuple(completions), stats, tuple(exchanges))
+
+    def within_budget(self, task: ToolingTask, generation: Generation, budget: int) -> Generation:
+        """The chain as it would have gone with `budget` tokens per request: the same turns
+        while they fit (same answers, so the same next prompt), then the first turn the budget
+        cuts, with only the calls it finished; the chain ends there, as it does live."""
+        completions: list[Completion] = []
+        exchanges: list[ToolExchange] = []
+        for step, completion in enumerate(generation.completions):
+            cut_short = cut(completion, budget)
+            completions.append(cut_short)
+            if cut_short is completion:
+                exchanges.extend(e for e in generation.exchanges if e.step == step)
+                continue
+            exchanges.extend(
+                ToolExchange(step, call, *run_tool(task, call)) for call in made_calls(cut_short)
+            )
+            return generation_of(tuple(completions), generation.stats, tuple(exchanges))
+        return generation
 
     @staticmethod
     def reply_for(answer: list[list[ToolCallSpec]]) -> list[list[dict[str, Any]]]:
