@@ -350,7 +350,7 @@ def jsonl_line(
         "passed": report.passed,
         "total": report.total,
         "tasks_passed": report.tasks_passed,
-        "tasks_total": len(report.tasks),
+        "tasks_total": report.score().tasks_total,  # tasks x repeats
         # 95 % intervals: cases by cluster bootstrap over tasks, tasks by Wilson.
         "scores": {
             "overall": report.score().to_dict(),
@@ -443,13 +443,14 @@ def oracle_lines(results: Sequence[CaseResult], oracle: str) -> list[str]:
 
 def unpassed_tasks(results: Sequence[CaseResult]) -> list[str]:
     """Tasks that no model (other than `null`) passed in full: broken, or very hard."""
-    full: dict[tuple[str, str], dict[str, bool]] = {}
+    full: dict[tuple[str, str], dict[tuple[str, int], bool]] = {}
     for r in results:
         if r.model == "null" or r.outcome == "error":
             continue  # an error says nothing about the task
-        per_model = full.setdefault((r.suite, r.task), {})
-        per_model[r.model] = per_model.get(r.model, True) and r.outcome == "passed"
-    return [f"{suite}:{task}" for (suite, task), models in full.items() if not any(models.values())]
+        per_sample = full.setdefault((r.suite, r.task), {})
+        sample = (r.model, r.repeat)  # passed once by anyone, in any repeat, is passed
+        per_sample[sample] = per_sample.get(sample, True) and r.outcome == "passed"
+    return [f"{suite}:{task}" for (suite, task), seen in full.items() if not any(seen.values())]
 
 
 def summary_lines(state: RunState) -> list[str]:
@@ -482,9 +483,10 @@ def summary_lines(state: RunState) -> list[str]:
     legend = ties_line(reports)
     if legend:
         lines.append(legend)
-    if reports[0].repeats > 1:
+    samples = max(r.repeats for r in reports)
+    if samples > 1:
         lines.append(
-            f"with {reports[0].repeats} repeats, cases and tasks count every sample: "
+            f"with {samples} repeats, cases and tasks count every sample: "
             "passed/total is pass@1 averaged over the repeats"
         )
     lines += budget_lines(reports)

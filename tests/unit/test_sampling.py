@@ -142,3 +142,22 @@ def test_budget_views_score_each_budget() -> None:
     assert small.score().tasks_passed == 1
     big = report.at_budget(64)
     assert [c.outcome for t in big.tasks for c in t.cases] == [c.outcome for c in results]
+
+
+def test_jsonl_and_notes_count_samples() -> None:
+    import json
+
+    from pytest_llmbench import report as rep
+
+    results = [
+        case("a", "x", "passed", 0), case("a", "x", "failed", 1),  # passed in one repeat
+        case("b", "x", "failed", 0), case("b", "x", "failed", 1),
+    ]  # fmt: skip
+    reports = aggregate(results, ("m",))
+    run = rep.RunInfo("r", "t", "openai", "0", "d", {})
+    record = json.loads(rep.jsonl_line(reports[0], run, "openai", None, None, reports))
+    assert (record["tasks_passed"], record["tasks_total"]) == (1, 4)
+    assert record["repeats"]["samples"] == 2
+    assert record["repeats"]["tasks_pass_at_k"]["overall"]["2"]["rate"] == 0.5
+    assert [c.get("repeat") for c in record["results"][0]["cases"]] == [0, 1]
+    assert rep.unpassed_tasks(results) == ["python:b"]
