@@ -110,3 +110,22 @@ def test_impossible_rates_are_refused() -> None:
         parse_rate("-3")
     with pytest.raises(ValueError):
         parse_rate("most")
+
+
+def test_records_with_repeats_and_budgets_read_back_whole(tmp_path: Path) -> None:
+    from pytest_llmbench.compare import report_of
+
+    results = [
+        CaseResult("m", "python", "t", "c", outcome, file="f.yaml", repeat=r,
+                   budgets=((8, "truncated"), (64, outcome)))
+        for r, outcome in enumerate(["passed", "failed", "passed"])
+    ]  # fmt: skip
+    [report] = aggregate(results, ("m",))
+    info = rep.RunInfo("r", "t", "openai", "0", "d", {})
+    import json
+
+    back = report_of(json.loads(rep.jsonl_line(report, info, "openai", None, None, [report])))
+    assert back.repeats == 3 and back.budgets == [8, 64]
+    assert back.score() == report.score()
+    assert back.at_budget(8).count("truncated") == 3
+    assert back.pass_at_k(2) == report.pass_at_k(2)
