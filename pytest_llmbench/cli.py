@@ -1,8 +1,9 @@
 """The `llmbench` console script.
 
 `llmbench import humaneval|bfcl ...` converts standard suites into this plugin's task YAML (run
-the result with `pytest OUT --models=...` like any bundled task file); `llmbench report` writes
-the HTML report of recorded runs.
+the result with `pytest OUT --models=...` like any bundled task file); `llmbench compare OLD NEW`
+says what changed between two runs recorded in the JSONL, and can gate on it; `llmbench report`
+writes the HTML report of recorded runs.
 """
 
 from __future__ import annotations
@@ -73,6 +74,24 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--plots", type=Path, default=None, metavar="DIR",
                         help="also write the plots as PNG files into DIR")  # fmt: skip
     report.add_argument("--list", action="store_true", help="list the recorded runs and exit")
+    cmp = commands.add_parser(
+        "compare",
+        help="what changed between two runs, and whether it is more than noise",
+        description="Per model and suite: old and new pass rates with 95 %% intervals, the "
+        "difference with its interval (paired over the tasks both ran), and the tasks that "
+        "flipped. OLD and NEW are JSONL files (their last run) or run ids.",
+    )
+    cmp.add_argument("old", metavar="OLD", help="JSONL file or run id of the earlier run")
+    cmp.add_argument("new", metavar="NEW", help="JSONL file or run id of the later run")
+    cmp.add_argument("--jsonl", type=Path, action="append", default=None, metavar="PATH",
+                     help="where run ids are looked up (repeatable; default "
+                     ".llmbench/results.jsonl)")  # fmt: skip
+    cmp.add_argument("--fail-under", default=None, metavar="RATE",
+                     help="exit 7 if a model of NEW passed fewer cases than RATE "
+                     "(0.8 or 80%%)")  # fmt: skip
+    cmp.add_argument("--fail-on-regression", action="store_true",
+                     help="exit 7 if a model of NEW is significantly worse than in "
+                     "OLD")  # fmt: skip
     return parser
 
 
@@ -100,10 +119,39 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import GATE_FAILED, RunNotFound, comparison_lines, gate, load_run, parse_rate
+
+    jsonl = args.jsonl or [Path(".llmbench/results.jsonl")]
+    try:
+        fail_under = parse_rate(args.fail_under) if args.fail_under is not None else None
+        old, new = load_run(args.old, jsonl), load_run(args.new, jsonl)
+    except (RunNotFound, ValueError, OSError) as exc:
+        print(f"llmbench compare: {exc}", file=sys.stderr)
+        return 1
+    print(f"old: {old.label()}")
+    print(f"new: {new.label()}")
+    for line in comparison_lines(old.reports, new.reports):
+        print(line)
+    if fail_under is None and not args.fail_on_regression:
+        return 0
+    verdict = gate(
+        new.reports,
+        fail_under=fail_under,
+        baseline=old.reports,
+        fail_on_regression=args.fail_on_regression,
+    )
+    for line in verdict.lines():
+        print(line)
+    return 0 if verdict.passed else GATE_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "report":
         return _report(args)
+    if args.command == "compare":
+        return _compare(args)
     try:
         if args.suite == "humaneval":
             from .importers import humaneval

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ class CaseItem(pytest.Item):
         self.model = model
         self.generation: Generation | None = None
         self.prepared: Prepared | None = None
+        self.prepared_all: list[Prepared] = []  # one per repeat
         for keyword in (suite, model, task.id, case.id, *task.tags):
             self.extra_keyword_matches.add(keyword)
         self.add_marker(_mark("llmbench"))
@@ -146,13 +148,21 @@ class CaseItem(pytest.Item):
     def state(self) -> RunState:
         return self.config.stash[STATE]
 
-    def _record(
-        self, outcome: Outcome, detail: str = "", retries: int = 0, trimmed: bool = False
-    ) -> None:
-        generation = self.generation
+    def _result(
+        self,
+        outcome: Outcome,
+        detail: str = "",
+        prepared: Prepared | None = None,
+        repeat: int = 0,
+        budgets: tuple[tuple[int, Outcome], ...] = (),
+        *,
+        retries: int = 0,
+        trimmed: bool = False,
+    ) -> CaseResult:
+        generation = prepared.generation if prepared is not None else None
         stats = generation.stats if generation is not None else GenerationStats(retries=retries)
         load = self.state.manager.loads.get(self.model)
-        result = CaseResult(
+        return CaseResult(
             model=self.model,
             suite=self.suite,
             task=self.task.id,
@@ -162,31 +172,65 @@ class CaseItem(pytest.Item):
             file=self.parent.nodeid if self.parent else "",
             generation=stats,
             load_s=load.seconds if load is not None else None,
-            answer_key=self.prepared.answer_key if self.prepared is not None else None,
+            answer_key=prepared.answer_key if prepared is not None else None,
             trimmed=trimmed,
+            repeat=repeat,
+            budgets=budgets,
         )
+
+    def _record(self, results: list[CaseResult], outcome: Outcome) -> None:
+        """Put the case's results (one per repeat) on the item's report; `outcome` is the
+        item's own."""
         self.user_properties[:] = [p for p in self.user_properties if p[0] != PROPERTY]
-        self.user_properties.append((PROPERTY, result.to_json()))
+        self.user_properties += [(PROPERTY, result.to_json()) for result in results]
         self.user_properties.append(("llmbench_outcome", outcome))
+        stats = results[0].generation
         if stats.completion_tokens is not None:
             self.user_properties.append(("llmbench_completion_tokens", stats.completion_tokens))
         self.user_properties.append(("llmbench_seconds", round(stats.seconds, 3)))
-        record_case(self, result, self.prepared.execution if self.prepared is not None else None)
+        # The run record keeps the first sample of each case (the JSONL has every repeat).
+        first = self.prepared_all[0] if self.prepared_all else None
+        record_case(self, results[0], first.execution if first is not None else None)
+
+    @property
+    def repeats(self) -> int:
+        return self.state.settings.repeat
+
+    def repeat_key(self, repeat: int) -> tuple[str, str]:
+        """The scheduler's key of one sample of this item's task."""
+        model, task = self.task_key
+        return (model, task) if repeat == 0 else (model, f"{task}#repeat{repeat}")
 
     def setup(self) -> None:
-        """Wait for this task's answer and its run in the sandbox (the scheduler produces them,
-        several at a time, the first time any item of the model asks).
+        """Wait for this task's answer(s) and their run in the sandbox (the scheduler produces
+        them, several at a time, the first time any item of the model asks).
 
         Everything here is infrastructure: a failure is a pytest error with outcome `error`,
         never a verdict on the model. Scoring waits for the call phase.
         """
-        outcome = self.state.scheduler.result(self.model, self.task_key, self._model_jobs)
-        if isinstance(outcome, InfraFailure):
-            self._record("error", outcome.message, retries=outcome.retries)
+        scheduler = self.state.scheduler
+        outcomes = [
+            scheduler.result(self.model, self.repeat_key(r), self._model_jobs)
+            for r in range(self.repeats)
+        ]
+        failure = next((o for o in outcomes if isinstance(o, InfraFailure)), None)
+        if failure is not None:
+            errors = [
+                self._result(
+                    "error",
+                    failure.message,
+                    o if isinstance(o, Prepared) else None,
+                    r,
+                    retries=failure.retries,
+                )
+                for r, o in enumerate(outcomes)
+            ]
+            self._record(errors, "error")
             # pytrace=False: the error shows as its one-line message, not a traceback.
-            pytest.fail(f"error: {outcome.message}", pytrace=False)
-        self.prepared = outcome
-        self.generation = outcome.generation
+            pytest.fail(f"error: {failure.message}", pytrace=False)
+        self.prepared_all = [o for o in outcomes if isinstance(o, Prepared)]
+        self.prepared = self.prepared_all[0]
+        self.generation = self.prepared.generation
 
     def start_generating(self) -> None:
         """Start this item's model now (before its first setup), so that generation overlaps
@@ -194,21 +238,48 @@ class CaseItem(pytest.Item):
         self.state.scheduler.start(self.model, self._model_jobs())
 
     def _model_jobs(self) -> list[Job]:
-        """The selected tasks of this item's model, in item order (honours -k, -m, --lf, ids)."""
+        """The selected tasks of this item's model, in item order (honours -k, -m, --lf, ids),
+        each as many times as there are repeats."""
         jobs: dict[tuple[str, str], Job] = {}
         for item in self.session.items:
             if isinstance(item, CaseItem) and item.model == self.model:
-                jobs.setdefault(item.task_key, Job(item.task_key, item.suite, item.task))
+                for r in range(self.repeats):
+                    key = item.repeat_key(r)
+                    jobs.setdefault(key, Job(key, item.suite, item.task, repeat=r))
         return list(jobs.values())
 
     def runtest(self) -> None:
-        assert self.prepared is not None
+        """Score every repeat (and, with budgets, every budget of it). The item passes when
+        the case passed in every repeat, at the largest budget."""
         suite = get_suite(self.suite)
-        prepared = self.prepared
-        verdict = suite.score(self.task, self.case, prepared.generation, prepared.execution)
-        self._record(verdict.outcome, verdict.detail, trimmed=verdict.trimmed)
-        if verdict.outcome != "passed":
-            raise CaseFailed(verdict)
+        results: list[CaseResult] = []
+        failing: list[tuple[Verdict, Prepared, int]] = []
+        for r, prepared in enumerate(self.prepared_all):
+            verdict = suite.score(self.task, self.case, prepared.generation, prepared.execution)
+            budgets = tuple(
+                (budget, suite.score(self.task, self.case, generation, execution).outcome)
+                for budget, (generation, execution) in sorted(prepared.by_budget.items())
+            )
+            results.append(
+                self._result(
+                    verdict.outcome, verdict.detail, prepared, r, budgets, trimmed=verdict.trimmed
+                )
+            )
+            if verdict.outcome != "passed":
+                failing.append((verdict, prepared, r))
+        if not failing:
+            self._record(results, "passed")
+            return
+        verdict, prepared, r = failing[0]
+        if len(results) > 1:
+            passed = len(results) - len(failing)
+            verdict = replace(
+                verdict,
+                detail=f"passed {passed} of {len(results)} repeats; repeat {r}: {verdict.detail}",
+            )
+        self.generation = prepared.generation  # the answer the failure report shows
+        self._record(results, verdict.outcome)
+        raise CaseFailed(verdict)
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
@@ -233,7 +304,12 @@ class CaseItem(pytest.Item):
 
 
 def case_result_of(report: pytest.TestReport) -> CaseResult | None:
-    for key, value in report.user_properties:
-        if key == PROPERTY:
-            return CaseResult.from_json(str(value))
-    return None
+    results = case_results_of(report)
+    return results[0] if results else None
+
+
+def case_results_of(report: pytest.TestReport) -> list[CaseResult]:
+    """The item's case results: one per repeat."""
+    return [
+        CaseResult.from_json(str(value)) for key, value in report.user_properties if key == PROPERTY
+    ]

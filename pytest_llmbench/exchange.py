@@ -137,3 +137,9 @@ class Completion:
     decode_timed_by: Literal["server", "stream", "none"] = "none"
     # Prompt tokens per second as the server timed them (None where it reports no timings).
     prompt_tok_s: float | None = None
+    # Every streamed token in order, as (kind, text): "r" a reasoning-field token, "c" a
+    # content token (inline <think> tags included), "t<i>" a piece of tool call i's stream
+    # (its arguments text; the call's id and name are in `tool_calls`). One streamed chunk is
+    # one token on the servers we drive. `budget.cut` replays a prefix of it to get the answer
+    # a run capped at fewer tokens would have given; short kinds because it is stored.
+    timeline: tuple[tuple[str, str], ...] = ()

@@ -107,6 +107,26 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _budgets(text: str) -> tuple[int, ...]:
+    values = sorted({int(word) for word in _models(text)})
+    if not values or values[0] < 1:
+        raise ValueError(text)
+    return tuple(values)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _rate(text: str) -> float:
+    from .compare import parse_rate
+
+    return parse_rate(text)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("models", "--llmbench-models", "comma-separated model keys to benchmark, as the "
            "backend names them; 'reference' and 'null' are built-in pseudo-models", (), _models,
@@ -153,6 +173,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("sanitize", "--llmbench-sanitize", "on (default): python answers run without their "
            "top-level calls, asserts, prints and main block; off: as the script they are",
            True, _on_off, metavar="on|off"),
+    Option("budgets", "--llmbench-budgets", "token budgets to score, e.g. 512,1024,4096: one "
+           "generation at the largest, every smaller one scored from its cut answers",
+           (), _budgets, metavar="N,N,..."),
+    Option("repeat", "--llmbench-repeat", "samples per task (seeds derived from the run's): "
+           "pass@1 averaged over them, pass@k, unstable cases", 1, _positive, metavar="K"),
+    Option("baseline", "--llmbench-baseline", "compare this run with a baseline at the end: a "
+           "JSONL file (its last run) or a run id in the JSONL", metavar="FILE|RUN"),
+    Option("fail_under", "--llmbench-fail-under", "gate: exit 7 if a model passed fewer cases "
+           "than RATE (0.8 or 80%); wrong answers alone then exit 0", None, _rate,
+           metavar="RATE"),
+    Option("fail_on_regression", "--llmbench-fail-on-regression", "gate: exit 7 if a model is "
+           "significantly worse than in --llmbench-baseline", False, _bool, is_flag=True,
+           ini_type="bool"),
 )  # fmt: skip
 
 
@@ -236,6 +269,11 @@ class Settings:
     isolation: str = "auto"
     sanitize: bool = True
     validate: bool = False
+    budgets: tuple[int, ...] = ()
+    repeat: int = 1
+    baseline: str | None = None
+    fail_under: float | None = None
+    fail_on_regression: bool = False
     rootdir: Path = field(default_factory=Path.cwd)
 
     @property
@@ -305,6 +343,19 @@ def resolve(config: pytest.Config) -> Settings:
             )
     if values.get("isolation", "auto") not in ("auto", "full", "reduced"):
         raise pytest.UsageError("--llmbench-isolation must be one of auto, full, reduced")
+    if values.get("fail_on_regression") and not values.get("baseline"):
+        raise pytest.UsageError(
+            "--llmbench-fail-on-regression needs --llmbench-baseline=FILE|RUN to compare with"
+        )
+    budgets = values.get("budgets")
+    if budgets:
+        # One generation at the largest budget serves them all: it is the generation cap.
+        if values.get("max_tokens") not in (None, budgets[-1]):
+            raise pytest.UsageError(
+                f"--max-tokens={values['max_tokens']} and --llmbench-budgets disagree: the "
+                f"largest budget ({budgets[-1]}) is the generation cap; drop --max-tokens"
+            )
+        values["max_tokens"] = budgets[-1]
     oracle = values.get("oracle")
     models = values.get("models", ())
     if oracle and oracle not in models:

@@ -112,6 +112,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.models and not _is_worker(config):
         collector = ResultCollector(config, config.stash[STATE], config.stash[ENDING])
         config.pluginmanager.register(collector, "llmbench-results")
+        if settings.baseline:
+            _read_baseline(config.stash[STATE])
     if settings.models:
         from . import __version__
         from .progress import register as register_progress
@@ -119,6 +121,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
         install_record(config, state, __version__, worker=_is_worker(config))
         register_progress(config, state, worker=_is_worker(config))
+
+
+def _read_baseline(state: RunState) -> None:
+    """Read the baseline now: this run appends to the same JSONL, and a wrong name must stop
+    the run before any model is called."""
+    from .compare import RunNotFound, load_run
+
+    try:
+        state.baseline = load_run(str(state.settings.baseline), [state.settings.jsonl_path])
+    except (RunNotFound, OSError) as exc:
+        raise pytest.UsageError(f"--llmbench-baseline: {exc}") from None
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -294,11 +307,9 @@ class ResultCollector:
         # A case's verdict is on its call report, or on its setup report when setup failed.
         if not (report.when == "call" or (report.when == "setup" and report.failed)):
             return
-        from .collect import case_result_of
+        from .collect import case_results_of
 
-        result = case_result_of(report)
-        if result is not None:
-            self.state.results.append(result)
+        self.state.results += case_results_of(report)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from .collect import CaseItem
@@ -348,7 +359,35 @@ class ResultCollector:
             any_error=any(r.outcome == "error" for r in state.results),
             write_failed=ending.write_error is not None,
         )
+        settings = state.settings
+        if settings.fail_under is not None or settings.fail_on_regression:
+            _apply_gate(session, state)
         return lines
+
+
+def _apply_gate(session: pytest.Session, state: RunState) -> None:
+    """With a gate, the gate decides the exit status: 7 when it fails; 0 when it passes and
+    the only failures were the models' wrong answers. Infrastructure errors (10),
+    interruptions and failures of other tests keep their own status."""
+    from .compare import GATE_FAILED, gate
+    from .results import aggregate
+
+    reports = aggregate(state.results, state.settings.models)
+    verdict = gate(
+        reports,
+        fail_under=state.settings.fail_under,
+        baseline=state.baseline.reports if state.baseline is not None else None,
+        fail_on_regression=state.settings.fail_on_regression,
+    )
+    state.gate = verdict
+    if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return
+    if not verdict.passed:
+        session.exitstatus = GATE_FAILED
+        return
+    wrong = sum(r.outcome not in ("passed", "error") for r in state.results)
+    if session.testsfailed == wrong:
+        session.exitstatus = pytest.ExitCode.OK
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -437,9 +476,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from .report import summary_lines
 
     for line in summary_lines(state, config.stash.get(ENDING, None)):
-        alarm = line.startswith(("SUSPECT", "PARTIAL RUN", "RESULTS NOT WRITTEN"))
+        alarm = line.startswith(("SUSPECT", "PARTIAL RUN", "RESULTS NOT WRITTEN", "llmbench gate: FAILED"))
         markup = {"red": True, "bold": True} if alarm else {}
-        if line.startswith("llmbench "):
+        if line.startswith("llmbench ") and not line.startswith("llmbench gate"):
             terminalreporter.write_sep("=", line, **markup)
         else:
             terminalreporter.write_line(line, **markup)

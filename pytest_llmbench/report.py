@@ -12,18 +12,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import stats
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .display import printable
 from .record import database_path
-from .results import SUITES, CaseResult, ModelReport, Outcome, aggregate
+from .results import SUITES, CaseResult, ModelReport, Outcome, Score, aggregate, compare
 
 if TYPE_CHECKING:
     from .selection import Selection
     from .session import RunState
     from .stopping import Ending
 
-COLUMNS = ("model", *SUITES, "total", "time", "decode tok/s")
+COLUMNS = ("model", *SUITES, "total", "tasks", "time", "decode tok/s")
 # A model that wrote its calls in a format the server does not parse scores the server's
 # limits, not its own: said in the table, with the fix in the README.
 CALLS_AS_TEXT = "tool calls left as text: the server did not parse them"
@@ -33,6 +34,11 @@ NOTED: tuple[tuple[Outcome, str], ...] = (
     ("timeout", "timeout"),
     ("error", "errors"),
 )
+INTERVAL_METHOD = (
+    f"95 %; cases: cluster bootstrap over tasks ({stats.RESAMPLES} resamples, seed {stats.SEED}); "
+    "tasks: Wilson score; differences: paired bootstrap over shared tasks, exact McNemar on tasks"
+)
+TIED = "~"  # marks a model whose total is not significantly different from the leader's
 
 
 def _fraction(counts: tuple[int, int]) -> str:
@@ -47,7 +53,38 @@ def _wall(report: ModelReport) -> str:
     return "stored" if report.from_store else "-"
 
 
-def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[str]]:
+def with_interval(score: Score) -> str:
+    return f"{score.passed}/{score.total} ({score.interval.percent()})" if score.total else "-"
+
+
+def tasks_cell(score: Score, detail: bool) -> str:
+    if not score.tasks_total:
+        return "-"
+    cell = f"{score.tasks_passed}/{score.tasks_total}"
+    return f"{cell} ({score.tasks_interval.percent()})" if detail else cell
+
+
+def leader_and_ties(reports: Sequence[ModelReport]) -> tuple[str | None, set[str]]:
+    """The model with the best total, and the others whose difference from it is not
+    significant at 95 % (paired over the tasks both ran). No leader with fewer than 2 models."""
+    if len(reports) < 2:
+        return None, set()
+    best = max(reports, key=lambda r: r.score().rate)  # the first of equals, in run order
+    ties = set()
+    for report in reports:
+        if report is not best:
+            diff = compare(best, report).cases
+            if diff.tasks and not diff.significant:  # no shared task: nothing to say
+                ties.add(report.model)
+    return best.model, ties
+
+
+def table_rows(
+    reports: Sequence[ModelReport], oracle: str | None, *, detail: bool = False
+) -> list[list[str]]:
+    """One row per model. `detail` (markdown) gives every suite and the tasks their interval;
+    the terminal keeps it to the total's."""
+    _, ties = leader_and_ties(reports)
     rows: list[list[str]] = []
     for report in reports:
         tps = report.decode_tok_s
@@ -59,11 +96,17 @@ def table_rows(reports: Sequence[ModelReport], oracle: str | None) -> list[list[
         if report.trimmed:
             notes.append(f"{report.trimmed} trimmed")
         name = report.model + (" (oracle)" if report.model == oracle else "")
+        overall = report.score()
+        suites = [
+            with_interval(report.score(s)) if detail else _fraction(report.suite_counts(s))
+            for s in SUITES
+        ]
         rows.append(
             [
                 name,
-                *(_fraction(report.suite_counts(s)) for s in SUITES),
-                _fraction((report.passed, report.total)),
+                *suites,
+                with_interval(overall) + (TIED if report.model in ties else " " if ties else ""),
+                tasks_cell(overall, detail),
                 _wall(report),
                 f"{tps:.0f}" if tps is not None else "-",
                 ", ".join(notes),
@@ -87,12 +130,177 @@ def render_table(reports: Sequence[ModelReport], oracle: str | None = None) -> s
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def _aligned(rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
+    """Rows as text columns: the first `left` columns to the left, the rest to the right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def all_budgets(reports: Sequence[ModelReport]) -> list[int]:
+    return sorted({b for report in reports for b in report.budgets})
+
+
+def _truncation(report: ModelReport) -> str:
+    return f"{report.count('truncated') / report.total:.0%}" if report.total else "-"
+
+
+def budget_rows(reports: Sequence[ModelReport], *, detail: bool = False) -> list[list[str]]:
+    """The score-by-budget grid: per model, cases passed (with interval), tasks passed and the
+    share of cases cut off, at each budget."""
+    budgets = all_budgets(reports)
+    rows = [["max_tokens", "", *map(str, budgets)]]
+    for report in reports:
+        views = [report.at_budget(b) for b in budgets]
+        scores = [view.score() for view in views]
+        rows.append([report.model, "cases", *(with_interval(score) for score in scores)])
+        rows.append(["", "tasks", *(tasks_cell(score, detail) for score in scores)])
+        rows.append(["", "truncated", *(_truncation(view) for view in views)])
+    return rows
+
+
+def budget_lines(reports: Sequence[ModelReport]) -> list[str]:
+    budgets = all_budgets(reports)
+    if not budgets:
+        return []
+    return [
+        f"llmbench token budgets (one generation at {budgets[-1]}; each smaller budget scores "
+        "the answers cut there)",
+        *_aligned(budget_rows(reports), left=2),
+    ]
+
+
+def shown_ks(samples: int) -> list[int]:
+    """The k of pass@k worth a column: 1, 2, 5, 10, 20, 50, 100 up to the repeats, and all."""
+    return sorted({k for k in (1, 2, 5, 10, 20, 50, 100) if k <= samples} | {samples})
+
+
+def _pass_cell(value: tuple[float, stats.Interval] | None) -> str:
+    if value is None:
+        return "-"
+    rate, interval = value
+    return f"{rate:.1%} ({interval.percent()})"
+
+
+def repeat_rows(reports: Sequence[ModelReport]) -> list[list[str]]:
+    """Per model and suite: cases pass@1 averaged over repeats, and tasks pass@k."""
+    samples = max(r.repeats for r in reports)
+    ks = shown_ks(samples)
+    rows = [["model", "suite", "cases pass@1", *(f"tasks pass@{k}" for k in ks), "unstable"]]
+    for report in reports:
+        unstable = report.unstable()
+        for i, suite in enumerate([*report.suites(), None]):
+            score = report.score(suite)
+            rows.append(
+                [
+                    report.model if i == 0 else "",
+                    suite or "total",
+                    f"{score.rate:.1%} ({score.interval.percent()})",
+                    *(_pass_cell(report.pass_at_k(k, suite)) for k in ks),
+                    str(sum(1 for u in unstable if suite is None or u.startswith(f"{suite}:"))),
+                ]
+            )
+    return rows
+
+
+def repeat_lines(reports: Sequence[ModelReport], listed: int = 10) -> list[str]:
+    samples = max((r.repeats for r in reports), default=1)
+    if samples < 2:
+        return []
+    lines = [
+        f"llmbench repeats ({samples} samples per task; a task's sample passes when all its "
+        "cases do)",
+        *_aligned(repeat_rows(reports), left=2),
+    ]
+    for report in reports:
+        unstable = report.unstable()
+        if unstable:
+            more = f", and {len(unstable) - listed} more" if len(unstable) > listed else ""
+            lines.append(
+                f"unstable cases of {report.model} ({len(unstable)}): "
+                f"{', '.join(unstable[:listed])}{more}"
+            )
+    return lines
+
+
+def ties_line(reports: Sequence[ModelReport]) -> str | None:
+    """The legend of the tie mark, when some model carries it."""
+    leader, ties = leader_and_ties(reports)
+    if not ties:
+        return None
+    return (
+        f"{TIED}: not significantly different from {leader} (95 %, paired over the tasks both ran)"
+    )
+
+
+def comparison_rows(reports: Sequence[ModelReport]) -> list[list[str]]:
+    """Every pair of models: the difference of their totals and whether it is real."""
+    rows = []
+    for i, first in enumerate(reports):
+        for second in reports[i + 1 :]:
+            diff = compare(first, second)
+            lo, hi = diff.cases.interval.low, diff.cases.interval.high
+            rows.append(
+                [
+                    second.model,
+                    first.model,
+                    f"{diff.cases.delta * 100:+.1f} pts",
+                    f"{lo * 100:+.1f} to {hi * 100:+.1f}",
+                    "yes" if diff.cases.significant else "no",
+                    f"{diff.tasks.only_new} / {diff.tasks.only_old}",
+                    f"{diff.tasks.p_value:.3g}",
+                ]
+            )
+    return rows
+
+
 def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -> str:
     header = [*COLUMNS, "notes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in table_rows(reports, oracle):
+    for row in table_rows(reports, oracle, detail=True):
+        row = [cell.strip() for cell in row]  # the terminal's alignment padding
         row[0] = f"`{row[0]}`"
         lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(
+        "Cases passed with a 95 % interval from a cluster bootstrap over tasks; tasks fully "
+        "passed with a Wilson 95 % interval."
+    )
+    legend = ties_line(reports)
+    if legend:
+        lines.append(f"`{TIED}`{legend[len(TIED) :]}.")
+    if all_budgets(reports):
+        rows = budget_rows(reports, detail=True)
+        lines += ["", "Token budgets (one generation at the largest; smaller ones scored from the "
+                  "answers cut there):", "", "| " + " | ".join(rows[0]) + " |",
+                  "|" + "---|" * len(rows[0])]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    if max(r.repeats for r in reports) > 1:
+        rows = repeat_rows(reports)
+        lines += ["", f"Repeats ({max(r.repeats for r in reports)} samples per task):", "",
+                  "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+        for report in reports:
+            if report.unstable():
+                lines.append(
+                    f"\nUnstable cases of `{report.model}`: {', '.join(report.unstable())}"
+                )
+    pairs = comparison_rows(reports)
+    if pairs:
+        lines += [
+            "",
+            "| model | vs | difference (cases) | 95 % interval | significant "
+            "| tasks only model / only vs | McNemar p (tasks) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in pairs:
+            row[0], row[1] = f"`{row[0]}`", f"`{row[1]}`"
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -156,6 +364,7 @@ def jsonl_line(
     backend: str,
     base_url: str | None,
     load_s: float | None,
+    others: Sequence[ModelReport] = (),
     *,
     digest: str = "",
     selection: Selection | None = None,
@@ -178,6 +387,21 @@ def jsonl_line(
         # narrowed by -k is not the benchmark's.
         "declared_total": selection.declared.get(report.model) if selection else None,
         "selection": selection.for_model(report.model, report.total) if selection else None,
+        "tasks_passed": report.tasks_passed,
+        "tasks_total": report.score().tasks_total,  # tasks x repeats
+        # 95 % intervals: cases by cluster bootstrap over tasks, tasks by Wilson.
+        "scores": {
+            "overall": report.score().to_dict(),
+            **{suite: report.score(suite).to_dict() for suite in report.suites()},
+        },
+        "interval_method": INTERVAL_METHOD,
+        "compared": [
+            {"model": other.model, **compare(report, other).to_dict()}
+            for other in others
+            if other.model != report.model
+        ],
+        **({"budgets": budget_records(report)} if report.budgets else {}),
+        **({"repeats": repeat_record(report)} if report.repeats > 1 else {}),
         "seconds": round(report.seconds, 3),
         "generation_wall_s": _round(report.wall_seconds, 3),
         "concurrency": report.concurrency[0],
@@ -193,6 +417,43 @@ def jsonl_line(
         "results": results,
     }
     return json.dumps(record, sort_keys=False, default=str)
+
+
+def budget_records(report: ModelReport) -> list[dict[str, Any]]:
+    """Per budget: the overall score, cases cut off, and the same per suite."""
+
+    def entry(view: ModelReport) -> dict[str, Any]:
+        return {**view.score().to_dict(), "truncated": view.count("truncated")}
+
+    out = []
+    for budget in report.budgets:
+        view = report.at_budget(budget)
+        suites = {
+            suite: entry(ModelReport(view.model, view.of_suite(suite))) for suite in view.suites()
+        }
+        out.append({"max_tokens": budget, **entry(view), "suites": suites})
+    return out
+
+
+def repeat_record(report: ModelReport) -> dict[str, Any]:
+    """pass@k for every k up to the repeats, per suite and overall, and the unstable cases."""
+
+    def pass_at(suite: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k in range(1, report.repeats + 1):
+            value = report.pass_at_k(k, suite)
+            if value is not None:
+                out[str(k)] = {"rate": round(value[0], 4), "interval": value[1].as_list()}
+        return out
+
+    return {
+        "samples": report.repeats,
+        "tasks_pass_at_k": {
+            "overall": pass_at(None),
+            **{suite: pass_at(suite) for suite in report.suites()},
+        },
+        "unstable": report.unstable(),
+    }
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -256,7 +517,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def oracle_lines(results: Sequence[CaseResult], oracle: str) -> list[str]:
     """The oracle's verdict: suite:task:case it did not pass (errors are not its fault)."""
     suspects = [
-        printable(f"{r.suite}:{r.task}:{r.case} ({r.outcome}{': ' + r.detail if r.detail else ''})")
+        printable(
+            f"{r.suite}:{r.task}:{r.case}{f' repeat {r.repeat}' if r.repeat else ''} "
+            f"({r.outcome}{': ' + r.detail if r.detail else ''})"
+        )
         for r in results
         if r.model == oracle and r.outcome not in ("passed", "error")
     ]
@@ -270,13 +534,14 @@ def oracle_lines(results: Sequence[CaseResult], oracle: str) -> list[str]:
 
 def unpassed_tasks(results: Sequence[CaseResult]) -> list[str]:
     """Tasks that no model (other than `null`) passed in full: broken, or very hard."""
-    full: dict[tuple[str, str], dict[str, bool]] = {}
+    full: dict[tuple[str, str], dict[tuple[str, int], bool]] = {}
     for r in results:
         if r.model == "null" or r.outcome == "error":
             continue  # an error says nothing about the task
-        per_model = full.setdefault((r.suite, r.task), {})
-        per_model[r.model] = per_model.get(r.model, True) and r.outcome == "passed"
-    return [f"{suite}:{task}" for (suite, task), models in full.items() if not any(models.values())]
+        per_sample = full.setdefault((r.suite, r.task), {})
+        sample = (r.model, r.repeat)  # passed once by anyone, in any repeat, is passed
+        per_sample[sample] = per_sample.get(sample, True) and r.outcome == "passed"
+    return [f"{suite}:{task}" for (suite, task), seen in full.items() if not any(seen.values())]
 
 
 def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
@@ -300,11 +565,30 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
         else ", ".join(f"{m} {c}" for m, c in caps.items())
     )
     lines.append(
-        f"time: generation wall-clock, model loading excluded; max_tokens: {cap_text or '-'}"
+        f"time: generation wall-clock, model loading excluded; (ranges): 95 % intervals; "
+        f"max_tokens: {cap_text or '-'}"
         f"{'' if settings.max_tokens else ' (backend default)'}; "
         f"{_speed_note(reports)}isolation: {state.isolation_tier}; JSONL: {settings.jsonl_path}"
     )
     lines += throughput_lines(reports)
+    legend = ties_line(reports)
+    if legend:
+        lines.append(legend)
+    samples = max(r.repeats for r in reports)
+    if samples > 1:
+        lines.append(
+            f"with {samples} repeats, cases and tasks count every sample: "
+            "passed/total is pass@1 averaged over the repeats"
+        )
+    lines += budget_lines(reports)
+    lines += repeat_lines(reports)
+    if state.baseline is not None:
+        from .compare import comparison_lines
+
+        lines.append(f"llmbench against the baseline, {state.baseline.label()}")
+        lines += comparison_lines(state.baseline.reports, reports, flips_shown=10)
+    if state.gate is not None:
+        lines += state.gate.lines()
     if ending is not None and ending.interrupted is not None:
         selected = sum(ending.selection.selected.values()) if ending.selection else None
         ran = f"{len(state.results)} of {selected}" if selected else str(len(state.results))
@@ -338,7 +622,7 @@ def throughput_lines(reports: Sequence[ModelReport]) -> list[str]:
         if report.throughput is not None:
             parts.append(f"{report.throughput:.1f} tok/s aggregate")
         if report.from_store:
-            parts.append(f"{report.from_store} of {len(report.tasks)} answers from the store")
+            parts.append(f"{report.from_store} of {len(report.generations)} answers from the store")
         if parts:
             lines.append(f"{report.model}: {'; '.join(parts)}")
     return lines
@@ -377,7 +661,9 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
                 url = default_base_url(backend)
         digest = tasks_digest(settings.rootdir, results)
         lines.append(
-            jsonl_line(report, run, backend, url, load, digest=digest, selection=selection)
+            jsonl_line(
+                report, run, backend, url, load, reports, digest=digest, selection=selection
+            )
         )
     append_jsonl(settings.jsonl_path, lines)
     if settings.markdown is not None:

@@ -7,9 +7,12 @@ aggregate results produced on xdist workers exactly as it does its own.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
+
+from . import stats
 
 Outcome = Literal["passed", "failed", "truncated", "no_answer", "timeout", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "truncated", "no_answer", "timeout", "error")
@@ -57,6 +60,9 @@ class CaseResult:
     load_s: float | None = None
     answer_key: str | None = None  # the answer store's key of the generation behind the case
     trimmed: bool = False  # the answer ran without some top-level statements (sanitize.py)
+    repeat: int = 0  # which sample of the task (--llmbench-repeat)
+    # With --llmbench-budgets: (max_tokens, outcome) per budget, the largest being `outcome`.
+    budgets: tuple[tuple[int, Outcome], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -65,6 +71,7 @@ class CaseResult:
     def from_json(cls, text: str) -> CaseResult:
         data: dict[str, Any] = json.loads(text)
         data["generation"] = GenerationStats(**data.get("generation", {}))
+        data["budgets"] = tuple((int(b), o) for b, o in data.get("budgets", ()))
         return cls(**data)
 
 
@@ -83,6 +90,42 @@ class TaskResult:
         return len(self.cases)
 
     @property
+    def file(self) -> str:
+        return self.cases[0].file if self.cases else ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What identifies the task across models and runs."""
+        return (self.file, self.suite, self.task)
+
+    @property
+    def fully_passed(self) -> bool:
+        """Every case passed (in every repeat): how HumanEval-style pass@1 counts a problem."""
+        return bool(self.cases) and self.passed == self.total
+
+    @property
+    def by_repeat(self) -> dict[int, list[CaseResult]]:
+        """The cases of each sample of the task (one sample without --llmbench-repeat)."""
+        out: dict[int, list[CaseResult]] = {}
+        for case in self.cases:
+            out.setdefault(case.repeat, []).append(case)
+        return dict(sorted(out.items()))
+
+    @property
+    def repeats(self) -> int:
+        return len(self.by_repeat)
+
+    @property
+    def repeats_passed(self) -> int:
+        """The samples whose every case passed."""
+        return sum(all(c.outcome == "passed" for c in cases) for cases in self.by_repeat.values())
+
+    @property
+    def errored(self) -> bool:
+        """Infrastructure failed on some case: the task says nothing sure about the model."""
+        return any(c.outcome == "error" for c in self.cases)
+
+    @property
     def outcomes(self) -> dict[str, int]:
         return dict(Counter(c.outcome for c in self.cases))
 
@@ -90,37 +133,146 @@ class TaskResult:
     def generation(self) -> GenerationStats:
         return self.cases[0].generation
 
+    @property
+    def generations(self) -> list[GenerationStats]:
+        """One per sample: what producing each answer cost."""
+        return [cases[0].generation for cases in self.by_repeat.values()]
+
     def to_dict(self) -> dict[str, Any]:
         gen = self.generation
-        return {
+        gens = self.generations
+
+        def total(values: list[int | None]) -> int | None:
+            known = [v for v in values if v is not None]
+            return sum(known) if known else None
+
+        record = {
             "suite": self.suite,
             "task": self.task,
+            "file": self.file,
             "passed": self.passed,
             "total": self.total,
             "outcomes": self.outcomes,
-            "seconds": round(gen.seconds, 3),
-            "prompt_tokens": gen.prompt_tokens,
-            "completion_tokens": gen.completion_tokens,
-            "reasoning_tokens": gen.reasoning_tokens,
+            # With repeats: time and tokens summed over them; the rest is the first one's.
+            "seconds": round(sum(g.seconds for g in gens), 3),
+            "prompt_tokens": total([g.prompt_tokens for g in gens]),
+            "completion_tokens": total([g.completion_tokens for g in gens]),
+            "reasoning_tokens": total([g.reasoning_tokens for g in gens]),
             "tokens_counted_by": gen.tokens_counted_by,
             "ttft_s": gen.ttft_s,
             "decode_tok_s": round(gen.decode_tok_s, 2) if gen.decode_tok_s else None,
             "decode_timed_by": gen.decode_timed_by,
             "prompt_tok_s": round(gen.prompt_tok_s, 2) if gen.prompt_tok_s else None,
             **({"calls_left_as_text": gen.calls_left_as_text} if gen.calls_left_as_text else {}),
-            "retries": gen.retries,
+            "retries": sum(g.retries for g in gens),
             "answer_key": self.cases[0].answer_key,
-            "from_store": gen.from_store,
+            "from_store": all(g.from_store for g in gens),
             "cases": [
                 {
                     "id": c.case,
                     "outcome": c.outcome,
                     **({"detail": c.detail} if c.detail else {}),
                     **({"trimmed": True} if c.trimmed else {}),
+                    **({"repeat": c.repeat} if self.repeats > 1 else {}),
+                    **({"budgets": {str(b): o for b, o in c.budgets}} if c.budgets else {}),
                 }
                 for c in self.cases
             ],
         }
+        if self.repeats > 1:
+            record["repeats"] = [
+                {
+                    "repeat": r,
+                    "passed": sum(c.outcome == "passed" for c in cases),
+                    "total": len(cases),
+                    "seconds": round(cases[0].generation.seconds, 3),
+                    "completion_tokens": cases[0].generation.completion_tokens,
+                    "answer_key": cases[0].answer_key,
+                }
+                for r, cases in self.by_repeat.items()
+            ]
+        return record
+
+
+@dataclass(frozen=True)
+class Score:
+    """Cases passed and tasks fully passed over a set of tasks, each with its 95 % interval
+    (cases: cluster bootstrap over the tasks; tasks: Wilson)."""
+
+    passed: int
+    total: int
+    interval: stats.Interval
+    tasks_passed: int
+    tasks_total: int
+    tasks_interval: stats.Interval
+
+    @property
+    def rate(self) -> float:
+        return self.passed / self.total if self.total else 0.0
+
+    @property
+    def tasks_rate(self) -> float:
+        return self.tasks_passed / self.tasks_total if self.tasks_total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "total": self.total,
+            "rate": round(self.rate, 4),
+            "interval": self.interval.as_list(),
+            "tasks_passed": self.tasks_passed,
+            "tasks_total": self.tasks_total,
+            "tasks_rate": round(self.tasks_rate, 4),
+            "tasks_interval": self.tasks_interval.as_list(),
+        }
+
+
+def score(tasks: list[TaskResult]) -> Score:
+    """Cases and tasks passed, counted over every sample: with repeats, passed/total is pass@1
+    averaged over them. Samples of one task are clustered like its cases: a task's repeats are
+    resampled together."""
+    samples = [(t.repeats_passed, t.repeats) for t in tasks]
+    tasks_passed = sum(p for p, _ in samples)
+    tasks_total = sum(n for _, n in samples)
+    repeated = any(n > 1 for _, n in samples)
+    return Score(
+        passed=sum(t.passed for t in tasks),
+        total=sum(t.total for t in tasks),
+        interval=stats.cluster_bootstrap([(t.passed, t.total) for t in tasks]),
+        tasks_passed=tasks_passed,
+        tasks_total=tasks_total,
+        tasks_interval=(
+            stats.cluster_bootstrap(samples) if repeated else stats.wilson(tasks_passed, len(tasks))
+        ),
+    )
+
+
+def at_budget(tasks: list[TaskResult], budget: int) -> list[TaskResult]:
+    """The tasks as scored at `budget` tokens (cases without budgets, errors, keep theirs)."""
+    return [
+        TaskResult(
+            t.suite,
+            t.task,
+            [replace(c, outcome=dict(c.budgets).get(budget, c.outcome)) for c in t.cases],
+        )
+        for t in tasks
+    ]
+
+
+def pass_at_k(tasks: list[TaskResult], k: int) -> tuple[float, stats.Interval] | None:
+    """pass@k over tasks (a sample passes a task when all its cases pass), by the unbiased
+    estimator, with a cluster bootstrap interval; None when some task has fewer than k
+    samples. Per task, pass@k is (C(n,k) - C(n-c,k)) / C(n,k): integer rows the bootstrap
+    can resample."""
+    if not tasks or any(t.repeats < k for t in tasks):
+        return None
+    rows = [
+        (math.comb(t.repeats, k) - math.comb(t.repeats - t.repeats_passed, k),
+         math.comb(t.repeats, k))
+        for t in tasks
+    ]  # fmt: skip
+    mean = stats.mean_pass_at_k([(t.repeats, t.repeats_passed) for t in tasks], k)
+    return mean, stats.cluster_bootstrap(rows)
 
 
 @dataclass
@@ -131,6 +283,49 @@ class ModelReport:
     def suite_counts(self, suite: str) -> tuple[int, int]:
         tasks = [t for t in self.tasks if t.suite == suite]
         return sum(t.passed for t in tasks), sum(t.total for t in tasks)
+
+    def suites(self) -> list[str]:
+        """The suites this model ran, in the usual order."""
+        ran = {t.suite for t in self.tasks}
+        return [s for s in SUITES if s in ran] + sorted(ran - set(SUITES))
+
+    def score(self, suite: str | None = None) -> Score:
+        """The model's score over one suite, or over everything it ran."""
+        return score(self.of_suite(suite))
+
+    def of_suite(self, suite: str | None) -> list[TaskResult]:
+        return [t for t in self.tasks if suite is None or t.suite == suite]
+
+    @property
+    def tasks_passed(self) -> int:
+        return sum(t.repeats_passed for t in self.tasks)
+
+    @property
+    def repeats(self) -> int:
+        return max((t.repeats for t in self.tasks), default=1)
+
+    def pass_at_k(self, k: int, suite: str | None = None) -> tuple[float, stats.Interval] | None:
+        return pass_at_k(self.of_suite(suite), k)
+
+    def unstable(self) -> list[str]:
+        """Cases that passed in some repeats and failed in others (`suite:task:case`)."""
+        outcomes: dict[str, set[str]] = {}
+        for task in self.tasks:
+            for c in task.cases:
+                outcomes.setdefault(f"{c.suite}:{c.task}:{c.case}", set()).add(c.outcome)
+        return [
+            name
+            for name, seen in outcomes.items()
+            if "passed" in seen and seen - {"passed", "error"}
+        ]
+
+    @property
+    def budgets(self) -> list[int]:
+        """The token budgets the cases were scored at (--llmbench-budgets), smallest first."""
+        return sorted({b for t in self.tasks for c in t.cases for b, _ in c.budgets})
+
+    def at_budget(self, budget: int) -> ModelReport:
+        return ModelReport(self.model, at_budget(self.tasks, budget))
 
     @property
     def passed(self) -> int:
@@ -149,26 +344,31 @@ class ModelReport:
         return sum(c.trimmed for t in self.tasks for c in t.cases)
 
     @property
+    def generations(self) -> list[GenerationStats]:
+        """Every answer behind the report: one per task and repeat."""
+        return [g for t in self.tasks for g in t.generations]
+
+    @property
     def seconds(self) -> float:
-        return sum(t.generation.seconds for t in self.tasks)
+        return sum(g.seconds for g in self.generations)
 
     @property
     def completion_tokens(self) -> int:
-        return sum(t.generation.completion_tokens or 0 for t in self.tasks)
+        return sum(g.completion_tokens or 0 for g in self.generations)
 
     @property
     def max_tokens(self) -> int | None:
-        caps = [t.generation.max_tokens for t in self.tasks if t.generation.max_tokens is not None]
+        caps = [g.max_tokens for g in self.generations if g.max_tokens is not None]
         return max(caps) if caps else None
 
     @property
     def generated(self) -> list[GenerationStats]:
         """The generations of this run (not those the answer store supplied)."""
-        return [t.generation for t in self.tasks if not t.generation.from_store]
+        return [g for g in self.generations if not g.from_store]
 
     @property
     def from_store(self) -> int:
-        return sum(t.generation.from_store for t in self.tasks)
+        return sum(g.from_store for g in self.generations)
 
     @property
     def wall_seconds(self) -> float | None:
@@ -215,7 +415,7 @@ class ModelReport:
 
     @property
     def tokens_per_second(self) -> float | None:
-        timed = [t.generation for t in self.tasks if t.generation.completion_tokens]
+        timed = [g for g in self.generations if g.completion_tokens]
         seconds = sum(g.seconds for g in timed)
         if not timed or seconds <= 0:
             return None
@@ -228,6 +428,62 @@ def weighted_rate(pairs: list[tuple[int | None, float | None]]) -> float | None:
     timed = [(tokens, rate) for tokens, rate in pairs if tokens and rate]
     seconds = sum(tokens / rate for tokens, rate in timed)
     return sum(tokens for tokens, _ in timed) / seconds if seconds > 0 else None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two models (or two runs) on the tasks both ran without an infrastructure error."""
+
+    old: str
+    new: str
+    cases: stats.Difference  # case pass rates, paired bootstrap over the shared tasks
+    tasks: stats.McNemar  # tasks fully passed, exact McNemar
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shared_tasks": self.cases.tasks,
+            "rate": round(self.cases.old, 4),
+            "other_rate": round(self.cases.new, 4),
+            "difference": round(self.cases.delta, 4),
+            "interval": self.cases.interval.as_list(),
+            "significant": self.cases.significant,
+            "tasks_only_this": self.tasks.only_old,
+            "tasks_only_other": self.tasks.only_new,
+            "tasks_p_value": float(f"{self.tasks.p_value:.4g}"),
+        }
+
+
+def compare(
+    old: ModelReport | list[TaskResult],
+    new: ModelReport | list[TaskResult],
+    *,
+    names: tuple[str, str] | None = None,
+) -> Comparison:
+    """`new` against `old` on the tasks both ran (a task with an error on either side is left
+    out: it says nothing about either model)."""
+    old_tasks = old.tasks if isinstance(old, ModelReport) else old
+    new_tasks = new.tasks if isinstance(new, ModelReport) else new
+    # Records written before tasks carried their file are matched by suite and task id.
+    with_file = all(t.file for t in (*old_tasks, *new_tasks))
+
+    def key(task: TaskResult) -> tuple[str, ...]:
+        return task.key if with_file else task.key[1:]
+
+    theirs = {key(t): t for t in new_tasks if not t.errored}
+    shared = [(t, theirs[key(t)]) for t in old_tasks if not t.errored and key(t) in theirs]
+    if names is None:
+        names = (
+            old.model if isinstance(old, ModelReport) else "old",
+            new.model if isinstance(new, ModelReport) else "new",
+        )
+    return Comparison(
+        old=names[0],
+        new=names[1],
+        cases=stats.paired_difference(
+            [((a.passed, a.total), (b.passed, b.total)) for a, b in shared]
+        ),
+        tasks=stats.mcnemar([(a.fully_passed, b.fully_passed) for a, b in shared]),
+    )
 
 
 def aggregate(results: list[CaseResult], model_order: tuple[str, ...]) -> list[ModelReport]:

@@ -21,10 +21,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .exchange import BackendError, ChatRequest, Completion
+from .sampling import budget_runs, repeat_seed
 from .sandbox.base import SandboxError
 from .store import AnswerKey
 from .suites import get_suite
@@ -54,6 +55,8 @@ class Prepared:
     generation: Generation
     execution: Any
     answer_key: str | None
+    # With --llmbench-budgets: per budget, the generation cut there and its execution.
+    by_budget: dict[int, tuple[Generation, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,8 @@ class Scheduler:
         state = self.state
         suite = get_suite(job.suite)
         settings = state.request_settings(model)
+        if job.repeat:
+            settings = replace(settings, seed=repeat_seed(settings.seed, job.repeat))
         concurrency, why = self.concurrency.get(model, (1, ""))
         key = None
         if state.settings.cache != "off" and backend.name != "builtin":
@@ -231,6 +236,12 @@ class Scheduler:
             # Only suites that run model output need the sandbox (and its self-test).
             sandbox = self.state.sandbox if suite.uses_sandbox else None
             execution = suite.execute(job.task, generation, sandbox)
+            budgets = self.state.settings.budgets
+            by_budget = (
+                budget_runs(suite, job.task, generation, execution, budgets, sandbox)
+                if budgets
+                else {}
+            )
         except (SandboxError, LookupError) as exc:
             # The sandbox could not run the answer (or a task's tool is missing): nothing was
             # learned about the model.
@@ -239,7 +250,7 @@ class Scheduler:
         except Exception as exc:  # a bug must fail its task, not hang the run
             self._settle(job.key, InfraFailure(f"internal error: {type(exc).__name__}: {exc}"))
             return
-        self._settle(job.key, Prepared(generation, execution, answer_key))
+        self._settle(job.key, Prepared(generation, execution, answer_key, by_budget))
 
     def _settle(self, key: TaskKey, outcome: Outcome) -> None:
         future = self._futures.get(key)

@@ -23,6 +23,7 @@ from .options import DEFAULT_CONCURRENCY, DEFAULT_MAX_TOKENS, Settings
 from .results import CaseResult
 
 if TYPE_CHECKING:
+    from .compare import GateVerdict, Run
     from .sandbox.base import Sandbox
     from .scheduler import Scheduler
     from .store import AnswerStore
@@ -158,6 +159,8 @@ class RunState:
     manager: ModelManager
     results: list[CaseResult] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    baseline: Run | None = None  # read at start, before this run appends to the JSONL
+    gate: GateVerdict | None = None  # when a gate option is set
     _sandbox: Sandbox | None = None
     _store: AnswerStore | None = None
     _scheduler: Scheduler | None = None

@@ -30,7 +30,9 @@ from .database import open_database
 from .suites.base import Generation
 
 Policy = Literal["use", "refresh", "off"]
-SCHEMA_VERSION = 1  # part of every key: a change of what is stored invalidates old answers
+# Part of every key: a change of what is stored invalidates old answers. 2: completions carry
+# their token timeline (budgets cut answers from it).
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (

@@ -10,6 +10,19 @@ import json
 import sys
 from typing import Any, TextIO
 
+from .stats import percent_range
+
+
+def _score(record: dict[str, Any]) -> str:
+    """`21/402 cases (3-8%), 5/117 tasks`; older records have the counts alone."""
+    text = f"{record['passed']}/{record['total']} cases"
+    interval = (record.get("scores") or {}).get("overall", {}).get("interval")
+    if interval:
+        text += f" ({percent_range(interval[0], interval[1])})"
+    if "tasks_passed" in record:
+        text += f", {record['tasks_passed']}/{record['tasks_total']} tasks"
+    return text
+
 
 def summarise(record: dict[str, Any]) -> str:
     if record.get("skipped"):
@@ -23,7 +36,7 @@ def summarise(record: dict[str, Any]) -> str:
     if declared and declared != record["total"]:
         partial += f" of {declared} declared"
     return (
-        f"{record['model']} ({record['backend']}): {record['passed']}/{record['total']} cases"
+        f"{record['model']} ({record['backend']}): {_score(record)}"
         f"{partial}, {record['seconds']:.1f}s generating, {record['completion_tokens']} "
         f"completion tokens, {f'{decode:.1f}' if decode else '-'} decode tok/s"
         f"{f' (prompt {prompt:.0f})' if prompt else ''}, "

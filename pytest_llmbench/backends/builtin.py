@@ -8,6 +8,7 @@ from typing import Any
 
 from ..exchange import ChatRequest, Completion, ToolCall
 from .base import LoadInfo, LoadSettings, ModelInfo
+from .timeline import cut, timeline_of
 
 PSEUDO_MODELS = ("reference", "null")
 
@@ -36,13 +37,16 @@ class BuiltinBackend:
             completion = Completion(content=request.reference, model_id=request.model)
         else:
             completion = self._tool_turn(request)
-        return Completion(
+        whole = Completion(
             content=completion.content,
             tool_calls=completion.tool_calls,
             finish_reason=completion.finish_reason,
             model_id=request.model,
             wall_s=time.perf_counter() - started,
+            timeline=timeline_of(completion.content, completion.tool_calls),
         )
+        # Like a server, the pseudo-models stop at max_tokens (their tokens are words).
+        return cut(whole, request.max_tokens)
 
     @staticmethod
     def _tool_turn(request: ChatRequest) -> Completion:

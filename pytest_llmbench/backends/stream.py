@@ -63,6 +63,7 @@ class StreamAccumulator:
     # Each token-bearing chunk: ("content", start, end) offsets into the content, or
     # ("reasoning", 0, 0) / ("tool", 0, 0). One chunk is one token on the servers we drive.
     token_chunks: list[tuple[str, int, int]] = field(default_factory=list)
+    timeline: list[tuple[str, str]] = field(default_factory=list)  # see Completion.timeline
     calls: dict[int, _PartialCall] = field(default_factory=dict)
     finish_raw: str | None = None
     model_id: str | None = None
@@ -111,6 +112,7 @@ class StreamAccumulator:
             if isinstance(text, str) and text:
                 self.field_reasoning.append(text)
                 self.token_chunks.append(("reasoning", 0, 0))
+                self.timeline.append(("r", text))
                 got_token = True
         text = delta.get("content")
         if text is not None and not isinstance(text, str):
@@ -119,6 +121,7 @@ class StreamAccumulator:
             self.content.append(text)
             self.token_chunks.append(("content", self._content_len, self._content_len + len(text)))
             self._content_len += len(text)
+            self.timeline.append(("c", text))
             got_token = True
         calls = delta.get("tool_calls") or ()
         if not isinstance(calls, (list, tuple)):
@@ -148,15 +151,19 @@ class StreamAccumulator:
         if function.get("name") and not partial.name:
             partial.name = str(function["name"])
         arguments = function.get("arguments")
+        piece = ""
         if isinstance(arguments, str):
-            partial.arguments.append(arguments)
+            piece = arguments
         elif isinstance(arguments, dict):  # some servers send the arguments already parsed
             try:
-                partial.arguments.append(json.dumps(arguments))
+                piece = json.dumps(arguments)
             except (ValueError, RecursionError):
                 # Too deep to write back: left unparsable, so it scores as malformed arguments.
-                partial.arguments.append("<arguments too deeply nested>")
+                piece = "<arguments too deeply nested>"
+        if isinstance(arguments, (str, dict)):
+            partial.arguments.append(piece)
         self.token_chunks.append(("tool", 0, 0))
+        self.timeline.append((f"t{index}", piece))
 
     def finish(self, finished_at: float, *, retries: int = 0) -> Completion:
         raw_content = "".join(self.content)
@@ -190,6 +197,7 @@ class StreamAccumulator:
             decode_tok_s=decode_rate,
             decode_timed_by="server" if server_decode else "stream" if stream_decode else "none",
             prompt_tok_s=prompt_rate,
+            timeline=tuple(self.timeline),
         )
 
     def _usage(self, raw_content: str) -> Usage:

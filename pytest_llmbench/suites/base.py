@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..answer import split_reasoning
+from ..backends.timeline import cut
 from ..exchange import ChatRequest, Completion, ToolCall
 from ..results import GenerationStats, Outcome, weighted_rate
 from ..sandbox.base import Sandbox
@@ -94,6 +95,11 @@ class Suite(Protocol, Generic[TaskT, CaseT]):
         """The verdict for one case, computed in the parent on plain data."""
         ...
 
+    def within_budget(self, task: TaskT, generation: Generation, budget: int) -> Generation:
+        """The generation a run capped at `budget` tokens per request would have produced,
+        from this one's token timelines; `generation` itself when nothing had to be cut."""
+        ...
+
 
 def prompt_messages(system: str, prompt: str) -> list[dict[str, Any]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
@@ -117,15 +123,36 @@ def single_answer(
         reference=reference,
     )
     completion = chat(request)
-    answer, inline = split_reasoning(completion.content)
-    reasoning = "\n".join(r for r in (completion.reasoning, inline) if r)
+    return generation_of((completion,), stats_of((completion,), settings.max_tokens))
+
+
+def generation_of(
+    completions: tuple[Completion, ...],
+    stats: GenerationStats,
+    exchanges: tuple[ToolExchange, ...] = (),
+) -> Generation:
+    """A generation from its requests' completions: the last one's answer, everyone's
+    thinking, truncated when any request stopped at max_tokens."""
+    answer, inline = split_reasoning(completions[-1].content)
+    reasoning = "\n".join(c.reasoning for c in completions if c.reasoning)
     return Generation(
-        completions=(completion,),
+        completions=completions,
         answer=answer,
-        reasoning=reasoning,
-        truncated=completion.finish_reason == "length",
-        stats=stats_of((completion,), settings.max_tokens),
+        reasoning="\n".join(r for r in (reasoning, inline) if r),
+        truncated=any(c.finish_reason == "length" for c in completions),
+        exchanges=exchanges,
+        stats=stats,
     )
+
+
+def single_within_budget(generation: Generation, budget: int) -> Generation:
+    """`within_budget` for one-request suites. The stats stay those of the real generation:
+    a cut answer is scored, never timed."""
+    (completion,) = generation.completions
+    cut_short = cut(completion, budget)
+    if cut_short is completion:
+        return generation
+    return generation_of((cut_short,), generation.stats)
 
 
 def stats_of(completions: tuple[Completion, ...], max_tokens: int) -> GenerationStats:

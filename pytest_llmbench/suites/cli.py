@@ -18,6 +18,7 @@ from .base import (
     missing_answer,
     prompt_messages,
     single_answer,
+    single_within_budget,
 )
 
 SYSTEM = (
@@ -119,6 +120,9 @@ class CliSuite:
     ) -> Generation:
         messages = self.shown(task)["messages"]
         return single_answer(model, messages, self.reply_for(task.reference), chat, settings)
+
+    def within_budget(self, task: CliTask, generation: Generation, budget: int) -> Generation:
+        return single_within_budget(generation, budget)
 
     @staticmethod
     def reply_for(answer: str) -> str:

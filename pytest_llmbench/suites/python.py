@@ -19,6 +19,7 @@ from .base import (
     missing_answer,
     prompt_messages,
     single_answer,
+    single_within_budget,
 )
 
 SYSTEM = (
@@ -78,6 +79,9 @@ class PythonSuite:
     ) -> Generation:
         messages = self.shown(task)["messages"]
         return single_answer(model, messages, self.reply_for(task.reference), chat, settings)
+
+    def within_budget(self, task: PythonTask, generation: Generation, budget: int) -> Generation:
+        return single_within_budget(generation, budget)
 
     @staticmethod
     def reply_for(answer: str) -> str:

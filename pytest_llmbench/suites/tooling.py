@@ -12,7 +12,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from ..answer import split_reasoning
+from ..backends.timeline import cut
 from ..exchange import ChatRequest, Completion, ToolCall
 from ..sandbox.base import Sandbox
 from ..spec import OpenAIToolSpec, ToolCallSpec, ToolingCase, ToolingTask
@@ -22,6 +22,7 @@ from .base import (
     RequestSettings,
     ToolExchange,
     Verdict,
+    generation_of,
     missing_answer,
     prompt_messages,
     stats_of,
@@ -91,6 +92,15 @@ def call_left_as_text(answer: str, tool_names: list[str]) -> str | None:
     return None
 
 
+def made_calls(completion: Completion) -> tuple[ToolCall, ...]:
+    """The calls a turn made. A turn that max_tokens cut short made only the calls it
+    finished (their arguments are a whole JSON object); the one it was writing is not made,
+    and the chain ends with that turn: the model never got to finish it."""
+    if completion.finish_reason != "length":
+        return completion.tool_calls
+    return tuple(c for c in completion.tool_calls if c.parsed_arguments() is not None)
+
+
 def _assistant_message(completion: Completion) -> dict[str, Any]:
     # Never `content: null`: llama-cpp-python's server refuses it (HTTP 422); an empty string is
     # what every server (llama-server, LM Studio, Ollama, vLLM, OpenAI) takes.
@@ -138,33 +148,43 @@ class ToolingSuite:
                 )
             )
             completions.append(completion)
-            if not completion.tool_calls:
-                break
+            made = [
+                ToolExchange(step, call, *run_tool(task, call)) for call in made_calls(completion)
+            ]
+            exchanges.extend(made)
+            if not made or completion.finish_reason == "length":
+                break  # the model answered without calls, or max_tokens cut its turn short
             messages.append(_assistant_message(completion))
-            for call in completion.tool_calls:
-                arguments, result = run_tool(task, call)
-                exchanges.append(ToolExchange(step, call, arguments, result))
-                messages.append(
-                    {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)}
-                )
-        last = completions[-1]
-        answer, inline = split_reasoning(last.content)
-        reasoning = "\n".join(r for c in completions for r in (c.reasoning,) if r)
+            messages.extend(
+                {"role": "tool", "tool_call_id": e.call.id, "content": json.dumps(e.result)}
+                for e in made
+            )
         # Turns where a call stayed text: the server did not parse the model's call format.
         as_text = sum(
             1
             for c in completions
             if not c.tool_calls and call_left_as_text(c.content, task.tool_names) is not None
         )
-        stats = stats_of(tuple(completions), settings.max_tokens)
-        return Generation(
-            completions=tuple(completions),
-            answer=answer,
-            reasoning="\n".join(r for r in (reasoning, inline) if r),
-            truncated=any(c.finish_reason == "length" for c in completions),
-            exchanges=tuple(exchanges),
-            stats=replace(stats, calls_left_as_text=as_text),
-        )
+        stats = replace(stats_of(tuple(completions), settings.max_tokens), calls_left_as_text=as_text)
+        return generation_of(tuple(completions), stats, tuple(exchanges))
+
+    def within_budget(self, task: ToolingTask, generation: Generation, budget: int) -> Generation:
+        """The chain as it would have gone with `budget` tokens per request: the same turns
+        while they fit (same answers, so the same next prompt), then the first turn the budget
+        cuts, with only the calls it finished; the chain ends there, as it does live."""
+        completions: list[Completion] = []
+        exchanges: list[ToolExchange] = []
+        for step, completion in enumerate(generation.completions):
+            cut_short = cut(completion, budget)
+            completions.append(cut_short)
+            if cut_short is completion:
+                exchanges.extend(e for e in generation.exchanges if e.step == step)
+                continue
+            exchanges.extend(
+                ToolExchange(step, call, *run_tool(task, call)) for call in made_calls(cut_short)
+            )
+            return generation_of(tuple(completions), generation.stats, tuple(exchanges))
+        return generation
 
     @staticmethod
     def reply_for(answer: list[list[ToolCallSpec]]) -> list[list[dict[str, Any]]]:

@@ -76,9 +76,13 @@ def test_markdown_table_is_written(bench_dir: pytest.Pytester, server: Any) -> N
     _settings_file(bench_dir, server.url, "good,reference")
     bench_dir.runpytest("--llmbench-markdown=out/table.md", *QUIET)
     lines = (bench_dir.path / "out/table.md").read_text().splitlines()
-    assert lines[0].startswith("| model | python | cli | tooling | total |")
-    assert lines[2].startswith("| `good` | 3/3 | 1/1 | 3/3 | 7/7 |")
-    assert lines[3].startswith("| `reference` | 3/3 | 1/1 | 3/3 | 7/7 |")
+    assert lines[0].startswith("| model | python | cli | tooling | total | tasks |")
+    # Every count with its 95 % interval; all passed: Wilson with the tasks as the trials.
+    row = "3/3 (20-100%) | 1/1 (20-100%) | 3/3 (34-100%) | 7/7 (51-100%)"
+    assert lines[2].startswith(f"| `good` | {row} | 4/4 (51-100%) |")
+    # The same results: not significantly different from the leader.
+    assert lines[3].startswith(f"| `reference` | {row}~ | 4/4 (51-100%) |")
+    assert "| `reference` | `good` | +0.0 pts | +0.0 to +0.0 | no | 0 / 0 | 1 |" in lines
 
 
 def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:

@@ -62,7 +62,7 @@ def test_table_and_jsonl_metadata(bench_dir: pytest.Pytester, server: Any) -> No
     assert "llmbench results" in text
     table = [line for line in text.splitlines() if line.startswith(("good", "bad", "model"))]
     assert table[0].split()[:8] == [
-        "model", "python", "cli", "tooling", "total", "time", "decode", "tok/s"
+        "model", "python", "cli", "tooling", "total", "tasks", "time", "decode", "tok/s"
     ]  # fmt: skip
     assert table[1].split()[:5] == ["good", "3/3", "1/1", "3/3", "7/7"]
     assert table[2].split()[:5] == ["bad", "0/3", "0/1", "0/3", "0/7"]

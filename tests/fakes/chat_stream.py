@@ -3,14 +3,15 @@
 An `Answer` says what the model "writes"; `Quirks` say how a given server streams it: where
 reasoning goes (`reasoning_content`, `reasoning`, or inline `<think>` in the content), whether
 usage is sent when asked, whether tool calls carry an index, and extra blocks such as
-llama.cpp's `timings`. Each piece of text is one chunk, and one chunk stands for one token.
+llama.cpp's `timings`. Each piece of text is one chunk, and one chunk stands for one token; a
+request's `max_tokens` stops the stream after that many, with finish_reason `length`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,7 +45,7 @@ def tokens(text: str) -> list[str]:
     out: list[str] = []
     for i, word in enumerate(text.split(" ")):
         out.append(word if i == 0 else " " + word)
-    return out
+    return [piece for piece in out if piece]  # an empty chunk carries no token
 
 
 def chunks(request: dict[str, Any], answer: Answer, quirks: Quirks) -> Iterator[dict[str, Any]]:
@@ -60,6 +61,37 @@ def chunks(request: dict[str, Any], answer: Answer, quirks: Quirks) -> Iterator[
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     yield chunk({"role": "assistant", "content": ""})
+    streamed = list(_token_chunks(answer, quirks, chunk))
+    finish = answer.finish_reason or ("tool_calls" if answer.tool_calls else "stop")
+    if answer.tool_calls and quirks.finish_with_stop_after_calls:
+        finish = "stop"
+    cap = request.get("max_tokens")
+    if isinstance(cap, int) and len(streamed) > cap:
+        # Like a real server: stop after max_tokens tokens, mid-word or mid-call.
+        streamed, finish = streamed[:cap], "length"
+    yield from streamed
+    last = chunk({}, finish)
+    wants_usage = (request.get("stream_options") or {}).get("include_usage")
+    if not (quirks.usage and wants_usage):
+        yield {**last, **quirks.extra}
+        return
+    yield last
+    completion = len(streamed)
+    usage: dict[str, Any] = {
+        "prompt_tokens": quirks.prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": quirks.prompt_tokens + completion,
+    }
+    if quirks.reasoning_tokens_in_usage:
+        reasoning = min(len(answer.reasoning), completion)
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    yield {**base, "choices": [], "usage": usage, **quirks.extra}
+
+
+def _token_chunks(
+    answer: Answer, quirks: Quirks, chunk: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """The chunks that carry tokens, in order: one token each."""
     if answer.reasoning:
         if quirks.reasoning in ("reasoning_content", "reasoning"):
             for piece in answer.reasoning:
@@ -85,24 +117,6 @@ def chunks(request: dict[str, Any], answer: Answer, quirks: Quirks) -> Iterator[
                 call.update(id=f"call_{index}", type="function")
                 call["function"]["name"] = name
             yield chunk({"tool_calls": [call]})
-    finish = answer.finish_reason or ("tool_calls" if answer.tool_calls else "stop")
-    if answer.tool_calls and quirks.finish_with_stop_after_calls:
-        finish = "stop"
-    last = chunk({}, finish)
-    wants_usage = (request.get("stream_options") or {}).get("include_usage")
-    if not (quirks.usage and wants_usage):
-        yield {**last, **quirks.extra}
-        return
-    yield last
-    completion = token_count(answer, quirks)
-    usage: dict[str, Any] = {
-        "prompt_tokens": quirks.prompt_tokens,
-        "completion_tokens": completion,
-        "total_tokens": quirks.prompt_tokens + completion,
-    }
-    if quirks.reasoning_tokens_in_usage:
-        usage["completion_tokens_details"] = {"reasoning_tokens": len(answer.reasoning)}
-    yield {**base, "choices": [], "usage": usage, **quirks.extra}
 
 
 def token_count(answer: Answer, quirks: Quirks) -> int:

@@ -290,6 +290,13 @@ def test_jsonl_summary_line_names_model_score_tokens_and_speed() -> None:
         "JSONL: smollm2 (embedded): 27/384 cases, 395.8s generating, 14021 completion tokens, "
         "35.4 decode tok/s (prompt 812), max_tokens 512, isolation full, run abc\n"
     )
+    record.update(tasks_passed=5, tasks_total=117, scores={"overall": {"interval": [0.051, 0.1]}})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(io.StringIO(json.dumps(record) + "\n"))
+    assert out.getvalue().startswith(
+        "JSONL: smollm2 (embedded): 27/384 cases (5-10%), 5/117 tasks,"
+    )
 
 
 @pytest.mark.parametrize(
@@ -371,3 +378,43 @@ def test_jsonl_summary_says_a_run_was_partial_and_skips_torn_lines() -> None:
     assert out.getvalue().startswith(
         "JSONL: m (openai): 2/2 cases (run ended by SIGTERM) of 402 declared, 1.0s generating"
     )
+
+
+def test_a_turn_cut_by_max_tokens_ends_the_chain_with_the_calls_it_finished() -> None:
+    """A turn that hit max_tokens made only the calls it completed; the one it was writing is
+    not run, and no later turn is asked for (the model never finished this one)."""
+    from pytest_llmbench.exchange import ChatRequest
+    from pytest_llmbench.suites.base import RequestSettings
+    from pytest_llmbench.suites.tooling import ToolingSuite
+
+    task = _tooling_task(
+        ["get_user", "send_email"],
+        [{"id": "looked_up", "called": "get_user"}, {"id": "mailed", "called": "send_email"}],
+    ).model_copy(update={"max_steps": 4})
+    cut_turn = Completion(
+        "",
+        tool_calls=(
+            ToolCall("a", "get_user", '{"name": "Alice"}'),
+            ToolCall("b", "send_email", '{"to": "ali'),
+        ),
+        finish_reason="length",
+    )
+    requests: list[ChatRequest] = []
+
+    def chat(request: ChatRequest) -> Completion:
+        requests.append(request)
+        return cut_turn
+
+    suite = ToolingSuite()
+    generation = suite.generate(task, "m", chat, RequestSettings(64, 0.0, None, 10.0))
+    assert len(requests) == 1
+    assert [e.call.name for e in generation.exchanges] == ["get_user"]
+    assert generation.truncated
+    verdicts = [suite.score(task, case, generation, None).outcome for case in task.cases]
+    assert verdicts == ["passed", "failed"]
+
+    # Cut before any call was whole: nothing was made, and the answer is truncated.
+    bare = Completion("", tool_calls=(ToolCall("a", "get_user", '{"na'),), finish_reason="length")
+    generation = suite.generate(task, "m", lambda request: bare, RequestSettings(8, 0.0, None, 1))
+    assert generation.exchanges == ()
+    assert suite.score(task, task.cases[0], generation, None).outcome == "truncated"

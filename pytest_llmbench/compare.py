@@ -1,0 +1,303 @@
+"""Comparing runs, and the CI gate: read runs back from the JSONL, say what changed and whether
+it is real, and turn thresholds into a verdict.
+
+Works on results only (JSONL records or the reports of the run that just finished); it never
+talks to a server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .results import SUITES, CaseResult, Comparison, ModelReport, TaskResult, compare
+from .stats import Interval
+
+# pytest uses 0-5; a failed gate gets its own code so that CI can tell "below the bar" from
+# "some cases failed" (1) and from infrastructure trouble.
+GATE_FAILED = 7
+
+
+class RunNotFound(ValueError):
+    """A run reference that names no file and no run id in the JSONL."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run read back from JSONL: one record per model."""
+
+    run_id: str
+    timestamp: str
+    source: str
+    reports: list[ModelReport]
+
+    def label(self) -> str:
+        return f"run {self.run_id} ({self.timestamp}, {self.source})"
+
+
+def report_of(record: dict[str, Any]) -> ModelReport:
+    """A model's report rebuilt from its JSONL record (outcomes per case; enough to compare)."""
+    model = str(record["model"])
+    tasks = []
+    for entry in record.get("results", []):
+        suite, task, file = entry["suite"], entry["task"], entry.get("file", "")
+        cases = [
+            CaseResult(
+                model,
+                suite,
+                task,
+                c["id"],
+                c["outcome"],
+                c.get("detail", ""),
+                file,
+                repeat=c.get("repeat", 0),
+                budgets=tuple((int(b), o) for b, o in (c.get("budgets") or {}).items()),
+            )
+            for c in entry.get("cases", [])
+        ]
+        if cases:
+            tasks.append(TaskResult(suite, task, cases))
+    return ModelReport(model, tasks)
+
+
+def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The readable records of a JSONL file, and how many lines could not be read (a torn
+    last line of an interrupted run, say)."""
+    records: list[dict[str, Any]] = []
+    unreadable = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            unreadable += 1
+            continue
+        if isinstance(record, dict) and "run_id" in record and "model" in record:
+            records.append(record)
+        else:
+            unreadable += 1
+    return records, unreadable
+
+
+def _run(records: list[dict[str, Any]], run_id: str, source: str) -> Run:
+    mine = [r for r in records if r["run_id"] == run_id]
+    return Run(run_id, str(mine[0].get("timestamp", "?")), source, [report_of(r) for r in mine])
+
+
+def load_run(reference: str, jsonl: Sequence[Path]) -> Run:
+    """A run by reference: a JSONL file (its last run) or a run id (or a unique prefix of one)
+    looked up in the `jsonl` files."""
+    path = Path(reference)
+    if path.is_file():
+        records, _ = read_records(path)
+        if not records:
+            raise RunNotFound(f"{reference} holds no llmbench results")
+        return _run(records, records[-1]["run_id"], str(path))
+    searched = []
+    for source in jsonl:
+        if not source.is_file():
+            continue
+        searched.append(str(source))
+        records, _ = read_records(source)
+        ids = list(dict.fromkeys(r["run_id"] for r in records if r["run_id"].startswith(reference)))
+        if len(ids) > 1:
+            raise RunNotFound(f"run id {reference!r} is ambiguous in {source}: {', '.join(ids)}")
+        if ids:
+            return _run(records, ids[0], str(source))
+    where = ", ".join(searched) if searched else "no JSONL file (none of: "
+    where += "" if searched else ", ".join(str(p) for p in jsonl) + ")"
+    raise RunNotFound(f"{reference!r} is neither a file nor a run id in {where}")
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _cell(passed: int, total: int, interval: Interval) -> str:
+    if not total:
+        return "-"
+    return f"{passed}/{total} ({interval.percent()})"
+
+
+def _verdict(diff: Comparison) -> str:
+    if not diff.cases.tasks:
+        return "no shared tasks"
+    if not diff.cases.significant:
+        return "noise"
+    return "better" if diff.cases.delta > 0 else "WORSE"
+
+
+def _difference(diff: Comparison) -> str:
+    if not diff.cases.tasks:
+        return "no task ran without errors in both"
+    if diff.cases.interval == Interval(0.0, 0.0):
+        return "no change"
+    lo, hi = diff.cases.interval.low * 100, diff.cases.interval.high * 100
+    return f"{diff.cases.delta * 100:+.1f} pts ({lo:+.1f} to {hi:+.1f}) {_verdict(diff)}"
+
+
+@dataclass
+class ModelChange:
+    """One model in both runs: its scores before and after, per suite and overall."""
+
+    model: str
+    old: ModelReport
+    new: ModelReport
+    by_suite: dict[str, Comparison] = field(default_factory=dict)
+    overall: Comparison | None = None
+
+    def flipped(self) -> tuple[list[str], list[str]]:
+        """Tasks fully passed before and not now, and the other way round (`suite:task`;
+        tasks with an infrastructure error on either side are left out)."""
+        before = {(t.suite, t.task): t for t in self.old.tasks if not t.errored}
+        lost: list[str] = []
+        gained: list[str] = []
+        for task in self.new.tasks:
+            old = before.get((task.suite, task.task))
+            if old is None or task.errored or old.fully_passed == task.fully_passed:
+                continue
+            (gained if task.fully_passed else lost).append(f"{task.suite}:{task.task}")
+        return lost, gained
+
+
+def changes(old: Sequence[ModelReport], new: Sequence[ModelReport]) -> list[ModelChange]:
+    """Per model present in both, in the new run's order."""
+    before = {r.model: r for r in old}
+    out = []
+    for report in new:
+        previous = before.get(report.model)
+        if previous is None:
+            continue
+        change = ModelChange(report.model, previous, report)
+        suites = [s for s in SUITES if s in set(previous.suites()) | set(report.suites())]
+        for suite in suites:
+            change.by_suite[suite] = compare(
+                [t for t in previous.tasks if t.suite == suite],
+                [t for t in report.tasks if t.suite == suite],
+            )
+        change.overall = compare(previous, report)
+        out.append(change)
+    return out
+
+
+def comparison_lines(
+    old: Sequence[ModelReport],
+    new: Sequence[ModelReport],
+    *,
+    flips_shown: int | None = None,
+) -> list[str]:
+    """What changed from `old` to `new`, per model and suite: rates with their intervals, the
+    difference with its interval and whether it is real, and the tasks that flipped."""
+    lines: list[str] = []
+    for change in changes(old, new):
+        lines.append(change.model)
+        rows = [["", "old", "new", "difference (95 %)"]]
+        for suite, diff in change.by_suite.items():
+            o, n = change.old.score(suite), change.new.score(suite)
+            rows.append(
+                [
+                    suite,
+                    _cell(o.passed, o.total, o.interval),
+                    _cell(n.passed, n.total, n.interval),
+                    _difference(diff),
+                ]
+            )
+        o, n = change.old.score(), change.new.score()
+        assert change.overall is not None
+        rows.append(
+            [
+                "total",
+                _cell(o.passed, o.total, o.interval),
+                _cell(n.passed, n.total, n.interval),
+                _difference(change.overall),
+            ]
+        )
+        mcnemar = change.overall.tasks
+        rows.append(
+            [
+                "tasks",
+                _cell(o.tasks_passed, o.tasks_total, o.tasks_interval),
+                _cell(n.tasks_passed, n.tasks_total, n.tasks_interval),
+                f"{mcnemar.only_new} gained, {mcnemar.only_old} lost "
+                f"(McNemar p={mcnemar.p_value:.2g})",
+            ]
+        )
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        for row in rows:
+            cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].rjust(widths[2])]
+            lines.append(("  " + "  ".join([*cells, row[3]])).rstrip())
+        lost, gained = change.flipped()
+        for title, flipped in (("now failing", lost), ("now passing", gained)):
+            if flipped:
+                shown = flipped if flips_shown is None else flipped[:flips_shown]
+                more = len(flipped) - len(shown)
+                tail = f", and {more} more" if more else ""
+                lines.append(f"  {title} ({len(flipped)}): {', '.join(shown)}{tail}")
+    only_old = [r.model for r in old if r.model not in {n.model for n in new}]
+    only_new = [r.model for r in new if r.model not in {o.model for o in old}]
+    if only_old:
+        lines.append(f"only in the old run: {', '.join(only_old)}")
+    if only_new:
+        lines.append(f"only in the new run: {', '.join(only_new)}")
+    return lines
+
+
+def parse_rate(text: str) -> float:
+    """`0.75`, `75%` or `75` (a number above 1 is a percentage) as a fraction."""
+    value = float(text.strip().removesuffix("%"))
+    if text.strip().endswith("%") or value > 1:
+        value /= 100
+    if not 0 <= value <= 1:
+        raise ValueError(f"a pass rate is between 0 and 1 (or 0% and 100%), got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    failures: tuple[str, ...]
+    checked: tuple[str, ...]  # what was checked, for the line that says it passed
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def lines(self) -> list[str]:
+        if self.passed:
+            return [f"llmbench gate: passed ({'; '.join(self.checked)})"]
+        return [f"llmbench gate: FAILED (exit status {GATE_FAILED})"] + [
+            f"  {failure}" for failure in self.failures
+        ]
+
+
+def gate(
+    reports: Sequence[ModelReport],
+    *,
+    fail_under: float | None,
+    baseline: Sequence[ModelReport] | None,
+    fail_on_regression: bool,
+) -> GateVerdict:
+    """The CI verdict: every model's share of cases passed at least `fail_under`, and (with
+    `fail_on_regression`) no model significantly worse than in the baseline."""
+    failures: list[str] = []
+    checked: list[str] = []
+    if fail_under is not None:
+        checked.append(f"every model passed at least {_percent(fail_under)} of its cases")
+        for report in reports:
+            rate = report.score().rate
+            if rate < fail_under:
+                failures.append(
+                    f"{report.model}: {report.passed}/{report.total} = {_percent(rate)} of cases "
+                    f"passed, under {_percent(fail_under)}"
+                )
+    if fail_on_regression and baseline is not None:
+        checked.append("no model significantly worse than the baseline")
+        for change in changes(baseline, reports):
+            assert change.overall is not None
+            diff = change.overall.cases
+            if diff.significant and diff.delta < 0:
+                failures.append(f"{change.model}: regressed {_difference(change.overall)}")
+    return GateVerdict(tuple(failures), tuple(checked))
