@@ -181,8 +181,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("baseline", "--llmbench-baseline", "compare this run with a baseline at the end: a "
            "JSONL file (its last run) or a run id in the JSONL", metavar="FILE|RUN"),
     Option("fail_under", "--llmbench-fail-under", "gate: exit 7 if a model passed fewer cases "
-           "than RATE (0.8 or 80%); wrong answers alone then exit 0", None, _rate,
-           metavar="RATE"),
+           "than RATE (a fraction like 0.8, or a percentage); wrong answers alone then exit 0",
+           None, _rate, metavar="RATE"),
     Option("fail_on_regression", "--llmbench-fail-on-regression", "gate: exit 7 if a model is "
            "significantly worse than in --llmbench-baseline", False, _bool, is_flag=True,
            ini_type="bool"),

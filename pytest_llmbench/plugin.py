@@ -476,7 +476,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from .report import summary_lines
 
     for line in summary_lines(state, config.stash.get(ENDING, None)):
-        alarm = line.startswith(("SUSPECT", "PARTIAL RUN", "RESULTS NOT WRITTEN", "llmbench gate: FAILED"))
+        alarm = line.startswith(
+            ("SUSPECT", "PARTIAL RUN", "RESULTS NOT WRITTEN", "llmbench gate: FAILED")
+        )
         markup = {"red": True, "bold": True} if alarm else {}
         if line.startswith("llmbench ") and not line.startswith("llmbench gate"):
             terminalreporter.write_sep("=", line, **markup)

@@ -661,9 +661,7 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
                 url = default_base_url(backend)
         digest = tasks_digest(settings.rootdir, results)
         lines.append(
-            jsonl_line(
-                report, run, backend, url, load, reports, digest=digest, selection=selection
-            )
+            jsonl_line(report, run, backend, url, load, reports, digest=digest, selection=selection)
         )
     append_jsonl(settings.jsonl_path, lines)
     if settings.markdown is not None:

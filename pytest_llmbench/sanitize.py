@@ -21,7 +21,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from .safe_ast import AST_LOCK
+from .safe_ast import AST_LOCK, parse_module
 
 __all__ = ["Sanitized", "sanitize"]
 
@@ -208,7 +208,7 @@ def sanitize(code: str) -> Sanitized:
 
 def _sanitize(code: str) -> Sanitized:
     try:
-        tree = ast.parse(code)
+        tree = parse_module(code)
     except (SyntaxError, ValueError):  # ValueError: a null byte
         return Sanitized(code)
     trimmer = _Trimmer()
@@ -218,7 +218,7 @@ def _sanitize(code: str) -> Sanitized:
     trimmed = ast.Module(body=body, type_ignores=[])
     text = _blank(code, trimmer.cuts)
     try:
-        same = ast.dump(ast.parse(text)) == ast.dump(trimmed)
+        same = ast.dump(parse_module(text)) == ast.dump(trimmed)
     except (SyntaxError, ValueError):
         same = False
     if not same:

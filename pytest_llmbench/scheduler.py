@@ -150,6 +150,10 @@ class Scheduler:
             return
         if self._scoring is None:
             self._scoring = _Pool(scoring_workers(), "llmbench-score")
+        for suite in {job.suite for job in jobs}:
+            # Imported here, before the threads: modules first imported by several threads at
+            # once can be seen half-initialised (their imports are circular).
+            get_suite(suite)
         queue: deque[Job] = deque(job for job in jobs if not self._futures[job.key].done())
         self._pending[model] = queue
         slots = self.state.manager.slots(model)

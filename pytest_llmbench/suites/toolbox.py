@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ..safe_ast import AST_LOCK
+from ..safe_ast import parse_expression
 from .matching import JSON_TYPES
 
 __all__ = ["FALLBACK_RESULT", "TOOLBOX", "MockTool", "safe_arithmetic"]
@@ -136,8 +136,7 @@ def safe_arithmetic(expression: str) -> float:
     """
     if len(expression) > _MAX_EXPRESSION:
         raise ValueError("expression too long")
-    with AST_LOCK:  # generation threads evaluate side by side with the sanitizer
-        tree = ast.parse(expression.strip(), mode="eval")
+    tree = parse_expression(expression.strip())
 
     def walk(node: ast.AST) -> float:
         if isinstance(node, ast.Expression):

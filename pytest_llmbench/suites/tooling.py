@@ -165,7 +165,9 @@ class ToolingSuite:
             for c in completions
             if not c.tool_calls and call_left_as_text(c.content, task.tool_names) is not None
         )
-        stats = replace(stats_of(tuple(completions), settings.max_tokens), calls_left_as_text=as_text)
+        stats = replace(
+            stats_of(tuple(completions), settings.max_tokens), calls_left_as_text=as_text
+        )
         return generation_of(tuple(completions), stats, tuple(exchanges))
 
     def within_budget(self, task: ToolingTask, generation: Generation, budget: int) -> Generation:

@@ -61,7 +61,7 @@ def test_table_and_jsonl_metadata(bench_dir: pytest.Pytester, server: Any) -> No
     text = result.stdout.str()
     assert "llmbench results" in text
     table = [line for line in text.splitlines() if line.startswith(("good", "bad", "model"))]
-    assert table[0].split()[:8] == [
+    assert table[0].split()[:9] == [
         "model", "python", "cli", "tooling", "total", "tasks", "time", "decode", "tok/s"
     ]  # fmt: skip
     assert table[1].split()[:5] == ["good", "3/3", "1/1", "3/3", "7/7"]

@@ -32,6 +32,7 @@ from fakes.chat_stream import Answer
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.ollama_server import OllamaFake, OllamaModel
 
+from pytest_llmbench.compare import GATE_FAILED
 from pytest_llmbench.spec import load_task_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -289,13 +290,13 @@ def fake_packages(root: Path) -> Path:
     return packages
 
 
-def run_import(env: Env, command: str) -> subprocess.CompletedProcess[str]:
+def run_import(env: Env, command: str, status: int = 0) -> subprocess.CompletedProcess[str]:
     argv = shlex.split(command)
     script = Path(sys.executable).parent / argv[0]  # the console script of this install
     environment = {**os.environ, "PYTHONPATH": str(fake_packages(env.pytester.path / "fake"))}
     done = subprocess.run([str(script), *argv[1:]], cwd=env.pytester.path, env=environment,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == status, done.stdout + done.stderr
     return done
 
 
@@ -347,6 +348,74 @@ def run_report_two_runs(env: Env, command: str) -> None:
     assert list((env.pytester.path / "plots").glob("*.png"))
 
 
+def run_budgets(env: Env, command: str) -> None:
+    env.small_tasks()
+    env.lmstudio("a", "b", a=Answer([GOOD_CODE]))
+    env.pytest(command)
+    for row in env.jsonl().values():
+        budgets = [entry["max_tokens"] for entry in row["budgets"]]
+        assert budgets == [512, 1024, 2048, 4096, 8192, 16384]
+
+
+def run_repeats(env: Env, command: str) -> None:
+    env.small_tasks()
+    env.lmstudio("a", a=Answer([GOOD_CODE]))
+    env.pytest(command)
+    row = env.jsonl()["a"]
+    assert row["repeats"]["samples"] == 5 and row["settings"]["seed"] == 1
+    assert row["total"] == 5 * 7  # every case scored in every sample
+
+
+def two_runs(env: Env) -> tuple[str, str]:
+    """Model a right on ten tasks, then wrong on all of them (a difference no resampling
+    hides), both runs in out.jsonl and the first also in old.jsonl; their run ids."""
+    tasks = "".join(
+        f"  - {{id: add_{i}, prompt: Write add, entry_point: add, "
+        f"reference: 'def add(a, b): return a + b', cases: [{{id: c, args: [{i}, 1], "
+        f"expect: {i + 1}}}]}}\n"
+        for i in range(10)
+    )
+    (env.pytester.path / "tasks").mkdir(exist_ok=True)
+    (env.pytester.path / "tasks" / "adds.yaml").write_text("suite: python\ntasks:\n" + tasks)
+    env.lmstudio("a", a=Answer([GOOD_CODE]))
+    env.pytest("pytest --models=a")
+    (env.pytester.path / "old.jsonl").write_text((env.pytester.path / "out.jsonl").read_text())
+    env.lmstudio("a")
+    env.pytest("pytest --models=a", "--llmbench-cache=off")  # not the stored right answers
+    runs = [row["run_id"] for row in read_jsonl(env.pytester.path / "out.jsonl")]
+    return runs[0], runs[-1]
+
+
+def run_compare_files(env: Env, command: str) -> None:
+    two_runs(env)
+    done = run_import(env, command.replace("OLD", "old.jsonl").replace("NEW", "out.jsonl"))
+    assert done.stdout.startswith("old: ") and "WORSE" in done.stdout
+
+
+def run_compare_gate(env: Env, command: str) -> None:
+    first, _ = two_runs(env)
+    (env.pytester.path / ".llmbench").mkdir(exist_ok=True)
+    (env.pytester.path / ".llmbench" / "results.jsonl").write_text(
+        (env.pytester.path / "out.jsonl").read_text()
+    )
+    done = run_import(env, command.replace("3f2a9c", first[:6]), status=GATE_FAILED)
+    assert "WORSE" in done.stdout
+
+
+def run_baseline_gate(env: Env, command: str) -> None:
+    two_runs(env)
+    (env.pytester.path / "baseline.jsonl").write_text((env.pytester.path / "old.jsonl").read_text())
+    result = env.pytest(command, "--llmbench-cache=off")
+    assert result.ret == GATE_FAILED and "llmbench against the baseline" in result.stdout.str()
+
+
+def run_fail_under(env: Env, command: str) -> None:
+    env.small_tasks()
+    env.lmstudio("a", a=Answer([GOOD_CODE]))  # right on the python cases alone: 3 of 7
+    result = env.pytest(command)
+    assert result.ret == GATE_FAILED and "llmbench gate: FAILED" in result.stdout.str()
+
+
 def run_imported(env: Env, command: str) -> None:
     run_import(env, "llmbench import humaneval --out imported/")
     run_import(env, "llmbench import bfcl --out imported/")
@@ -376,6 +445,16 @@ RUN_BY_TESTS: dict[str, Callable[[Env, str], Any]] = {
     "llmbench report": run_report_latest,
     "llmbench report --list": run_report_list,
     "llmbench report RUN1 RUN2 -o cmp.html --plots plots/": run_report_two_runs,
+    "pytest --models=a,b --llmbench-budgets=512,1024,2048,4096,8192,16384": run_budgets,
+    "pytest --models=a --llmbench-repeat=5 --llmbench-seed=1 --llmbench-temperature=0.8": (
+        run_repeats
+    ),
+    "llmbench compare OLD NEW": run_compare_files,
+    "llmbench compare 3f2a9c .llmbench/results.jsonl --fail-on-regression": run_compare_gate,
+    "pytest --models=a --llmbench-baseline=baseline.jsonl --llmbench-fail-on-regression": (
+        run_baseline_gate
+    ),
+    "pytest --models=a --llmbench-fail-under=75%": run_fail_under,
 }
 
 
