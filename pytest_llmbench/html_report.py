@@ -89,6 +89,8 @@ class Figures:
 def figures(column: Column) -> Figures:
     out = Figures()
     decode_tokens = decode_seconds = 0.0
+    request_s = 0.0
+    spans: list[tuple[float, float]] = []
     for task in column.tasks:
         if not task.cases:
             continue
@@ -105,7 +107,9 @@ def figures(column: Column) -> Figures:
         out.outcomes.update(c.outcome for c in task.cases)
         result = task.cases[0].result
         gen = result.get("generation", {})
-        out.generation_s += gen.get("seconds") or 0.0
+        request_s += gen.get("seconds") or 0.0
+        if gen.get("started_at") and gen.get("finished_at") and not gen.get("from_store"):
+            spans.append((float(gen["started_at"]), float(gen["finished_at"])))
         tokens = gen.get("completion_tokens") or 0
         out.completion_tokens += tokens
         if gen.get("max_tokens"):
@@ -119,6 +123,12 @@ def figures(column: Column) -> Figures:
         if out.load_s is None and result.get("load_s") is not None:
             out.load_s = float(result["load_s"])
     out.decode_weighted = decode_tokens / decode_seconds if decode_seconds > 0 else None
+    # The generation phase's wall-clock, as the terminal table gives it: with several requests
+    # in flight the sum of request times would count the same seconds several times over.
+    if spans:
+        out.generation_s = max(end for _, end in spans) - min(start for start, _ in spans)
+    else:
+        out.generation_s = request_s
     return out
 
 

@@ -74,3 +74,15 @@ def test_without_matplotlib_the_page_says_how_to_get_plots() -> None:
     page = render([run("r1", "m", 512, ["passed"])], plots=None)
     assert "pip install 'pytest-llmbench[report]'" in page
     assert "<svg" not in page and 'id="llmbench-details-0"' in page
+
+
+def test_time_is_the_generation_wall_clock_not_the_sum_of_requests() -> None:
+    # Four requests of 1 s each, in flight together from t=100: the phase took 1.5 s, not 4 s.
+    data = run("r1", "m", 512, ["passed"] * 4)
+    for i, task in enumerate(data.tasks):
+        task.cases[0].result["generation"].update(
+            started_at=100.0 + i / 6, finished_at=101.0 + i / 6
+        )
+    assert abs(figures(columns_of([data])[0]).generation_s - 1.5) < 1e-9
+    # Answers from the store carry no time of this run: without spans, the request times add up.
+    assert figures(columns_of([run("r2", "m", 512, ["passed"] * 4)])[0]).generation_s == 4.0
