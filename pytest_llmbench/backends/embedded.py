@@ -32,6 +32,7 @@ from .server_process import ServerProcess, free_port
 
 LABEL = "the embedded llama.cpp server"
 EXECUTABLE_ENV = "LLMBENCH_LLAMA_SERVER"
+THREADS_ENV = "LLMBENCH_EMBEDDED_THREADS"
 INSTALL_HINT = (
     "build it with `make llama-server` in a clone of pytest-llmbench, put llama.cpp's "
     f"`llama-server` on PATH, or name it in {EXECUTABLE_ENV}"
@@ -46,6 +47,49 @@ _POLL_S = 0.1
 
 def _server_at(root: str) -> Server:
     return Server(label=LABEL, root=root, start_hint="it runs only while its model is loaded")
+
+
+def default_threads(cpus: int, idle: float, override: str | None) -> int:
+    """llama.cpp's threads: LLMBENCH_EMBEDDED_THREADS if set, else the usable CPUs that are
+    idle right now (at least 1).
+
+    A decoding thread that loses its CPU to other work stalls every other thread at the next
+    barrier, so a busy machine decodes faster with fewer threads. Measured with SmolLM2 on 2
+    vCPUs, 4 slots (benchmarks/embedded_slots.py): on an idle machine 1 thread gave 51 tok/s in
+    all and 2 threads 86; on one other jobs kept busy, 1 thread about 44 and 2 threads 5 to 29.
+    """
+    if override is not None:
+        try:
+            wanted = int(override)
+        except ValueError:
+            wanted = 0
+        if wanted < 1:
+            raise BackendError(f"{THREADS_ENV} must be a whole number of threads, not {override!r}")
+        return wanted
+    return max(1, min(cpus, int(idle + 0.25)))
+
+
+def idle_cpus(sample_s: float = 0.3) -> float:
+    """How many CPUs sat idle over a short sample (Linux /proc/stat); elsewhere, the CPUs the
+    last minute's load average leaves free."""
+    try:
+        first = _cpu_times()
+        time.sleep(sample_s)
+        second = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return max(0.0, usable_cpus() - os.getloadavg()[0])
+    busy, idle = (b - a for a, b in zip(first, second, strict=True))
+    total = busy + idle
+    return (os.cpu_count() or 1) * idle / total if total > 0 else 0.0
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, idle) jiffies of all CPUs together, from /proc/stat's first line."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        # user nice system idle iowait irq softirq steal (guest time is already in user)
+        fields = [int(v) for v in stat.readline().split()[1:9]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, idle
 
 
 def usable_cpus() -> int:
@@ -95,11 +139,7 @@ class EmbeddedBackend(LlamaCppBackend):
         )
         self.base_url = "embedded"
         self.executable = executable
-        # Half the CPUs, as llama.cpp advises: decoding is memory-bound, and a second thread per
-        # core (or a vCPU shared with the host) makes its thread barriers stall. Measured on a
-        # 2-vCPU VM: 1 thread ~44 tok/s, 2 threads 5-29 tok/s (and under 1 tok/s while other
-        # work loaded the machine). Slots add parallelism inside each batch instead.
-        self.threads = threads or max(1, usable_cpus() // 2)
+        self.threads = threads  # None: chosen when a model loads, from how idle the CPUs are
         self.slots = slots or DEFAULT_SLOTS
         self._process: ServerProcess | None = None
         self._key: str | None = None
@@ -146,7 +186,9 @@ class EmbeddedBackend(LlamaCppBackend):
         )
 
     def argv(self, executable: str, key: str, path: str, context: int, port: int) -> list[str]:
-        threads = str(self.threads)
+        threads = str(
+            self.threads or default_threads(usable_cpus(), idle_cpus(), os.environ.get(THREADS_ENV))
+        )
         template = chat_template(key)
         own_template = ["--chat-template-file", str(template)] if template else []
         return [

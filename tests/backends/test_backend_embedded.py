@@ -4,6 +4,7 @@ run as a real child process) and one real run of the bundled SmolLM2 on the real
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -286,3 +287,16 @@ def test_auto_concurrency_asks_llama_server_for_its_slots(
     assert (in_flight, why) == (3, "server")
     forced = ModelManager(Settings(models=("smollm2",), backend="embedded", concurrency=3))
     assert [n for _, n, _ in forced.slots("smollm2")] == [3]
+
+
+def test_threads_follow_the_idle_cpus_unless_set() -> None:
+    from pytest_llmbench.backends.embedded import THREADS_ENV, default_threads, idle_cpus
+
+    assert default_threads(2, 2.0, None) == 2  # an idle machine: every CPU
+    assert default_threads(2, 0.9, None) == 1  # one CPU busy elsewhere: a stalled thread costs
+    assert default_threads(8, 0.1, None) == 1  # never fewer than one
+    assert default_threads(2, 0.0, "3") == 3  # the user's word wins
+    for wrong in ("0", "two", "-1"):
+        with pytest.raises(BackendError, match=THREADS_ENV):
+            default_threads(2, 2.0, wrong)
+    assert 0.0 <= idle_cpus(0.05) <= (os.cpu_count() or 1)
