@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 COLUMNS = ("model", *SUITES, "total", "tasks", "time", "decode tok/s")
 # A model that wrote its calls in a format the server does not parse scores the server's
 # limits, not its own: said in the table, with the fix in the README.
-CALLS_AS_TEXT = "tool calls left as text: the server did not parse them"
+CALLS_AS_TEXT = "left as text: the server did not parse them"
 NOTED: tuple[tuple[Outcome, str], ...] = (
     ("truncated", "truncated"),
     ("no_answer", "no answer"),
@@ -92,7 +92,8 @@ def table_rows(
             f"{report.count(outcome)} {label}" for outcome, label in NOTED if report.count(outcome)
         ]
         if report.calls_left_as_text:
-            notes.append(f"{report.calls_left_as_text} {CALLS_AS_TEXT}")
+            calls = report.calls_left_as_text
+            notes.append(f"{calls} tool call{'s' if calls > 1 else ''} {CALLS_AS_TEXT}")
         if report.trimmed:
             notes.append(f"{report.trimmed} trimmed")
         name = report.model + (" (oracle)" if report.model == oracle else "")

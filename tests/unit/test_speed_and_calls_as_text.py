@@ -56,6 +56,8 @@ def test_the_table_notes_calls_left_as_text_per_model_counting_turns_not_cases()
     ]
     table = render_table(aggregate(results, ("m",)))
     assert "3 tool calls left as text: the server did not parse them" in table
+    one = render_table(aggregate([_result("b", "one", calls_left_as_text=1)], ("m",)))
+    assert "1 tool call left as text" in one
 
 
 def test_decode_column_and_jsonl_speed_fields() -> None:
