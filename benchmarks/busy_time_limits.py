@@ -13,46 +13,19 @@ wall-clock limit would have timed out on the busy CPU. This measures; it asserts
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from fakes.busy_cpu import one_busy_cpu
 
 from pytest_llmbench.sandbox.base import PyCall, PyOutcome, Tier
 from pytest_llmbench.sandbox.tiers import make_sandbox
 from pytest_llmbench.spec import PythonTask, load_task_file
 
 TASKS = Path(__file__).resolve().parent.parent / "pytest_llmbench" / "tasks" / "python"
-
-
-@contextmanager
-def busy_cpu(spinners: int) -> Iterator[None]:
-    """This process and what it starts pinned to one CPU shared with `spinners` busy loops."""
-    saved = os.sched_getaffinity(0)
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        os.sched_setaffinity(0, {min(saved)})
-        for _ in range(spinners):
-            started.append(
-                subprocess.Popen(
-                    # each its own session: with autogroup scheduling, a session shares the
-                    # CPU as one, and the sandbox starts a session of its own
-                    [sys.executable, "-c", "while True: pass"],
-                    start_new_session=True,
-                )
-            )
-        time.sleep(0.5)  # until they spin
-        yield
-    finally:
-        for process in started:
-            process.kill()
-            process.wait()
-        os.sched_setaffinity(0, saved)
 
 
 def main() -> None:
@@ -77,7 +50,7 @@ def main() -> None:
         return [sandbox.run_python(t.reference, t.entry_point, [c])[0] for _, t, c in runs]
 
     on_idle = run_all()
-    with busy_cpu(args.spinners):
+    with one_busy_cpu(args.spinners):
         on_busy = run_all()
     rows = [(n, c.timeout_s, i, b) for (n, _, c), i, b in zip(runs, on_idle, on_busy, strict=True)]
     print(f"tier {tier}; busy = one CPU shared with {args.spinners} busy loops")

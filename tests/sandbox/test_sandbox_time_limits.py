@@ -3,21 +3,18 @@ does not make a right answer time out, and a too-slow one still does."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from fakes.busy_cpu import one_busy_cpu
 
 from pytest_llmbench.sandbox._pychild import _CallClock
 from pytest_llmbench.sandbox.base import PyCall
 from pytest_llmbench.sandbox.tiers import IsolatedSandbox
-
-SPINNERS = 6  # busy loops sharing the one CPU: a call gets about 1/7 of it
 
 # Burns exactly `cpu_s` seconds of CPU time, however long that takes on the wall clock.
 BURN = """
@@ -29,31 +26,6 @@ def burn(cpu_s):
         pass
     return True
 """
-
-
-@contextmanager
-def one_busy_cpu() -> Iterator[None]:
-    """Pin this process, and so every sandbox it starts, to one CPU shared with busy loops."""
-    saved = os.sched_getaffinity(0)
-    spinners: list[subprocess.Popen[bytes]] = []
-    try:
-        os.sched_setaffinity(0, {min(saved)})
-        for _ in range(SPINNERS):  # started after the pinning: they inherit it
-            spinners.append(
-                subprocess.Popen(
-                    # each its own session: with autogroup scheduling, a session shares the
-                    # CPU as one, and the sandbox starts a session of its own
-                    [sys.executable, "-c", "while True: pass"],
-                    start_new_session=True,
-                )
-            )
-        time.sleep(0.5)  # until they spin
-        yield
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
-        os.sched_setaffinity(0, saved)
 
 
 def test_a_right_answer_on_a_busy_cpu_does_not_time_out(sandbox: IsolatedSandbox) -> None:
