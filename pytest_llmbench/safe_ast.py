@@ -19,21 +19,22 @@ _ATTEMPTS = 5
 
 
 def parse_module(source: str) -> ast.Module:
-    for attempt in range(_ATTEMPTS):
-        with AST_LOCK:
-            try:
-                return ast.parse(source)
-            except SystemError as exc:
-                if _MISMATCH not in str(exc) or attempt == _ATTEMPTS - 1:
-                    raise
-    raise AssertionError("unreachable")
+    tree = _parse(source, "exec")
+    assert isinstance(tree, ast.Module)
+    return tree
 
 
 def parse_expression(source: str) -> ast.Expression:
+    tree = _parse(source, "eval")
+    assert isinstance(tree, ast.Expression)
+    return tree
+
+
+def _parse(source: str, mode: str) -> ast.AST:
     for attempt in range(_ATTEMPTS):
         with AST_LOCK:
             try:
-                return ast.parse(source, mode="eval")
+                return ast.parse(source, mode=mode)
             except SystemError as exc:
                 if _MISMATCH not in str(exc) or attempt == _ATTEMPTS - 1:
                     raise

@@ -22,6 +22,14 @@ from pytest_llmbench.report import read_jsonl
 from pytest_llmbench.stopping import EXIT_UNLOAD_S
 
 
+def alpha_server(serve: Any, **knobs: Any) -> LMStudioFake:
+    """An LM Studio fake serving the one model `alpha`, its answers from `answer_for`."""
+    fake: LMStudioFake = serve(
+        LMStudioFake(models=[Model("alpha")], answers={"alpha": answer_for}, **knobs)
+    )
+    return fake
+
+
 def answer_for(body: dict[str, Any]) -> Answer:
     prompt = " ".join(str(m.get("content")) for m in body["messages"] if m["role"] == "user")
     if "def add" in prompt:
@@ -98,13 +106,8 @@ def test_a_signal_writes_finished_results_then_unloads(
 ) -> None:
     jsonl = bench_dir.path / "out.jsonl"
     written_before_unload: list[bool] = []
-    fake = serve(
-        LMStudioFake(
-            models=[Model("alpha")],
-            answers={"alpha": answer_for},
-            chunk_delay_s=0.05,
-            on_unload=lambda: written_before_unload.append(jsonl.exists()),
-        )
+    fake = alpha_server(
+        serve, chunk_delay_s=0.05, on_unload=lambda: written_before_unload.append(jsonl.exists())
     )
     status, output = interrupt_mid_run(bench_dir, fake, sig, "-n", workers)
     assert status == pytest.ExitCode.INTERRUPTED, output
@@ -123,14 +126,7 @@ def test_a_signal_writes_finished_results_then_unloads(
 def test_a_hung_unload_at_exit_is_abandoned_after_a_bound(
     bench_dir: pytest.Pytester, serve: Any
 ) -> None:
-    fake = serve(
-        LMStudioFake(
-            models=[Model("alpha")],
-            answers={"alpha": answer_for},
-            chunk_delay_s=0.05,
-            unload_delay_s=EXIT_UNLOAD_S + 30,
-        )
-    )
+    fake = alpha_server(serve, chunk_delay_s=0.05, unload_delay_s=EXIT_UNLOAD_S + 30)
     status, output = interrupt_mid_run(bench_dir, fake, signal.SIGTERM)
     assert status == pytest.ExitCode.INTERRUPTED, output
     # the process left while the server was still busy with the unload
@@ -143,14 +139,7 @@ def test_a_hung_unload_at_exit_is_abandoned_after_a_bound(
 def test_a_second_interrupt_during_the_exit_unload_loses_nothing(
     bench_dir: pytest.Pytester, serve: Any
 ) -> None:
-    fake = serve(
-        LMStudioFake(
-            models=[Model("alpha")],
-            answers={"alpha": answer_for},
-            chunk_delay_s=0.05,
-            unload_delay_s=EXIT_UNLOAD_S + 30,
-        )
-    )
+    fake = alpha_server(serve, chunk_delay_s=0.05, unload_delay_s=EXIT_UNLOAD_S + 30)
     run = Pytest(bench_dir.path, fake.url)
     wait_for(lambda: run.results_shown() >= 4 and chats(fake) >= 4, "the last task")
     run.proc.send_signal(signal.SIGINT)
@@ -168,13 +157,7 @@ def test_a_second_interrupt_during_the_exit_unload_loses_nothing(
 def test_a_complete_run_writes_before_it_unloads(bench_dir: pytest.Pytester, serve: Any) -> None:
     jsonl = bench_dir.path / "out.jsonl"
     written_before_unload: list[bool] = []
-    fake = serve(
-        LMStudioFake(
-            models=[Model("alpha")],
-            answers={"alpha": answer_for},
-            on_unload=lambda: written_before_unload.append(jsonl.exists()),
-        )
-    )
+    fake = alpha_server(serve, on_unload=lambda: written_before_unload.append(jsonl.exists()))
     result = bench_dir.runpytest(
         f"--llmbench-base-url={fake.url}", "--models=alpha", "--llmbench-jsonl=out.jsonl",
         "-p", "no:cacheprovider", "-m", "python",
