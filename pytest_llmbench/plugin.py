@@ -398,6 +398,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if state._scheduler is not None:
         state.scheduler.close()  # nothing more will be asked of it: drop what is not started
+    state.close_sandbox()
     if _is_worker(config):
         # A worker writes nothing; it unloads before telling the controller it is done.
         _unload_at_exit(config)

@@ -196,6 +196,11 @@ class RunState:
                 self._sandbox = get_sandbox(self.settings.isolation)  # type: ignore[arg-type]
             return self._sandbox
 
+    def close_sandbox(self) -> None:
+        with self._lock:
+            if self._sandbox is not None:
+                self._sandbox.close()
+
     def request_settings(self, model: str) -> RequestSettings:
         from .suites.base import RequestSettings
 

@@ -2,7 +2,8 @@
 
 It is passed to `/usr/bin/python3 -I -c` as source, so it may import only the standard
 library and must not import this package (the sandbox user may not be able to read it).
-argv: `-c RESULT_FD INPUT_FD`.
+argv: `-c RESULT_FD INPUT_FD` (one task), or `-c --serve CONTROL_FD` (a session serving many
+tasks, see `serve`).
 
 It loads the model's code once, then forks one child per call, so a call that monkeypatches
 builtins, starts threads or exits the interpreter cannot affect the next call. After each call
@@ -351,8 +352,8 @@ def _load(code: str, entry: str) -> tuple[dict[str, Any] | None, str]:
     return namespace, ""
 
 
-def main() -> None:
-    result_fd, input_fd = int(sys.argv[1]), int(sys.argv[2])
+def run_task(result_fd: int, input_fd: int) -> None:
+    """Serve one task: its spec is read from INPUT_FD, its frames go to RESULT_FD."""
     # Proves the sandbox started: anything that goes wrong before this is the harness's.
     _send(result_fd, 0, K_HELLO)
     chunks: list[bytes] = []
@@ -366,6 +367,12 @@ def main() -> None:
     # so it is refused here whatever the harness asked for.
     kill_all: bool = spec["kill_all"] and os.getuid() != 0 and os.geteuid() != 0
     first = calls[0][0] if calls else 0
+    cpu_seconds = spec.get("cpu_seconds")
+    if cpu_seconds:
+        # In a session the rlimit set at its start is the session's; a task gets its own.
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
 
     # Not dumpable: a call's process (same uid) then cannot open /proc/<this>/fd/RESULT_FD or
     # ptrace this server to write frames in its name.
@@ -387,5 +394,136 @@ def main() -> None:
         _send(result_fd, index, kind, payload)
 
 
+def main() -> None:
+    run_task(int(sys.argv[1]), int(sys.argv[2]))
+
+
+# --- The session: one sandbox serving task after task ------------------------------------
+#
+# Started once (per harness thread) instead of once per task, it saves the sandbox's and the
+# interpreter's start-up (~25 ms) for every task. It never runs model code itself: each task
+# runs in a child forked from it, exactly as a fresh `run_task` process would, with its own
+# result, input, stdout and stderr descriptors, which the harness sends with the request
+# (SCM_RIGHTS on CONTROL_FD). When the task's process has exited, the session kills whatever
+# is left (`kill(-1)`; as PID 1 of the namespace it is itself out of reach of that and of any
+# signal from inside), reaps, empties the work dir and removes SysV IPC objects, and only then
+# reports the task done: `D` + `>iB` (the task process's wait status, whether all of that
+# succeeded). The harness reads a task's frames from that task's own pipe, so nothing a task
+# leaves running can write into the next task's results; a session that is not clean is
+# thrown away by the harness.
+#
+# Used only where `kill(-1)` is confined to the sandbox and the session is its namespace's
+# PID 1 (the full tier).
+
+S_READY = b"R"
+S_TASK = b"T"
+S_DONE = b"D"
+DONE = struct.Struct(">iB")
+_TASK_FDS = 4  # result, input, stdout, stderr
+_IPC_RMID = 0
+
+
+def _wipe(path: str) -> bool:
+    """Empty the work dir (a task may have made its directories unreadable)."""
+    import shutil
+
+    def unlock(_function: object, failed: str, _error: object) -> None:
+        with _suppress_oserror():
+            os.chmod(os.path.dirname(failed), 0o700)
+        with _suppress_oserror():
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, 0o700)
+                shutil.rmtree(failed, ignore_errors=True)
+            else:
+                os.unlink(failed)
+
+    try:
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, onerror=unlock)
+            else:
+                os.unlink(entry.path)
+        return not os.listdir(path)
+    except (OSError, RecursionError):
+        return False
+
+
+def _remove_ipc(libc: Any) -> bool:
+    """Remove the SysV shared memory, message queues and semaphores tasks left in the
+    session's IPC namespace (they outlive their processes)."""
+    try:
+        for kind in ("shm", "msg", "sem"):
+            with open(f"/proc/sysvipc/{kind}") as table:
+                rows = table.read().splitlines()[1:]
+            for row in rows:
+                ident = int(row.split()[1])
+                if kind == "sem":
+                    libc.semctl(ident, 0, _IPC_RMID)
+                else:
+                    getattr(libc, f"{kind}ctl")(ident, _IPC_RMID, None)
+            with open(f"/proc/sysvipc/{kind}") as table:
+                if table.read().splitlines()[1:]:
+                    return False
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
+def _wait_for(pid: int) -> int:
+    """The wait status of child `pid`; orphans reparented here meanwhile are reaped too, so
+    their zombies do not count against the process limit."""
+    while True:
+        try:
+            done, status = _waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if done == pid:
+            return status
+
+
+def serve() -> None:
+    import ctypes
+    import resource  # noqa: F401  (imported once here, not in every task)
+    import shutil  # noqa: F401
+    import socket
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    channel = socket.socket(fileno=int(sys.argv[2]))
+    workdir = os.getcwd()
+    channel.send(S_READY)
+    while True:
+        try:
+            message, fds, _flags, _address = socket.recv_fds(channel, 16, _TASK_FDS)
+        except OSError:
+            return
+        if message != S_TASK or _len(fds) != _TASK_FDS:
+            return  # the harness closed the session (or broke the protocol): end it
+        result_fd, input_fd, out_fd, err_fd = fds
+        pid = _fork()
+        if pid == 0:
+            code = 70
+            try:
+                channel.close()
+                os.dup2(out_fd, 1)
+                os.dup2(err_fd, 2)
+                os.close(out_fd)
+                os.close(err_fd)
+                run_task(result_fd, input_fd)
+                code = 0
+            finally:
+                _exit(code)
+        for fd in fds:
+            os.close(fd)
+        status = _wait_for(pid)
+        _try_kill(-1)
+        _reap_all(True)
+        clean = _wipe(workdir) and _remove_ipc(libc)
+        channel.send(S_DONE + DONE.pack(status, clean))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--serve"]:
+        serve()
+    else:
+        main()

@@ -109,3 +109,8 @@ class Sandbox(Protocol):
         """Run `command` with /bin/sh in a fresh work dir holding `files`, with only `tools`
         on PATH; report output, exit code and the resulting files."""
         ...
+
+    def close(self) -> None:
+        """End whatever the sandbox keeps running between runs (it also ends with the
+        process); the sandbox still works afterwards, starting afresh."""
+        ...

@@ -86,6 +86,9 @@ class Running(Protocol):
 
 class Launcher(Protocol):
     tier: Tier
+    # Whether a python sandbox may serve task after task (`pysession.py`): only where it is
+    # PID 1 of its own namespace, out of reach of the tasks' signals and `kill(-1)`.
+    keeps_sessions: bool
 
     def start(self, job: Job, uid: int | None) -> Running: ...
 
@@ -215,6 +218,7 @@ class _BwrapProcess(_Process):
 
 class BwrapLauncher:
     tier: Tier = "full"
+    keeps_sessions = True
 
     def confines_kill_all(self, uid: int | None) -> bool:
         return True  # its own PID namespace
@@ -315,6 +319,7 @@ class _SupervisedProcess(_Process):
 
 class ReducedLauncher:
     tier: Tier = "reduced"
+    keeps_sessions = False
 
     def confines_kill_all(self, uid: int | None) -> bool:
         return uid is not None  # an exclusive uid; without one it would hit the user's session
@@ -345,6 +350,7 @@ class UnisolatedLauncher:
     """A bare subprocess, for measuring what isolation costs. Not a sandbox."""
 
     tier: Tier = "none"
+    keeps_sessions = False
 
     def confines_kill_all(self, uid: int | None) -> bool:
         return False

@@ -75,6 +75,8 @@ class Watcher:
             chunk = os.read(fd, READ_CHUNK)
         except BlockingIOError:
             return []
+        except ConnectionResetError:  # a socket whose peer died with data unread: its end
+            chunk = b""
         if not chunk:
             self._selector.unregister(fd)
             self._open.discard(fd)

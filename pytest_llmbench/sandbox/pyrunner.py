@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import hostfs
@@ -28,9 +28,10 @@ from .frames import (
     call_outcome,
 )
 from .identity import claim_uid
-from .launch import Job, Launcher, Running
+from .launch import KILL_WAIT_S, Job, Launcher, Running
 from .limits import PYTHON_LIMITS, Limits
 from .pump import CappedBuffer, Watcher
+from .pysession import SESSION_CPU_S, PythonSession, SessionGone, SessionPool, TaskPipes, task_done
 from .workdir import work_dir
 
 CHILD_SOURCE = Path(__file__).with_name("_pychild.py").read_text(encoding="utf-8")
@@ -56,6 +57,7 @@ class PythonRunner:
     load_timeout_s: float = 10.0
     startup_s: float = 5.0  # allowance for starting the sandbox on a loaded machine
     grace_s: float = 1.0  # the fork-server times calls out itself; this is the backstop
+    sessions: SessionPool = field(default_factory=SessionPool, compare=False, repr=False)
 
     def run(self, code: str, entry_point: str, calls: Sequence[PyCall]) -> list[PyOutcome]:
         payloads = [_call_payload(index, call) for index, call in enumerate(calls)]
@@ -66,6 +68,10 @@ class PythonRunner:
             if session.final is not None:
                 outcomes += [session.final] * (len(calls) - len(outcomes))
         return outcomes
+
+    def close(self) -> None:
+        """End the sandboxes kept between tasks."""
+        self.sessions.close()
 
     def _session(
         self,
@@ -88,6 +94,11 @@ class PythonRunner:
         }
         longest = max(call.timeout_s for call in calls[start:])
         limits = self.limits.with_cpu_for(self.load_timeout_s + longest)
+        if self.launcher.keeps_sessions:
+            # PID 1 of its own namespace: kill(-1) there reaches only the task's processes.
+            spec["kill_all"] = True
+            spec["cpu_seconds"] = limits.cpu_seconds
+            return self._in_session(spec, calls, start)
         with claim_uid() as uid, work_dir(limits, uid) as workdir:
             # kill(-1) in the fork-server is safe only where it cannot reach the harness's
             # own processes: inside a PID namespace or as an exclusive uid.
@@ -118,56 +129,176 @@ class PythonRunner:
     def _serve(
         self, running: Running, result_read: int, calls: Sequence[PyCall], start: int
     ) -> _Session:
+        """A task in a sandbox of its own: it has ended when the sandbox has."""
         watcher = Watcher(running.pid, [running.stdout, running.stderr, result_read])
-        tracker = _Tracker(self, calls, start)
-        stdout = CappedBuffer(STDERR_KEEP, OUTPUT_FLOOD)
-        stderr = CappedBuffer(STDERR_KEEP, OUTPUT_FLOOD)
-        reader = FrameReader()
-
-        def take(chunks: list[tuple[int, bytes]]) -> None:
-            for fd, data in chunks:
-                if fd == result_read:
-                    tracker.handle(reader.feed(data))
-                elif fd == running.stdout:
-                    stdout.feed(data)
-                else:
-                    stderr.feed(data)
-
+        task = _TaskReader(_Tracker(self, calls, start), result_read, running.stdout)
         try:
-            while tracker.problem is None and not tracker.finished:
-                remaining = tracker.deadline - time.monotonic()
-                if remaining <= 0:
-                    tracker.timed_out()
-                    break
-                try:
-                    take(watcher.poll(remaining))
-                except ProtocolError as exc:
-                    tracker.violation(str(exc))
-                    break
-                if stdout.flooded or stderr.flooded:
-                    tracker.died("the code flooded its output", "")
+            while task.running:
+                if not task.take(watcher, task.tracker.deadline - time.monotonic()):
                     break
                 if watcher.exited:
                     # Frames the fork-server sent just before it exited are still in the pipe.
-                    try:
-                        take(watcher.drain())
-                    except ProtocolError as exc:
-                        tracker.violation(str(exc))
-                    if not tracker.finished and tracker.problem is None:
+                    task.take_rest(watcher)
+                    if task.running:
                         status = running.wait()
-                        tracker.died(f"the interpreter exited (status {status})", stderr.tail())
+                        task.tracker.died(
+                            f"the interpreter exited (status {status})", task.stderr.tail()
+                        )
                     break
         finally:
             running.kill()
-            take_quietly = watcher.drain()
+            left = watcher.drain()
             watcher.close()
             running.close()
-        if not tracker.started:
-            for fd, data in take_quietly:
-                if fd == running.stderr:
-                    stderr.feed(data)
-            raise SandboxError(f"the python sandbox did not start: {stderr.tail().strip()}")
-        return tracker.session()
+        if not task.tracker.started:
+            task.stderr_only(left)
+            raise SandboxError(f"the python sandbox did not start: {task.stderr.tail().strip()}")
+        return task.tracker.session()
+
+    def _in_session(self, spec: dict[str, object], calls: Sequence[PyCall], start: int) -> _Session:
+        """A task in a long-lived sandbox: an idle one, or a new one. A sandbox that turns out
+        to have ended before the task started is replaced once."""
+        data = encode_input(spec)
+        for attempt in (1, 2):
+            session = self.sessions.take(self._new_session)
+            try:
+                pipes = session.submit(data)
+                try:
+                    outcome = self._serve_in(session, pipes, calls, start)
+                finally:
+                    pipes.close()
+            except SessionGone as exc:
+                self.sessions.discard(session)
+                if attempt == 2:
+                    why = f"the python sandbox ended before the task ran: {exc}"
+                    raise SandboxError(why) from None
+                continue
+            self.sessions.give_back(session)
+            return outcome
+        raise AssertionError("unreachable")
+
+    def _new_session(self) -> PythonSession:
+        limits = replace(self.limits, cpu_seconds=SESSION_CPU_S)
+        return PythonSession(self.launcher, PYTHON_ARGV, limits, self.startup_s)
+
+    def _serve_in(
+        self, session: PythonSession, pipes: TaskPipes, calls: Sequence[PyCall], start: int
+    ) -> _Session:
+        """A task in a session: it has ended when the session reports its process gone and
+        swept. Anything else that stops the task early (a deadline, a flood, a broken
+        protocol) ends the session too."""
+        channel = session.channel.fileno()
+        try:
+            watcher = Watcher(
+                session.running.pid, [pipes.stdout, pipes.stderr, pipes.result, channel]
+            )
+        except ProcessLookupError:
+            raise SessionGone("the sandbox process is gone") from None
+        task = _TaskReader(_Tracker(self, calls, start), pipes.result, pipes.stdout, channel)
+        keep = False
+        try:
+            stopped = False
+            while task.running and task.done is None and not watcher.exited:
+                if not task.take(watcher, task.tracker.deadline - time.monotonic()):
+                    stopped = True
+                    break
+            if not stopped:
+                # Every call answered (or the task's process ended): wait for the sweep.
+                deadline = time.monotonic() + self.grace_s + KILL_WAIT_S
+                while task.done is None and not watcher.exited:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not task.take(watcher, remaining, calls_done=True):
+                        break
+                task.take_rest(watcher)
+                if task.done is not None:
+                    status, keep = task.done
+                    if task.running:
+                        why = f"the interpreter {_describe(status)}"
+                        task.tracker.died(why, task.stderr.tail())
+                elif task.running:
+                    task.tracker.died("the python sandbox ended", task.stderr.tail())
+        finally:
+            watcher.close()
+            if not keep or not task.tracker.started:
+                self.sessions.discard(session)
+        if not task.tracker.started:
+            why = task.stderr.tail().strip() or "no output"
+            if watcher.exited:
+                raise SessionGone(f"the sandbox ended ({why})")
+            raise SandboxError(f"the python task did not start: {why}")
+        return task.tracker.session()
+
+
+class _TaskReader:
+    """One task's pipes as they are read: frames to the tracker, output to capped buffers,
+    the session's "done" message (when there is a session) to `done`."""
+
+    def __init__(
+        self, tracker: _Tracker, result: int, stdout: int, channel: int | None = None
+    ) -> None:
+        self.tracker = tracker
+        self._result = result
+        self._stdout = stdout
+        self._channel = channel
+        self.stdout = CappedBuffer(STDERR_KEEP, OUTPUT_FLOOD)
+        self.stderr = CappedBuffer(STDERR_KEEP, OUTPUT_FLOOD)
+        self._frames = FrameReader()
+        self.done: tuple[int, bool] | None = None
+
+    @property
+    def running(self) -> bool:
+        """No outcome yet for some call, and nothing has gone wrong."""
+        return self.tracker.problem is None and not self.tracker.finished
+
+    def take(self, watcher: Watcher, wait_s: float, calls_done: bool = False) -> bool:
+        """Read what arrives within `wait_s`; False when the task must be stopped (its
+        deadline passed, it broke the protocol or flooded its output)."""
+        if calls_done:  # the outcomes are settled: only read, and tell whether to go on
+            self._feed(watcher.poll(wait_s))
+            return not (self.stdout.flooded or self.stderr.flooded)
+        if wait_s <= 0:
+            self.tracker.timed_out()
+            return False
+        try:
+            self._feed(watcher.poll(wait_s))
+        except ProtocolError as exc:
+            self.tracker.violation(str(exc))
+            return False
+        if self.stdout.flooded or self.stderr.flooded:
+            self.tracker.died("the code flooded its output", "")
+            return False
+        return True
+
+    def take_rest(self, watcher: Watcher) -> None:
+        """What the pipes still hold once their writers are gone."""
+        try:
+            self._feed(watcher.drain())
+        except ProtocolError as exc:
+            self.tracker.violation(str(exc))
+
+    def stderr_only(self, chunks: list[tuple[int, bytes]]) -> None:
+        for fd, data in chunks:
+            if fd not in (self._result, self._stdout, self._channel):
+                self.stderr.feed(data)
+
+    def _feed(self, chunks: list[tuple[int, bytes]]) -> None:
+        for fd, data in chunks:
+            if fd == self._result:
+                if self.running:
+                    self.tracker.handle(self._frames.feed(data))
+            elif fd == self._channel:
+                if data:
+                    self.done = task_done(data) or (0, False)
+            elif fd == self._stdout:
+                self.stdout.feed(data)
+            else:
+                self.stderr.feed(data)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"was killed by signal {os.WTERMSIG(status)}"
+    return f"exited (status {os.waitstatus_to_exitcode(status)})"
 
 
 def _call_payload(index: int, call: PyCall) -> tuple[object, ...]:

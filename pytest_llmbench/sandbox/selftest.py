@@ -83,9 +83,9 @@ def _check_facts(tier: Tier, facts: object) -> list[str]:
     ):
         problems.append(f"resource limits are not in force ({facts})")
     if tier == "full":
-        # The fork-server is PID 1 of the sandbox's namespace and the probe is its child;
-        # only the two of them are visible.
-        if facts.get("ppid") != 1 or facts.get("processes") != 2 or facts.get("sees_harness"):
+        # PID 1 of the sandbox's namespace is the session, the probe task's fork-server is
+        # its first child and the probe the fork-server's: only these three are visible.
+        if facts.get("ppid") != 2 or facts.get("processes") != 3 or facts.get("sees_harness"):
             problems.append(f"no PID namespace of its own ({facts})")
         if facts.get("network"):
             problems.append("the sandbox can reach the network")
@@ -102,6 +102,13 @@ def probe(tier: Tier) -> list[str]:
     if problems:
         return problems
     sandbox: IsolatedSandbox = make_sandbox(tier)
+    try:
+        return _probe(tier, sandbox)
+    finally:
+        sandbox.close()
+
+
+def _probe(tier: Tier, sandbox: IsolatedSandbox) -> list[str]:
     try:
         (outcome,) = sandbox.run_python(
             PROBE_CODE, "probe", [PyCall(args=(os.getpid(),), timeout_s=10)]

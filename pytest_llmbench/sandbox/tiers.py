@@ -30,6 +30,10 @@ class IsolatedSandbox:
     ) -> ShellResult:
         return self.shell.run(command, files, tools, timeout_s)
 
+    def close(self) -> None:
+        """End the python sandboxes kept between tasks (they also end with the process)."""
+        self.python.close()
+
     def __repr__(self) -> str:
         return f"IsolatedSandbox(tier={self.tier!r})"
 

@@ -241,6 +241,9 @@ class Broken:
     def run_shell(self, *args):
         raise SandboxError("bwrap: setting up uid map: Permission denied")
 
+    def close(self):
+        pass
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):

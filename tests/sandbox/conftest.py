@@ -29,20 +29,24 @@ def _problems(tier: Tier) -> tuple[str, ...]:
 
 
 @pytest.fixture(params=TIERS)
-def sandbox(request: pytest.FixtureRequest) -> IsolatedSandbox:
+def sandbox(request: pytest.FixtureRequest) -> Iterator[IsolatedSandbox]:
     tier: Tier = request.param
     problems = _problems(tier)
     if problems:
         pytest.fail(f"the {tier} tier does not work here: " + "; ".join(problems))
-    return make_sandbox(tier)
+    sandbox = make_sandbox(tier)
+    yield sandbox
+    sandbox.close()  # the python session it kept, so that no process of it is left
 
 
 @pytest.fixture
-def full_sandbox() -> IsolatedSandbox:
+def full_sandbox() -> Iterator[IsolatedSandbox]:
     problems = _problems("full")
     if problems:
         pytest.fail("the full tier does not work here: " + "; ".join(problems))
-    return make_sandbox("full")
+    sandbox = make_sandbox("full")
+    yield sandbox
+    sandbox.close()
 
 
 def _processes_of(uid: int) -> list[str]:
@@ -94,9 +98,10 @@ class UidTracker:
 
 @pytest.fixture
 def uid_tracker(monkeypatch: pytest.MonkeyPatch) -> UidTracker:
-    from pytest_llmbench.sandbox import pyrunner, shell
+    from pytest_llmbench.sandbox import pyrunner, pysession, shell
 
     tracker = UidTracker()
     monkeypatch.setattr(pyrunner, "claim_uid", tracker.wrap(identity.claim_uid))
+    monkeypatch.setattr(pysession, "claim_uid", tracker.wrap(identity.claim_uid))
     monkeypatch.setattr(shell, "claim_uid", tracker.wrap(identity.claim_uid))
     return tracker

@@ -171,6 +171,9 @@ class _NoSandbox:
     def run_shell(self, *args: Any) -> Any:
         raise AssertionError("nothing must run")
 
+    def close(self) -> None:
+        pass
+
 
 def test_truncated_python_answer_is_truncated_not_failed() -> None:
     task = _python_task(expect=[0, 1])

@@ -33,6 +33,9 @@ class InProcessSandbox:
     ) -> ShellResult:
         raise NotImplementedError
 
+    def close(self) -> None:
+        pass
+
     def run_python(self, code: str, entry_point: str, calls: Sequence[PyCall]) -> list[PyOutcome]:
         namespace: dict[str, Any] = {}
         exec(code, namespace)
