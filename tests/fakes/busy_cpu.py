@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -12,12 +13,13 @@ from contextlib import contextmanager
 
 @contextmanager
 def one_busy_cpu(spinners: int = 6) -> Iterator[None]:
-    """Pin this process, and so every sandbox it starts, to one CPU shared with `spinners`
-    busy loops (6: a call gets about 1/7 of the CPU)."""
+    """Pin this process (all its threads: sandboxes are started from a thread of their own),
+    and so every sandbox it starts, to one CPU shared with `spinners` busy loops (6: a call gets
+    about 1/7 of the CPU)."""
     saved = os.sched_getaffinity(0)
     started: list[subprocess.Popen[bytes]] = []
     try:
-        os.sched_setaffinity(0, {min(saved)})
+        _pin_threads({min(saved)})
         for _ in range(spinners):  # started after the pinning: they inherit it
             started.append(
                 subprocess.Popen(
@@ -33,4 +35,10 @@ def one_busy_cpu(spinners: int = 6) -> Iterator[None]:
         for process in started:
             process.kill()
             process.wait()
-        os.sched_setaffinity(0, saved)
+        _pin_threads(saved)
+
+
+def _pin_threads(cpus: set[int]) -> None:
+    for thread in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):  # the thread has ended meanwhile
+            os.sched_setaffinity(int(thread), cpus)
