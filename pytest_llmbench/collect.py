@@ -13,7 +13,7 @@ from _pytest._code.code import TerminalRepr
 
 from .display import printable
 from .record import record_case
-from .results import PROPERTY, CaseResult, GenerationStats, Outcome
+from .results import PROPERTY, CaseResult, GenerationStats, Outcome, read_case_result
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
 from .spec import Task, TaskFileError
@@ -182,7 +182,8 @@ class CaseItem(pytest.Item):
         """Put the case's results (one per repeat) on the item's report; `outcome` is the
         item's own."""
         self.user_properties[:] = [p for p in self.user_properties if p[0] != PROPERTY]
-        self.user_properties += [(PROPERTY, result.to_json()) for result in results]
+        texts = [result.to_json() for result in results]
+        self.user_properties += [(PROPERTY, text) for text in texts]
         self.user_properties.append(("llmbench_outcome", outcome))
         stats = results[0].generation
         if stats.completion_tokens is not None:
@@ -190,7 +191,7 @@ class CaseItem(pytest.Item):
         self.user_properties.append(("llmbench_seconds", round(stats.seconds, 3)))
         # The run record keeps the first sample of each case (the JSONL has every repeat).
         first = self.prepared_all[0] if self.prepared_all else None
-        record_case(self, results[0], first.execution if first is not None else None)
+        record_case(self, results[0], first.execution if first is not None else None, texts[0])
 
     @property
     def repeats(self) -> int:
@@ -310,6 +311,5 @@ def case_result_of(report: pytest.TestReport) -> CaseResult | None:
 
 def case_results_of(report: pytest.TestReport) -> list[CaseResult]:
     """The item's case results: one per repeat."""
-    return [
-        CaseResult.from_json(str(value)) for key, value in report.user_properties if key == PROPERTY
-    ]
+    properties = report.user_properties
+    return [read_case_result(str(value)) for key, value in properties if key == PROPERTY]

@@ -400,7 +400,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.scheduler.close()  # nothing more will be asked of it: drop what is not started
     state.close_sandbox()
     if _is_worker(config):
-        # A worker writes nothing; it unloads before telling the controller it is done.
+        # A worker writes no results; it writes its cases to the record and unloads before
+        # telling the controller it is done.
+        from .record import finish as finish_record
+
+        finish_record(config, [], int(session.exitstatus))
         _unload_at_exit(config)
         return
     collector = config.pluginmanager.get_plugin("llmbench-results")

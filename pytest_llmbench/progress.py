@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import pytest
 
-from .results import PROPERTY, CaseResult
+from .results import PROPERTY, CaseResult, read_case_result
 from .selection import parse_case_id
 
 Markup = dict[str, bool]
@@ -459,7 +459,7 @@ class _Last:
 
 def _case_result(report: pytest.TestReport) -> CaseResult | None:
     value = _property(report, PROPERTY)
-    return CaseResult.from_json(str(value)) if value is not None else None
+    return read_case_result(str(value)) if value is not None else None
 
 
 class _Display:

@@ -11,8 +11,10 @@ too), in WAL mode so that xdist workers write at once. Tables of the record, key
 - `case_records`: one row per (run, model, task, case): the case's inputs, what it observed,
   the verdict with its detail, and the CaseResult (tokens, timings).
 
-Each case is committed on its own as soon as its verdict exists, so a run killed half-way
-leaves every finished case readable. Reports read the record; they never talk to servers.
+Cases are written as the run goes, by a writer thread in batches (one transaction each),
+each batch committed at most 0.2 s after its first case's verdict: a run interrupted (Ctrl-C,
+SIGTERM, SIGHUP) writes every finished case before it ends, one killed outright (SIGKILL,
+power) loses at most its last 0.2 s. Reports read the record; they never talk to servers.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any, Protocol
 import pytest
 
 from . import transcript
-from .database import open_database, open_read_only
+from .database import BatchWriter, Statement, open_database, open_read_only
 from .results import CaseResult
 
 SCHEMA_VERSION = 1
@@ -116,22 +118,26 @@ class RecordedItem(Protocol):
     def task_key(self) -> tuple[str, str]: ...
 
 
-def answer_ref(item: RecordedItem, result: CaseResult) -> tuple[str | None, dict[str, Any] | None]:
+def answer_ref(generation: Any, result: CaseResult) -> tuple[str | None, dict[str, Any] | None]:
     """How the record holds the generation behind a case: (answer store key, copy).
 
     The answer store (same database) holds every generation it was given a key for; the record
     points at it. Without a key (--llmbench-cache=off, the built-in pseudo-models) the record
     keeps its own copy.
     """
-    if item.generation is None:
+    if generation is None:
         return None, None
     if result.answer_key is not None:
         return result.answer_key, None
-    return None, transcript.generation_data(item.generation)
+    return None, transcript.generation_data(generation)
 
 
 class RunRecord:
-    """Writes one run's record; one connection per thread, opened on first use."""
+    """Writes one run's record. The run's start and end are written at once; cases go through
+    a BatchWriter (one transaction per batch, on its own thread, at most LINGER_S late), so
+    that recording a case costs pytest's thread no disk wait."""
+
+    LINGER_S = 0.2  # a run killed without warning loses at most the last 0.2 s of cases
 
     def __init__(self, path: Path, run_id: str) -> None:
         self.path = path
@@ -140,6 +146,10 @@ class RunRecord:
         self._tasks_written: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self.failure: str | None = None  # why the record could not be written, once
+        self._writer = BatchWriter(
+            lambda: connect(self.path), self._failed, linger_s=self.LINGER_S,
+            name="llmbench-record",
+        )  # fmt: skip
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -159,14 +169,19 @@ class RunRecord:
             raise
         conn.execute("COMMIT")
 
+    def _failed(self, what: str, exc: Exception) -> None:
+        """A record that cannot be written must not stop the benchmark: say so once."""
+        with self._lock:
+            if self.failure is not None:
+                return
+            self.failure = f"cannot write the run record at {self.path} ({what}): {exc}"
+        print(f"llmbench: {self.failure}; the run goes on without it", file=sys.stderr)
+
     def _guard(self, what: str, action: Any) -> None:
-        """Run a write; a record that cannot be written must not stop the benchmark."""
         try:
             action()
         except (sqlite3.Error, OSError) as exc:
-            if self.failure is None:
-                self.failure = f"cannot write the run record at {self.path} ({what}): {exc}"
-                print(f"llmbench: {self.failure}; the run goes on without it", file=sys.stderr)
+            self._failed(what, exc)
 
     def start(self, info: dict[str, Any]) -> None:
         def insert() -> None:
@@ -178,51 +193,53 @@ class RunRecord:
 
         self._guard("run start", insert)
 
-    def case(self, item: RecordedItem, result: CaseResult, execution: Any) -> None:
+    def case(
+        self, item: RecordedItem, result: CaseResult, execution: Any, result_json: str | None = None
+    ) -> None:
+        """Queue a case's rows (and its task's, for the task's first case); `result_json` is
+        `result.to_json()` when the caller has it already. The rows are built on the writer's
+        thread, from values that do not change (frozen results, the task file's models)."""
         task_ref = f"{result.file}::{result.task}"
-
-        def insert() -> None:
-            with self._lock, self._write() as conn:
-                if (result.model, task_ref) not in self._tasks_written:
-                    key, generation = answer_ref(item, result)
-                    ran = transcript.execution_data(result.suite, execution, item.generation)
-                    conn.execute(
-                        "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            self.run_id,
-                            result.model,
-                            task_ref,
-                            result.suite,
-                            result.task,
-                            item.task.difficulty,
-                            _dumps(transcript.task_inputs(result.suite, item.task)),
-                            key,
-                            None if generation is None else _dumps(generation),
-                            _dumps(ran),
-                            _now(),
-                        ),
-                    )
-                got = transcript.case_got(result.suite, item.case, execution, item.generation)
-                conn.execute(
-                    "INSERT OR REPLACE INTO case_records VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        self.run_id,
-                        result.model,
-                        task_ref,
-                        result.case,
-                        result.outcome,
-                        result.detail,
-                        _dumps(transcript.case_inputs(item.case)),
-                        None if got is None else _dumps(got),
-                        result.to_json(),
-                        _now(),
-                    ),
-                )
+        task, case, generation = item.task, item.case, item.generation
+        with self._lock:
+            first_of_task = (result.model, task_ref) not in self._tasks_written
             self._tasks_written.add((result.model, task_ref))
 
-        self._guard(f"case {task_ref}::{result.case}", insert)
+        def rows() -> list[Statement]:
+            out: list[Statement] = []
+            if first_of_task:
+                key, copied = answer_ref(generation, result)
+                ran = transcript.execution_data(result.suite, execution, generation)
+                out.append((
+                    "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        self.run_id, result.model, task_ref, result.suite, result.task,
+                        task.difficulty, _dumps(transcript.task_inputs(result.suite, task)), key,
+                        None if copied is None else _dumps(copied), _dumps(ran), recorded,
+                    ),
+                ))  # fmt: skip
+            got = transcript.case_got(result.suite, case, execution, generation)
+            out.append((
+                "INSERT OR REPLACE INTO case_records VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    self.run_id, result.model, task_ref, result.case, result.outcome,
+                    result.detail, _dumps(transcript.case_inputs(case)),
+                    None if got is None else _dumps(got),
+                    result_json if result_json is not None else result.to_json(), recorded,
+                ),
+            ))  # fmt: skip
+            return out
+
+        recorded = _now()
+        self._writer.put(f"case {task_ref}::{result.case}", rows)
+
+    def flush(self) -> None:
+        """Return once every case queued so far is in the database (or reported failed)."""
+        self._writer.flush()
 
     def finish(self, summaries: Sequence[dict[str, Any]], exit_status: int) -> None:
+        self._writer.close()  # the cases first: a finished run holds all of them
+
         def update() -> None:
             with self._write() as conn:
                 conn.execute(
@@ -237,6 +254,8 @@ class RunRecord:
         self._guard("run end", update)
 
     def close(self) -> None:
+        """Write every queued case and close this thread's connection."""
+        self._writer.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -246,11 +265,13 @@ class RunRecord:
 RECORD = pytest.StashKey[RunRecord]()
 
 
-def record_case(item: RecordedItem, result: CaseResult, execution: Any) -> None:
+def record_case(
+    item: RecordedItem, result: CaseResult, execution: Any, result_json: str | None = None
+) -> None:
     """Add a case to the run's record (called where collection makes the CaseResult)."""
     record = item.config.stash.get(RECORD, None)
     if record is not None:
-        record.case(item, result, execution)
+        record.case(item, result, execution, result_json)
 
 
 class RecordPlugin:
@@ -293,10 +314,14 @@ def install(config: pytest.Config, state: Any, version: str, *, worker: bool) ->
 
 
 def finish(config: pytest.Config, jsonl_lines: Sequence[str], exit_status: int) -> None:
-    """Close the run in the record with each model's JSONL line; write the HTML report."""
+    """Close the run in the record with each model's JSONL line; write the HTML report. On an
+    xdist worker: write its queued cases."""
     record = config.stash.get(RECORD, None)
+    if record is None:
+        return
     plugin = config.pluginmanager.get_plugin("llmbench-record")
-    if record is None or not isinstance(plugin, RecordPlugin):
+    if not isinstance(plugin, RecordPlugin):
+        record.close()
         return
     record.finish([json.loads(line) for line in jsonl_lines], exit_status)
     record.close()

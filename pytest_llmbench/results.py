@@ -6,10 +6,11 @@ aggregate results produced on xdist workers exactly as it does its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from . import stats
@@ -64,8 +65,16 @@ class CaseResult:
     # With --llmbench-budgets: (max_tokens, outcome) per budget, the largest being `outcome`.
     budgets: tuple[tuple[int, Outcome], ...] = ()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain data (what `dataclasses.asdict` gives, without its recursive deep
+        copy: every field is immutable and one level deep but `generation`, and this runs for
+        every case)."""
+        data = dict(self.__dict__)
+        data["generation"] = dict(self.generation.__dict__)
+        return data
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> CaseResult:
@@ -73,6 +82,13 @@ class CaseResult:
         data["generation"] = GenerationStats(**data.get("generation", {}))
         data["budgets"] = tuple((int(b), o) for b, o in data.get("budgets", ()))
         return cls(**data)
+
+
+@functools.lru_cache(maxsize=64)
+def read_case_result(text: str) -> CaseResult:
+    """A report's CaseResult, parsed once: the controller's result collector and its progress
+    display both read every report (a CaseResult is frozen, so sharing it is safe)."""
+    return CaseResult.from_json(text)
 
 
 @dataclass

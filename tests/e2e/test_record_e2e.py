@@ -163,6 +163,9 @@ def test_record_survives_sigterm_mid_run(bench_dir: pytest.Pytester, fake_openai
     runs = list_runs(database)
     assert len(runs) == 1 and runs[0].cases == 4
     run = read_run(database, runs[0].run_id)
+    # The cases landed while the run was stuck (the writer commits on its own), and the
+    # interrupted run was closed in the record.
+    assert run.finished is not None and run.exit_status == pytest.ExitCode.INTERRUPTED
     tasks = {t.task: t for t in run.tasks}
     assert set(tasks) == {"add", "count_lines"}
     assert tasks["add"].generation is not None and tasks["add"].generation["answer"] == GOOD_CODE

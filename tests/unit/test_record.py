@@ -117,6 +117,35 @@ def test_an_unwritable_record_warns_once_and_the_run_goes_on(
     assert capsys.readouterr().err.count("cannot write the run record") == 1
 
 
+def test_cases_that_cannot_be_written_warn_once_when_they_are_flushed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    record = RunRecord(blocker / "store.sqlite3", "run1")
+    for case in TASK.cases:
+        record.case(_item(record, "m", case), _result("m", case), None)
+    record.flush()
+    assert record.failure is not None and "(case tasks/p.yaml::add::c0" in record.failure
+    record.case(_item(record, "m", TASK.cases[0]), _result("m", TASK.cases[0]), None)
+    record.close()
+    assert capsys.readouterr().err.count("cannot write the run record") == 1
+
+
+def test_cases_are_in_the_record_after_a_flush_before_the_run_ends(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    record = RunRecord(path, "run1")
+    record.start({"models": ["m"]})
+    for case in TASK.cases:
+        record_case(_item(record, "m", case), _result("m", case), None)
+    record.flush()
+    run = read_run(path, "run1")
+    assert [c.case for t in run.tasks for c in t.cases] == ["c0", "c1", "c2"]
+    assert run.tasks[0].generation is not None and run.finished is None
+    record.finish([], 0)
+    assert read_run(path, "run1").finished is not None
+
+
 def test_outputs_are_capped_and_say_so() -> None:
     assert capped("abc") == {"text": "abc", "cut": False}
     long = capped("x" * (OUTPUT_CAP + 5))
