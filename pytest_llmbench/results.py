@@ -157,6 +157,7 @@ class TaskResult:
     def to_dict(self) -> dict[str, Any]:
         gen = self.generation
         gens = self.generations
+        repeated = self.repeats > 1  # once, not per case: it groups every case
 
         def total(values: list[int | None]) -> int | None:
             known = [v for v in values if v is not None]
@@ -189,13 +190,13 @@ class TaskResult:
                     "outcome": c.outcome,
                     **({"detail": c.detail} if c.detail else {}),
                     **({"trimmed": True} if c.trimmed else {}),
-                    **({"repeat": c.repeat} if self.repeats > 1 else {}),
+                    **({"repeat": c.repeat} if repeated else {}),
                     **({"budgets": {str(b): o for b, o in c.budgets}} if c.budgets else {}),
                 }
                 for c in self.cases
             ],
         }
-        if self.repeats > 1:
+        if repeated:
             record["repeats"] = [
                 {
                     "repeat": r,
