@@ -13,7 +13,14 @@ from _pytest._code.code import TerminalRepr
 
 from .display import printable
 from .record import record_case
-from .results import PROPERTY, CaseResult, GenerationStats, Outcome, read_case_result
+from .results import (
+    PROPERTY,
+    CaseResult,
+    GenerationStats,
+    Outcome,
+    case_result_text,
+    read_case_result,
+)
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
 from .spec import Task, TaskFileError
@@ -182,7 +189,7 @@ class CaseItem(pytest.Item):
         """Put the case's results (one per repeat) on the item's report; `outcome` is the
         item's own."""
         self.user_properties[:] = [p for p in self.user_properties if p[0] != PROPERTY]
-        texts = [result.to_json() for result in results]
+        texts = [case_result_text(result) for result in results]
         self.user_properties += [(PROPERTY, text) for text in texts]
         self.user_properties.append(("llmbench_outcome", outcome))
         stats = results[0].generation

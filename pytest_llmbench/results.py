@@ -6,7 +6,6 @@ aggregate results produced on xdist workers exactly as it does its own.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections import Counter
@@ -84,11 +83,33 @@ class CaseResult:
         return cls(**data)
 
 
-@functools.lru_cache(maxsize=64)
+# The CaseResults of the latest reports, by their JSON text: the result collector and the
+# progress display both read every report, and without xdist the report carries the very text
+# this process wrote. A CaseResult is frozen, so sharing it is safe.
+_RECENT: dict[str, CaseResult] = {}
+_RECENT_KEPT = 64
+
+
+def _remember(text: str, result: CaseResult) -> None:
+    _RECENT[text] = result
+    if len(_RECENT) > _RECENT_KEPT:
+        del _RECENT[next(iter(_RECENT))]  # the oldest
+
+
+def case_result_text(result: CaseResult) -> str:
+    """`result.to_json()`, for an item's report; reading it back in this process is free."""
+    text = result.to_json()
+    _remember(text, result)
+    return text
+
+
 def read_case_result(text: str) -> CaseResult:
-    """A report's CaseResult, parsed once: the controller's result collector and its progress
-    display both read every report (a CaseResult is frozen, so sharing it is safe)."""
-    return CaseResult.from_json(text)
+    """A report's CaseResult, parsed at most once."""
+    result = _RECENT.get(text)
+    if result is None:
+        result = CaseResult.from_json(text)
+        _remember(text, result)
+    return result
 
 
 @dataclass

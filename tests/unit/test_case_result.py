@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from pytest_llmbench.results import CaseResult, GenerationStats
+from pytest_llmbench.results import CaseResult, GenerationStats, case_result_text, read_case_result
 
 FULL = CaseResult(
     model="m",
@@ -30,3 +30,15 @@ def test_json_is_what_asdict_gives_and_reads_back() -> None:
     for result in (FULL, CaseResult("m", "cli", "t", "c", "passed")):
         assert json.loads(result.to_json()) == json.loads(json.dumps(asdict(result)))
         assert CaseResult.from_json(result.to_json()) == result
+
+
+def test_a_report_written_here_is_read_back_without_parsing_others_are_parsed() -> None:
+    text = case_result_text(FULL)
+    assert read_case_result(text) is FULL  # the report of an item of this process
+    foreign = CaseResult("m", "cli", "t", "c", "passed", detail="from a worker").to_json()
+    first = read_case_result(foreign)
+    assert first == CaseResult.from_json(foreign)
+    assert read_case_result(foreign) is first  # the collector and the display share one parse
+    for n in range(100):  # only the latest reports are kept
+        case_result_text(CaseResult("m", "cli", "t", f"c{n}", "passed"))
+    assert read_case_result(text) is not FULL and read_case_result(text) == FULL
