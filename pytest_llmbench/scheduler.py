@@ -71,10 +71,12 @@ Outcome = Prepared | InfraFailure
 
 
 def scoring_workers() -> int:
-    """Sandbox runs at once in this process: one per core. Not divided among xdist workers:
-    models sharing a server run on one worker, so one busy worker next to an idle one is the
-    common case, and a sandbox run mostly waits on its child."""
-    return max(1, os.cpu_count() or 1)
+    """Sandbox runs at once in this process: two per core. A sandbox run spends much of its
+    time starting processes and waiting for them to be scheduled, so one per core leaves cores
+    idle; sharing a core makes no answer time out, since a call's limit counts the time it
+    runs, not the time it waits for a CPU. Not divided among xdist workers: models sharing a
+    server run on one worker, so one busy worker next to an idle one is the common case."""
+    return 2 * max(1, os.cpu_count() or 1)
 
 
 class _Pool:
