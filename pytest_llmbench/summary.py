@@ -27,6 +27,11 @@ def _score(record: dict[str, Any]) -> str:
 def summarise(record: dict[str, Any]) -> str:
     if record.get("skipped"):
         return f"{record['model']} ({record['backend']}): skipped: {record['skipped']}"
+    # The generation phase's wall-clock; `seconds` sums the requests' times, which with
+    # several requests in flight is several times longer (older records have only that).
+    wall = record.get("generation_wall_s")
+    seconds = wall if wall is not None else record["seconds"]
+    in_flight = record.get("concurrency") or 1
     decode = record.get("decode_tok_s")
     prompt = record.get("prompt_tok_s")
     declared = record.get("declared_total")
@@ -37,7 +42,8 @@ def summarise(record: dict[str, Any]) -> str:
         partial += f" of {declared} declared"
     return (
         f"{record['model']} ({record['backend']}): {_score(record)}"
-        f"{partial}, {record['seconds']:.1f}s generating, {record['completion_tokens']} "
+        f"{partial}, {seconds:.1f}s generating"
+        f"{f' ({in_flight} in flight)' if in_flight > 1 else ''}, {record['completion_tokens']} "
         f"completion tokens, {f'{decode:.1f}' if decode else '-'} decode tok/s"
         f"{f' (prompt {prompt:.0f})' if prompt else ''}, "
         f"max_tokens {record['settings'].get('max_tokens')}, "

@@ -383,6 +383,17 @@ def test_jsonl_summary_says_a_run_was_partial_and_skips_torn_lines() -> None:
     )
 
 
+def test_the_summary_line_gives_the_generation_wall_clock_not_the_sum_of_requests() -> None:
+    from pytest_llmbench.summary import summarise
+
+    record = {
+        "model": "smollm2", "backend": "embedded", "passed": 29, "total": 405,
+        "seconds": 1961.6, "generation_wall_s": 501.9, "concurrency": 4,
+        "completion_tokens": 31394, "run_id": "r", "settings": {"max_tokens": 512},
+    }  # fmt: skip
+    assert ", 501.9s generating (4 in flight), 31394 completion tokens" in summarise(record)
+
+
 def test_a_turn_cut_by_max_tokens_ends_the_chain_with_the_calls_it_finished() -> None:
     """A turn that hit max_tokens made only the calls it completed; the one it was writing is
     not run, and no later turn is asked for (the model never finished this one)."""
