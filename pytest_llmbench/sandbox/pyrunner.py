@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import hostfs
-from ._pychild import WALL_FACTOR
+from ._pychild import WALL_FACTOR, _describe_status
 from .base import PyCall, PyOutcome, SandboxError
 from .codec import MAX_DEPTH, MAX_NODES, MAX_RESULT_BYTES, encode_input
 from .frames import (
@@ -213,7 +213,7 @@ class PythonRunner:
                 if task.done is not None:
                     status, keep = task.done
                     if task.running:
-                        why = f"the interpreter {_describe(status)}"
+                        why = f"the interpreter ended ({_describe_status(status)})"
                         task.tracker.died(why, task.stderr.tail())
                 elif task.running:
                     task.tracker.died("the python sandbox ended", task.stderr.tail())
@@ -293,12 +293,6 @@ class _TaskReader:
                 self.stdout.feed(data)
             else:
                 self.stderr.feed(data)
-
-
-def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"was killed by signal {os.WTERMSIG(status)}"
-    return f"exited (status {os.waitstatus_to_exitcode(status)})"
 
 
 def _call_payload(index: int, call: PyCall) -> tuple[object, ...]:

@@ -8,7 +8,7 @@ import signal
 import textwrap
 import threading
 from collections.abc import Iterator
-from typing import Any as UidTracker  # the conftest fixture's type
+from typing import Any
 
 import pytest
 
@@ -74,7 +74,7 @@ OBSERVER = textwrap.dedent(
 
 
 @pytest.fixture
-def full(full_sandbox: IsolatedSandbox, uid_tracker: UidTracker) -> Iterator[IsolatedSandbox]:
+def full(full_sandbox: IsolatedSandbox, uid_tracker: Any) -> Iterator[IsolatedSandbox]:
     yield full_sandbox
     full_sandbox.close()
     assert uid_tracker.leftovers() == {}  # closing the session leaves no process behind
@@ -153,7 +153,7 @@ def test_a_session_that_died_between_tasks_is_replaced(full: IsolatedSandbox) ->
 
 
 def test_a_timeout_gives_the_session_up_and_the_next_task_runs(
-    full_sandbox: IsolatedSandbox, uid_tracker: UidTracker
+    full_sandbox: IsolatedSandbox, uid_tracker: Any
 ) -> None:
     runner = PythonRunner(BwrapLauncher(), load_timeout_s=0.5)
     try:
@@ -187,7 +187,7 @@ def test_sessions_serve_any_thread_and_outlive_the_threads_that_used_them(
     assert set(full.python.sessions.idle) == set(sessions)
 
 
-def test_the_reduced_tier_keeps_no_session(uid_tracker: UidTracker) -> None:
+def test_the_reduced_tier_keeps_no_session(uid_tracker: Any) -> None:
     reduced = make_sandbox("reduced")
     assert reduced.run_python(ADD, "add", [PyCall(args=(1, 1))])[0].value == 2
     assert reduced.python.sessions.idle == ()
