@@ -45,6 +45,10 @@ class GenerationStats:
     prompt_tok_s: float | None = None  # prompt processing speed, as the server timed it
     # Model turns whose text held a tool call the server did not turn into one (tooling only).
     calls_left_as_text: int = 0
+    # Whether other requests could be decoding on the same server process at the same time
+    # (several in flight on a server that batches them): such an answer may depend on what
+    # else was in flight. None where nothing was asked of a server (pseudo-models).
+    batched: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ class CaseResult:
     repeat: int = 0  # which sample of the task (--llmbench-repeat)
     # With --llmbench-budgets: (max_tokens, outcome) per budget, the largest being `outcome`.
     budgets: tuple[tuple[int, Outcome], ...] = ()
+    # With --llmbench-audit, for an audited task: the case's outcome when the task's answer was
+    # generated again alone (one request in flight on its server), and whether that answer was
+    # the same as the batched one (text and tool calls). None when the task was not audited.
+    audit_outcome: Outcome | None = None
+    audit_same_answer: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain data (what `dataclasses.asdict` gives, without its recursive deep
@@ -167,6 +176,22 @@ class TaskResult:
         return dict(Counter(c.outcome for c in self.cases))
 
     @property
+    def audited(self) -> bool:
+        """Its answer was also generated alone by --llmbench-audit (errors on either side
+        leave a case out: they say nothing about batching)."""
+        return any(_audit_pair(c) is not None for c in self.cases)
+
+    @property
+    def audit_flipped(self) -> bool:
+        """Audited, and some case passed in one of the two answers and not in the other."""
+        return any(pair is not None and pair[0] != pair[1] for pair in map(_audit_pair, self.cases))
+
+    @property
+    def audit_answer_changed(self) -> bool:
+        """Audited, and the answer generated alone differed from the batched one."""
+        return any(c.audit_same_answer is False for c in self.cases if _audit_pair(c) is not None)
+
+    @property
     def generation(self) -> GenerationStats:
         return self.cases[0].generation
 
@@ -230,6 +255,13 @@ class TaskResult:
                 for r, cases in self.by_repeat.items()
             ]
         return record
+
+
+def _audit_pair(case: CaseResult) -> tuple[bool, bool] | None:
+    """(passed batched, passed alone) of an audited case, None if not audited or errored."""
+    if case.audit_outcome is None or "error" in (case.outcome, case.audit_outcome):
+        return None
+    return case.outcome == "passed", case.audit_outcome == "passed"
 
 
 @dataclass(frozen=True)
