@@ -1,7 +1,9 @@
 """Per-case results and their aggregation into per-task and per-model reports.
 
 CaseResult travels on each item's report as a JSON user property, so that the controller can
-aggregate results produced on xdist workers exactly as it does its own.
+aggregate results produced on xdist workers exactly as it does its own. What the results say
+about a task's stability (its label: `stability`) and the task-level pass@k and pass^k are
+computed here too, from the results alone.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from . import stats
 
@@ -83,6 +86,10 @@ class CaseResult:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    def outcome_at(self, budget: int) -> Outcome:
+        """The outcome at `budget` tokens (a case without budgets, an error, keeps its own)."""
+        return dict(self.budgets).get(budget, self.outcome)
 
     @classmethod
     def from_json(cls, text: str) -> CaseResult:
@@ -172,6 +179,24 @@ class TaskResult:
         return any(c.outcome == "error" for c in self.cases)
 
     @property
+    def unstable_cases(self) -> list[str]:
+        """The ids of the cases that passed in some sample and not in another (an `error`
+        says nothing about the model, so it is neither)."""
+        seen: dict[str, set[str]] = {}
+        for c in self.cases:
+            seen.setdefault(c.case, set()).add(c.outcome)
+        return [case for case, got in seen.items() if "passed" in got and got - {"passed", "error"}]
+
+    @property
+    def budgets(self) -> list[int]:
+        """The token budgets its cases were scored at (--llmbench-budgets), smallest first."""
+        return sorted({b for c in self.cases for b, _ in c.budgets})
+
+    @property
+    def stability(self) -> Stability | None:
+        return stability(self)
+
+    @property
     def outcomes(self) -> dict[str, int]:
         return dict(Counter(c.outcome for c in self.cases))
 
@@ -230,6 +255,7 @@ class TaskResult:
             "retries": sum(g.retries for g in gens),
             "answer_key": self.cases[0].answer_key,
             "from_store": all(g.from_store for g in gens),
+            "stability": found.to_dict() if (found := self.stability) else None,
             "cases": [
                 {
                     "id": c.case,
@@ -262,6 +288,136 @@ def _audit_pair(case: CaseResult) -> tuple[bool, bool] | None:
     if case.audit_outcome is None or "error" in (case.outcome, case.audit_outcome):
         return None
     return case.outcome == "passed", case.audit_outcome == "passed"
+
+
+Label = Literal["batching-sensitive", "flaky", "budget-sensitive", "stable pass", "stable fail"]
+# In order of precedence: a task's primary label is the first of these it earns.
+LABELS: tuple[Label, ...] = (
+    "batching-sensitive", "flaky", "budget-sensitive", "stable pass", "stable fail"
+)  # fmt: skip
+STABLE: tuple[Label, ...] = ("stable pass", "stable fail")
+
+
+@dataclass(frozen=True)
+class Stability:
+    """How stable a (model, task) result is, on the evidence its run gathered.
+
+    `labels` holds every label the task earned, in the order of LABELS; `label` is the first.
+    `samples` and `samples_passed` are the task's samples and those whose every case passed
+    (an errored case keeps its sample from passing, as in the tasks column). `from_budget` is
+    set for a budget-sensitive task some sample of which passes at the largest budget.
+    """
+
+    labels: tuple[Label, ...]
+    samples: int
+    samples_passed: int
+    from_budget: int | None = None
+    audited: bool = False
+
+    @property
+    def label(self) -> Label:
+        return self.labels[0]
+
+    @property
+    def stable(self) -> bool:
+        return self.label in STABLE
+
+    def describe(self, label: Label) -> str:
+        """One label with what it carries: `flaky (2 of 5)`, `budget-sensitive (from 1024)`."""
+        if label == "flaky":
+            return f"flaky ({self.samples_passed} of {self.samples})"
+        if label == "budget-sensitive":
+            where = (
+                f"from {self.from_budget}"
+                if self.from_budget is not None
+                else "only at smaller budgets"
+            )
+            return f"budget-sensitive ({where})"
+        if label in STABLE:
+            return f"{label} ({self.samples} sample{'s' if self.samples != 1 else ''})"
+        return label
+
+    def text(self) -> str:
+        return ", ".join(map(self.describe, self.labels))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "labels": list(self.labels),
+            "samples": self.samples,
+            "samples_passed": self.samples_passed,
+            "from_budget": self.from_budget,
+            "audited": self.audited,
+            "batching_flipped": "batching-sensitive" in self.labels,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Stability:
+        labels = tuple(cast(Label, x) for x in data["labels"] if x in LABELS)
+        if not labels:
+            raise ValueError(f"no stability label in {data!r}")
+        return cls(
+            labels,
+            int(data["samples"]),
+            int(data["samples_passed"]),
+            int(data["from_budget"]) if data.get("from_budget") is not None else None,
+            bool(data.get("audited")),
+        )
+
+
+def stability(task: TaskResult) -> Stability | None:
+    """The task's stability labels, from its cases alone (None when every case errored: the
+    run learned nothing about it). A case's `error` says nothing about the model and is left
+    out everywhere. A sample *passes at budget B* when every case of it that did not error
+    passed at B (the largest budget: the case's outcome).
+
+    - batching-sensitive: the task was audited (--llmbench-audit) and some case's verdict
+      differs between the batched answer and the one generated alone;
+    - flaky: some case passed in one sample and not in another (at the largest budget);
+    - budget-sensitive: with 2+ budgets, some sample that passes at the largest budget fails
+      at a smaller one (or, when no sample passes at the largest, some passes at a smaller
+      one); `from_budget` is the smallest budget from which every sample that passes at the
+      largest passes at that budget and at every larger one;
+    - stable pass / stable fail: none of the above, and every sample passes at the largest
+      budget (so at every budget), or not.
+
+    "Stable" means only that this run's evidence showed no instability: one sample at one
+    budget, unaudited, shows none, which is why the label carries the number of samples.
+    """
+    samples = [
+        cases for cases in task.by_repeat.values() if any(c.outcome != "error" for c in cases)
+    ]
+    if not samples:
+        return None
+    labels: list[Label] = []
+    if task.audit_flipped:
+        labels.append("batching-sensitive")
+    if task.unstable_cases:
+        labels.append("flaky")
+    budgets = task.budgets
+    # Per sample, its verdict at each budget, smallest first (without budgets, its outcome's:
+    # a case's outcome is its outcome at the largest budget).
+    points: list[int | None] = [*budgets] or [None]
+    verdicts = [[_sample_passes(cases, b) for b in points] for cases in samples]
+    passing = [v for v in verdicts if v[-1]]
+    from_budget = None
+    if len(budgets) > 1 and any(len(set(v)) > 1 for v in passing or verdicts):
+        labels.append("budget-sensitive")
+        if passing:
+            # The budget after the last one at which a sample that passes at the largest failed.
+            first = max((i + 1 for v in passing for i, ok in enumerate(v) if not ok), default=0)
+            from_budget = budgets[first]
+    if not labels:
+        labels.append("stable pass" if len(passing) == len(verdicts) else "stable fail")
+    return Stability(
+        tuple(labels), task.repeats, task.repeats_passed, from_budget, audited=task.audited
+    )
+
+
+def _sample_passes(cases: list[CaseResult], budget: int | None) -> bool:
+    """Every case of a sample that did not error passed at `budget` (None: its outcome)."""
+    outcomes = [c.outcome if budget is None else c.outcome_at(budget) for c in cases]
+    return all(o == "passed" for o in outcomes if o != "error")
 
 
 @dataclass(frozen=True)
@@ -320,11 +476,7 @@ def score(tasks: list[TaskResult]) -> Score:
 def at_budget(tasks: list[TaskResult], budget: int) -> list[TaskResult]:
     """The tasks as scored at `budget` tokens (cases without budgets, errors, keep theirs)."""
     return [
-        TaskResult(
-            t.suite,
-            t.task,
-            [replace(c, outcome=dict(c.budgets).get(budget, c.outcome)) for c in t.cases],
-        )
+        TaskResult(t.suite, t.task, [replace(c, outcome=c.outcome_at(budget)) for c in t.cases])
         for t in tasks
     ]
 
@@ -334,15 +486,30 @@ def pass_at_k(tasks: list[TaskResult], k: int) -> tuple[float, stats.Interval] |
     estimator, with a cluster bootstrap interval; None when some task has fewer than k
     samples. Per task, pass@k is (C(n,k) - C(n-c,k)) / C(n,k): integer rows the bootstrap
     can resample."""
+    return _over_tasks(
+        tasks, k, stats.pass_at_k, lambda n, c: math.comb(n, k) - math.comb(n - c, k)
+    )
+
+
+def pass_hat_k(tasks: list[TaskResult], k: int) -> tuple[float, stats.Interval] | None:
+    """pass^k over tasks (all k samples drawn pass), as `pass_at_k` gives pass@k. Per task,
+    pass^k is C(c,k) / C(n,k)."""
+    return _over_tasks(tasks, k, stats.pass_hat_k, lambda n, c: math.comb(c, k))
+
+
+def _over_tasks(
+    tasks: list[TaskResult],
+    k: int,
+    estimator: Callable[[int, int, int], float],
+    numerator: Callable[[int, int], int],
+) -> tuple[float, stats.Interval] | None:
+    """The mean over tasks of a per-task estimator of (n samples, c passed, k), and its
+    cluster bootstrap interval over rows (numerator(n, c), C(n, k))."""
     if not tasks or any(t.repeats < k for t in tasks):
         return None
-    rows = [
-        (math.comb(t.repeats, k) - math.comb(t.repeats - t.repeats_passed, k),
-         math.comb(t.repeats, k))
-        for t in tasks
-    ]  # fmt: skip
-    mean = stats.mean_pass_at_k([(t.repeats, t.repeats_passed) for t in tasks], k)
-    return mean, stats.cluster_bootstrap(rows)
+    samples = [(t.repeats, t.repeats_passed) for t in tasks]
+    rows = [(numerator(n, c), math.comb(n, k)) for n, c in samples]
+    return stats.mean_estimate(estimator, samples, k), stats.cluster_bootstrap(rows)
 
 
 @dataclass
@@ -377,22 +544,27 @@ class ModelReport:
     def pass_at_k(self, k: int, suite: str | None = None) -> tuple[float, stats.Interval] | None:
         return pass_at_k(self.of_suite(suite), k)
 
+    def pass_hat_k(self, k: int, suite: str | None = None) -> tuple[float, stats.Interval] | None:
+        return pass_hat_k(self.of_suite(suite), k)
+
     def unstable(self) -> list[str]:
         """Cases that passed in some repeats and failed in others (`suite:task:case`)."""
-        outcomes: dict[str, set[str]] = {}
-        for task in self.tasks:
-            for c in task.cases:
-                outcomes.setdefault(f"{c.suite}:{c.task}:{c.case}", set()).add(c.outcome)
-        return [
-            name
-            for name, seen in outcomes.items()
-            if "passed" in seen and seen - {"passed", "error"}
-        ]
+        return [f"{t.suite}:{t.task}:{case}" for t in self.tasks for case in t.unstable_cases]
+
+    def stability_counts(self) -> dict[str, int]:
+        """Tasks per primary stability label, every label listed (tasks that only errored
+        have no label and are not counted)."""
+        counts = Counter(s.label for t in self.tasks if (s := t.stability) is not None)
+        return {label: counts[label] for label in LABELS}
+
+    def not_stable(self) -> list[tuple[TaskResult, Stability]]:
+        """The tasks whose label is not a stable one, in run order."""
+        return [(t, s) for t in self.tasks if (s := t.stability) is not None and not s.stable]
 
     @property
     def budgets(self) -> list[int]:
         """The token budgets the cases were scored at (--llmbench-budgets), smallest first."""
-        return sorted({b for t in self.tasks for c in t.cases for b, _ in c.budgets})
+        return sorted({b for t in self.tasks for b in t.budgets})
 
     def at_budget(self, budget: int) -> ModelReport:
         return ModelReport(self.model, at_budget(self.tasks, budget))

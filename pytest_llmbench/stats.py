@@ -1,4 +1,5 @@
-"""Statistics over results: intervals, pass@k, paired comparisons. Pure functions on counts.
+"""Statistics over results: intervals, pass@k and pass^k, paired comparisons. Pure functions on
+counts.
 
 The unit of independence is the task: the cases of one task share one answer, so they pass or
 fail together far more often than independent trials would. Rates over cases therefore get a
@@ -12,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 LEVEL = 0.95
@@ -231,8 +232,30 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - product
 
 
-def mean_pass_at_k(samples: Sequence[tuple[int, int]], k: int) -> float:
-    """pass@k over tasks: the mean of the per-task estimator; `samples` is (n, c) per task."""
+def pass_hat_k(n: int, c: int, k: int) -> float:
+    """pass^k for one task (tau-bench, Yao et al. 2024): the chance that k samples drawn
+    without replacement from its n, of which c passed, all pass: C(c, k) / C(n, k), computed
+    as a product."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass^k needs 0 <= c <= n and 1 <= k <= n (n={n}, c={c}, k={k})")
+    if c < k:
+        return 0.0
+    product = 1.0
+    for i in range(k):
+        product *= (c - i) / (n - i)
+    return product
+
+
+def mean_estimate(
+    estimator: Callable[[int, int, int], float], samples: Sequence[tuple[int, int]], k: int
+) -> float:
+    """A per-task estimator (pass_at_k, pass_hat_k) averaged over tasks; `samples` is (n, c)
+    per task."""
     if not samples:
         return 0.0
-    return sum(pass_at_k(n, c, k) for n, c in samples) / len(samples)
+    return sum(estimator(n, c, k) for n, c in samples) / len(samples)
+
+
+def mean_pass_at_k(samples: Sequence[tuple[int, int]], k: int) -> float:
+    """pass@k over tasks: the mean of the per-task estimator; `samples` is (n, c) per task."""
+    return mean_estimate(pass_at_k, samples, k)

@@ -38,6 +38,39 @@ def test_mean_pass_at_k_averages_tasks() -> None:
     assert stats.mean_pass_at_k([(2, 1), (2, 2)], 2) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(
+    ("n", "c", "k", "expected"),
+    [
+        (5, 2, 1, 2 / 5),  # pass^1 is pass@1
+        (5, 2, 2, 1 / 10),  # C(2,2)/C(5,2)
+        (5, 2, 3, 0.0),  # fewer passes than k: no draw of k passes throughout
+        (5, 4, 3, 4 / 10),  # C(4,3)/C(5,3)
+        (5, 5, 5, 1.0),
+        (10, 7, 5, 21 / 252),  # C(7,5)/C(10,5)
+        (200, 150, 100, math.comb(150, 100) / math.comb(200, 100)),
+    ],
+)
+def test_pass_hat_k_matches_hand_computed_values(n: int, c: int, k: int, expected: float) -> None:
+    assert stats.pass_hat_k(n, c, k) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize(("n", "c", "k"), [(3, 4, 1), (3, 1, 0), (3, 1, 4), (3, -1, 1)])
+def test_pass_hat_k_rejects_impossible_counts(n: int, c: int, k: int) -> None:
+    with pytest.raises(ValueError, match=r"pass\^k needs"):
+        stats.pass_hat_k(n, c, k)
+
+
+def test_pass_hat_k_never_exceeds_pass_at_k() -> None:
+    # All k pass implies some of the k passes; they meet at k = 1 and where c is 0 or n.
+    for n in range(1, 8):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                hat, at = stats.pass_hat_k(n, c, k), stats.pass_at_k(n, c, k)
+                assert hat <= at + 1e-12
+                if k == 1 or c in (0, n):
+                    assert hat == pytest.approx(at)
+
+
 def test_wilson_matches_published_values() -> None:
     # 5/10 at 95 %: 0.2366 .. 0.7634 (Wilson 1927, as tabulated by Newcombe 1998).
     interval = stats.wilson(5, 10)
