@@ -1,4 +1,8 @@
-"""Rendering results: the comparison table (terminal and markdown), JSONL lines, the oracle."""
+"""Rendering results: the comparison table (terminal and markdown), JSONL lines, the oracle.
+
+Below the table: token budgets, repeats (pass@k and pass^k) and stability labels, each
+rendered from what results.py computes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +21,16 @@ from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .display import printable
 from .record import database_path
-from .results import SUITES, CaseResult, ModelReport, Outcome, Score, aggregate, compare
+from .results import (
+    LABELS,
+    SUITES,
+    CaseResult,
+    ModelReport,
+    Outcome,
+    Score,
+    aggregate,
+    compare,
+)
 
 if TYPE_CHECKING:
     from .selection import Selection
@@ -189,10 +202,13 @@ def _pass_cell(value: tuple[float, stats.Interval] | None) -> str:
 
 
 def repeat_rows(reports: Sequence[ModelReport]) -> list[list[str]]:
-    """Per model and suite: cases pass@1 averaged over repeats, and tasks pass@k."""
+    """Per model and suite: cases pass@1 averaged over repeats, and tasks pass@k and pass^k
+    (pass^1 is pass@1: not repeated)."""
     samples = max(r.repeats for r in reports)
     ks = shown_ks(samples)
-    rows = [["model", "suite", "cases pass@1", *(f"tasks pass@{k}" for k in ks), "unstable"]]
+    hat_ks = [k for k in ks if k > 1]
+    rows = [["model", "suite", "cases pass@1", *(f"tasks pass@{k}" for k in ks),
+             *(f"tasks pass^{k}" for k in hat_ks), "unstable"]]  # fmt: skip
     for report in reports:
         unstable = report.unstable()
         for i, suite in enumerate([*report.suites(), None]):
@@ -203,10 +219,16 @@ def repeat_rows(reports: Sequence[ModelReport]) -> list[list[str]]:
                     suite or "total",
                     f"{score.rate:.1%} ({score.interval.percent()})",
                     *(_pass_cell(report.pass_at_k(k, suite)) for k in ks),
+                    *(_pass_cell(report.pass_hat_k(k, suite)) for k in hat_ks),
                     str(sum(1 for u in unstable if suite is None or u.startswith(f"{suite}:"))),
                 ]
             )
     return rows
+
+
+def _listed(names: Sequence[str], listed: int) -> str:
+    more = f", and {len(names) - listed} more" if len(names) > listed else ""
+    return f"{', '.join(names[:listed])}{more}"
 
 
 def repeat_lines(reports: Sequence[ModelReport], listed: int = 10) -> list[str]:
@@ -221,12 +243,35 @@ def repeat_lines(reports: Sequence[ModelReport], listed: int = 10) -> list[str]:
     for report in reports:
         unstable = report.unstable()
         if unstable:
-            more = f", and {len(unstable) - listed} more" if len(unstable) > listed else ""
             lines.append(
-                f"unstable cases of {report.model} ({len(unstable)}): "
-                f"{', '.join(unstable[:listed])}{more}"
+                f"unstable cases of {report.model} ({len(unstable)}): {_listed(unstable, listed)}"
+            )
+        flaky = [
+            f"{task.suite}:{task.task} {found.samples_passed} of {found.samples}"
+            for task, found in report.not_stable()
+            if "flaky" in found.labels
+        ]
+        if flaky:
+            lines.append(
+                f"flaky tasks of {report.model} ({len(flaky)}; samples that passed): "
+                f"{_listed(flaky, listed)}"
             )
     return lines
+
+
+def stability_rows(reports: Sequence[ModelReport]) -> list[list[str]]:
+    """Per model: the evidence its run gathered, and its tasks per primary stability label."""
+    rows = [["model", "evidence", *LABELS]]
+    for report in reports:
+        evidence = [f"{report.repeats} sample{'s' if report.repeats != 1 else ''}"]
+        if report.budgets:
+            evidence.append(f"{len(report.budgets)} budgets")
+        audited = sum(t.audited for t in report.tasks)
+        if audited:
+            evidence.append(f"{audited} tasks audited")
+        counts = report.stability_counts()
+        rows.append([report.model, ", ".join(evidence), *(str(counts[x]) for x in LABELS)])
+    return rows
 
 
 def ties_line(reports: Sequence[ModelReport]) -> str | None:
@@ -291,6 +336,7 @@ def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -
                 lines.append(
                     f"\nUnstable cases of `{report.model}`: {', '.join(report.unstable())}"
                 )
+    lines += stability_markdown(reports)
     pairs = comparison_rows(reports)
     if pairs:
         lines += [
@@ -303,6 +349,21 @@ def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -
             row[0], row[1] = f"`{row[0]}`", f"`{row[1]}`"
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def stability_markdown(reports: Sequence[ModelReport]) -> list[str]:
+    """Tasks per stability label for every model, and the tasks that are not stable."""
+    rows = stability_rows(reports)
+    lines = ["", "Stability (per task, primary label; stable: no instability shown by the "
+             "samples, budgets and audit of this run):", "", "| " + " | ".join(rows[0]) + " |",
+             "|" + "---|" * len(rows[0])]  # fmt: skip
+    lines += ["| " + " | ".join([f"`{row[0]}`", *row[1:]]) + " |" for row in rows[1:]]
+    for report in reports:
+        shaky = report.not_stable()
+        if shaky:
+            lines += ["", f"Not stable in `{report.model}`:", ""]
+            lines += [f"- `{t.suite}:{t.task}`: {found.text()}" for t, found in shaky]
+    return lines
 
 
 @dataclass(frozen=True)
@@ -403,6 +464,7 @@ def jsonl_line(
         ],
         **({"budgets": budget_records(report)} if report.budgets else {}),
         **({"repeats": repeat_record(report)} if report.repeats > 1 else {}),
+        "stability": report.stability_counts(),
         "seconds": round(report.seconds, 3),
         "generation_wall_s": _round(report.wall_seconds, 3),
         "concurrency": report.concurrency[0],
@@ -437,22 +499,29 @@ def budget_records(report: ModelReport) -> list[dict[str, Any]]:
 
 
 def repeat_record(report: ModelReport) -> dict[str, Any]:
-    """pass@k for every k up to the repeats, per suite and overall, and the unstable cases."""
+    """pass@k and pass^k for every k up to the repeats, per suite and overall, and the unstable
+    cases."""
 
-    def pass_at(suite: str | None) -> dict[str, Any]:
+    Estimate = Callable[[int, str | None], tuple[float, stats.Interval] | None]
+
+    def per_k(estimate: Estimate, suite: str | None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k in range(1, report.repeats + 1):
-            value = report.pass_at_k(k, suite)
+            value = estimate(k, suite)
             if value is not None:
                 out[str(k)] = {"rate": round(value[0], 4), "interval": value[1].as_list()}
         return out
 
+    def by_suite(estimate: Estimate) -> dict[str, Any]:
+        return {
+            "overall": per_k(estimate, None),
+            **{suite: per_k(estimate, suite) for suite in report.suites()},
+        }
+
     return {
         "samples": report.repeats,
-        "tasks_pass_at_k": {
-            "overall": pass_at(None),
-            **{suite: pass_at(suite) for suite in report.suites()},
-        },
+        "tasks_pass_at_k": by_suite(report.pass_at_k),
+        "tasks_pass_hat_k": by_suite(report.pass_hat_k),
         "unstable": report.unstable(),
     }
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fakes.bench import GOOD_CODE, WRONG_CODE, read_jsonl
+from fakes.bench import GOOD_CODE, THINKING, WRONG_CODE, read_jsonl
 from fakes.openai_server import Reply, by_prompt
 
 from pytest_llmbench import stats
 from pytest_llmbench.sampling import repeat_seed
-
-THINKING = "I will work this out one careful step at a time"  # 11 tokens
 
 
 def verbose_script() -> Any:

@@ -115,6 +115,67 @@ def thinker_script() -> Script:
     )
 
 
+DOUBLE_TASKS = """\
+suite: python
+tasks:
+  - id: double
+    prompt: Write `def double(x)` returning twice x.
+    entry_point: double
+    reference: |
+      def double(x):
+          return 2 * x
+    cases:
+      - {id: two, args: [2], expect: 4}
+"""
+THINKING = "I will work this out one careful step at a time"  # 11 tokens
+
+
+def seeded_script() -> Script:
+    """Answers that depend on the request's seed, some long enough for small budgets to cut:
+
+    - add: 11 tokens of thinking, then the code (10 tokens): right for an even seed, wrong
+      for an odd one;
+    - double: always wrong;
+    - count_lines: 11 tokens of thinking, then the command (4 tokens): always right;
+    - weather: a call (2 tokens), then 1 token of text: always right;
+    - lookup_then_email: right (three turns of at most 2 tokens) when the seed is 2 mod 4,
+      else an email to the wrong address.
+    """
+
+    def script(body: dict[str, Any]) -> Reply:
+        seed = int(body.get("seed") or 0)
+        alice = [
+            Reply(tool_calls=[{"name": "get_user", "arguments": {"name": "Alice"}}]),
+            Reply(
+                tool_calls=[
+                    {
+                        "name": "send_email",
+                        "arguments": {"to": "alice@example.com", "subject": "Hello"},
+                    }
+                ]
+            ),
+            Reply("Sent."),
+        ]
+        wrong_alice = [
+            Reply(tool_calls=[{"name": "send_email", "arguments": {"to": "bob@example.com"}}]),
+            Reply("Done."),
+        ]
+        return by_prompt(
+            {
+                "def add": Reply(GOOD_CODE if seed % 2 == 0 else WRONG_CODE, THINKING),
+                "def double": Reply("```python\ndef double(x):\n    return x + 1\n```"),
+                "lines": Reply("```bash\nwc -l < data.txt\n```", THINKING),
+                "weather": [
+                    Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]),
+                    Reply("Cloudy."),
+                ],
+                "Alice": alice if seed % 4 == 2 else wrong_alice,
+            }
+        )(body)
+
+    return script
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
