@@ -8,10 +8,14 @@ opens from disk with no network. It has:
   (several runs, or a run whose JSONL carries `budgets`), with intervals when the data has them;
 - plots (matplotlib): score against token budget, score against generation time, decode speed;
 - a grid of tasks by model, each cell one stripe per case coloured by outcome, filtered by suite,
-  tier, outcome and text;
-- a click on a cell opens the case: prompt, answer with its code highlighted, reasoning folded,
-  each case's expectation against what it got, the tool transcript turn by turn, and what ran in
-  the sandbox with its output.
+  tier, outcome and text; a cell whose (model, task) is not stable (flaky, budget- or
+  batching-sensitive: the `stability` of its run's JSONL line) carries a mark;
+- a click on a cell opens the case: its stability label, prompt, answer with its code
+  highlighted, reasoning folded, each case's expectation against what it got, the tool
+  transcript turn by turn, and what ran in the sandbox with its output.
+
+The record keeps each case's first sample only; what the run learned from all its samples (the
+stability labels, pass@k) comes from the model's JSONL line, which the record also keeps.
 
 The grid's data is parsed at load; each model's case details are kept compressed and unpacked on
 the first click into that model's column (the browser's own gzip decoder, no network), which
@@ -32,13 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from .record import RunData, TaskRecord, read_run, resolve_runs
-from .results import OUTCOMES, SUITES
+from .results import OUTCOMES, SUITES, Label, Stability
 
 CODES = {"passed": ".", "failed": "F", "truncated": "t", "no_answer": "n", "timeout": "T",
          "error": "E"}  # fmt: skip
 TIERS = ("easy", "medium", "hard")
 NOTED = (("truncated", "truncated"), ("no_answer", "no answer"), ("timeout", "timeout"),
          ("error", "errors"))  # fmt: skip
+# The mark on a grid cell, by the task's primary label; stable tasks carry none.
+MARKS: dict[Label, str] = {"batching-sensitive": "≠", "flaky": "~", "budget-sensitive": "↑"}
 
 
 class ReportError(Exception):
@@ -319,9 +325,14 @@ def grid_data(columns: Sequence[Column]) -> tuple[dict[str, Any], list[list[Any]
     index = {ref: i for i, ref in enumerate(ordered)}
     cells: list[list[str | None]] = [[None] * len(ordered) for _ in columns]
     details: list[list[Any]] = [[None] * len(ordered) for _ in columns]
+    labels: list[list[list[Any] | None]] = [[None] * len(ordered) for _ in columns]
     for c, column in enumerate(columns):
+        judged = stabilities(column)
         for task in column.tasks:
             r = index[task.task_ref]
+            found = judged.get(task.task_ref)
+            if found is not None:
+                labels[c][r] = [found.label, found.text(), found.samples]
             by_case = {case.case: case for case in task.cases}
             cells[c][r] = "".join(
                 CODES.get(by_case[k].outcome, "?") if k in by_case else " "
@@ -334,9 +345,24 @@ def grid_data(columns: Sequence[Column]) -> tuple[dict[str, Any], list[list[Any]
         ],
         "rows": [_grid_row(rows[ref]) for ref in ordered],
         "cells": cells,
+        "stability": labels,  # per column, per row: [label, its text, samples] or null
+        "marks": MARKS,
         "outcomes": {code: name for name, code in CODES.items()},
     }
     return data, details
+
+
+def stabilities(column: Column) -> dict[str, Stability]:
+    """The stability of each task of a column, by task_ref, from its run's JSONL line (a run
+    that did not finish, or wrote none, has none)."""
+    summary = column.run.summaries.get(column.model) or {}
+    out = {}
+    for entry in summary.get("results") or []:
+        try:
+            out[f"{entry['file']}::{entry['task']}"] = Stability.from_dict(entry["stability"])
+        except (KeyError, TypeError, ValueError):
+            continue  # a line from before the labels, or an all-error task: no mark
+    return out
 
 
 def _grid_row(row: dict[str, Any]) -> list[Any]:

@@ -9,6 +9,8 @@
   const rows = data.rows; // [suite, tier, task, file, search text, case ids]
   const cells = data.cells; // per column, per row: outcome codes of its cases, or null
   const NAMES = data.outcomes; // code -> outcome name
+  const STABILITY = data.stability; // per column, per row: [label, text, samples], or null
+  const MARKS = data.marks; // label -> the mark of a cell not stable
   const CLASS = { ".": "p", F: "F", t: "t", n: "n", T: "T", E: "E", " ": "_" };
   const details = []; // per column, parsed on first use
 
@@ -44,14 +46,23 @@
     }
     return "linear-gradient(90deg," + stops.join(",") + ")";
   }
+  function markOf(c, r) {
+    const found = STABILITY[c][r];
+    return found && MARKS[found[0]] ? MARKS[found[0]] : "";
+  }
   function cellHtml(c, r) {
     const codes = cells[c][r];
     if (codes == null) return '<td class="x" title="not run"></td>';
     let passed = 0;
     for (const code of codes) if (code === ".") passed++;
-    return '<td class="c" data-c="' + c + '" data-r="' + r + '" data-o="' + esc(codes) +
-      '" title="' + esc(columns[c].label) + ": " + passed + "/" + codes.length +
-      ' passed"><b style="background:' + stripes(codes) + '"></b></td>';
+    const found = STABILITY[c][r], mark = markOf(c, r);
+    // The stripes are the first sample's; the label speaks for every sample.
+    const title = columns[c].label + ": " + passed + "/" + codes.length + " passed" +
+      (found ? (found[2] > 1 ? " (first sample); " : "; ") + found[1] : "");
+    return '<td class="c' + (mark ? " u" : "") + '" data-c="' + c + '" data-r="' + r +
+      '" data-o="' + esc(codes) + '" title="' + esc(title) + '"><b style="background:' +
+      stripes(codes) + '"></b>' + (mark ? '<i class="mark">' + esc(mark) + "</i>" : "") +
+      "</td>";
   }
   function renderRow(r) {
     if (rowHtml[r] === undefined) {
@@ -97,8 +108,11 @@
       if (codes == null) continue;
       const full = codes.split("").every((k) => k === ".");
       if (allPassed === null) allPassed = full; else if (allPassed !== full) disagree = true;
-      if (want === "!." && !full) any = true;
-      else if (want.length === 1 && want !== "~" && codes.indexOf(want) >= 0) any = true;
+      if (want === "u" && markOf(c, r)) any = true;
+      else if (want === "!." && !full) any = true;
+      else if (want.length === 1 && want !== "~" && want !== "u" && codes.indexOf(want) >= 0) {
+        any = true;
+      }
     }
     return want === "~" ? disagree : any;
   }
@@ -316,6 +330,12 @@
     $("#case-title").textContent = row[2] + " · " + col.label + " (" + suite +
       (row[1] ? ", " + row[1] : "") + ")";
     let body = '<p class="meta">' + esc(row[3]) + " · run " + esc(col.run) + "</p>" + stats(d);
+    const found = STABILITY[c][r];
+    if (found) {
+      body += '<p class="stability">stability: ' + esc(found[1]) +
+        (found[2] > 1 ? '<span class="meta"> · what follows is the first sample</span>' : "") +
+        "</p>";
+    }
     body += section("Cases", casesTable(d, suite, caseIndex));
     body += section("Prompt", "<pre>" + esc(inp.prompt) + "</pre>" +
       folded("system prompt", "<pre>" + esc(inp.system) + "</pre>") +
@@ -385,6 +405,12 @@
 
   // ------------------------------------------------------------------ wiring
   header();
+  let legend = "";
+  for (const label in MARKS) {
+    legend += '<span><i class="mark">' + esc(MARKS[label]) + "</i> " + esc(label) + "</span>";
+  }
+  $("#stability-legend").innerHTML = legend + "<span>a mark: the task was not stable " +
+    "(hover over the cell for the label)</span>";
   options($("#f-suite"), unique(0));
   options($("#f-tier"), unique(1));
   window.llmbenchTimings = {};

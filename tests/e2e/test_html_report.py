@@ -1,5 +1,6 @@
 """The HTML report in a real browser (Debian's headless Chromium): the table, the grid, a case's
-drill-down and the plots render with the right content; `llmbench report` from the record."""
+drill-down and the plots render with the right content; a task that was not stable is marked;
+`llmbench report` from the record."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import matplotlib.figure  # noqa: F401
 import pytest
 from browser import chromium_page
-from fakes.bench import bad_script, good_script, read_jsonl, thinker_script
+from fakes.bench import bad_script, good_script, read_jsonl, seeded_script, thinker_script
 from fakes.openai_server import Reply, by_prompt
 
 from pytest_llmbench import cli
@@ -161,6 +162,46 @@ def test_report_renders_in_chromium(
         assert page.llmbench_errors == []
     record_property("screenshots", str(tmp_path))
     print(f"screenshots: {tmp_path / 'report.png'}, {tmp_path / 'report-case.png'}")
+
+
+def test_a_flaky_task_is_marked_on_the_grid(bench_dir: pytest.Pytester, fake_openai: Any) -> None:
+    server = fake_openai({"m": seeded_script()})
+    # Seeds 1, 1801111726, 865957720: add is right in samples 1 and 2 (even seeds), the email
+    # chain in sample 1 only (2 mod 4); count_lines and weather are always right.
+    run_bench(bench_dir, server.url, "--models=m", "--llmbench-repeat=3", "--llmbench-seed=1",
+              "--llmbench-html=out/report.html")  # fmt: skip
+    with chromium_page() as page:
+        page.goto((bench_dir.path / "out/report.html").as_uri())
+        page.wait_for_function("window.llmbenchReady === true")
+        add, weather = _cell(page, "m", "add"), _cell(page, "m", "weather")
+        assert add.locator(".mark").text_content() == "~"
+        assert add.get_attribute("title") == "m: 0/3 passed (first sample); flaky (2 of 3)"
+        assert weather.locator(".mark").count() == 0
+        assert (
+            weather.get_attribute("title")
+            == "m: 2/2 passed (first sample); stable pass (3 samples)"
+        )
+        # The mark is drawn inside its cell, over the stripes, and the legend names it.
+        cell_box, mark_box = add.bounding_box(), add.locator(".mark").bounding_box()
+        assert cell_box is not None and mark_box is not None and mark_box["width"] > 0
+        assert (
+            cell_box["x"] <= mark_box["x"] <= cell_box["x"] + cell_box["width"] - mark_box["width"]
+        )
+        legend = page.text_content("#stability-legend") or ""
+        assert "~ flaky" in legend and "budget-sensitive" in legend
+        # The filter for tasks not stable: the two flaky ones.
+        page.select_option("#f-outcome", "u")
+        assert page.eval_on_selector_all(
+            "#grid tbody tr", "trs => trs.map(r => r.children[2].textContent)"
+        ) == ["add", "lookup_then_email"]
+        page.select_option("#f-outcome", "")
+        # The drill-down says it, and that the answer shown is one of three.
+        add.click()
+        page.wait_for_selector("#case:not([hidden])")
+        assert page.text_content("#case-body p.stability") == (
+            "stability: flaky (2 of 3) · what follows is the first sample"
+        )
+        assert page.llmbench_errors == []
 
 
 def test_llmbench_report_combines_runs_and_writes_pngs(

@@ -11,6 +11,7 @@ from pytest_llmbench.html_report import (
     columns_of,
     comparison_table,
     figures,
+    grid_data,
     render,
 )
 from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
@@ -86,3 +87,29 @@ def test_time_is_the_generation_wall_clock_not_the_sum_of_requests() -> None:
     assert abs(figures(columns_of([data])[0]).generation_s - 1.5) < 1e-9
     # Answers from the store carry no time of this run: without spans, the request times add up.
     assert figures(columns_of([run("r2", "m", 512, ["passed"] * 4)])[0]).generation_s == 4.0
+
+
+def test_grid_cells_carry_the_stability_of_the_jsonl_line() -> None:
+    flaky = {"label": "flaky", "labels": ["flaky", "budget-sensitive"], "samples": 3,
+             "samples_passed": 2, "from_budget": 1024, "audited": False}  # fmt: skip
+    stable = {**flaky, "label": "stable pass", "labels": ["stable pass"], "samples_passed": 3}
+    results = [
+        {"file": "f.yaml", "task": "t0", "stability": flaky},
+        {"file": "f.yaml", "task": "t1", "stability": stable},
+        {"file": "f.yaml", "task": "t2", "stability": None},  # every case errored
+        {"file": "f.yaml", "task": "t3"},  # a line from before the labels
+    ]
+    recorded = run("r1", "m", 512, ["failed", "passed", "error", "passed"], results=results)
+    data, _ = grid_data(columns_of([recorded]))
+    assert data["stability"] == [
+        [
+            ["flaky", "flaky (2 of 3), budget-sensitive (from 1024)", 3],
+            ["stable pass", "stable pass (3 samples)", 3],
+            None,
+            None,
+        ]
+    ]
+    assert set(data["marks"]) == {"batching-sensitive", "flaky", "budget-sensitive"}
+    # A run that wrote no JSONL line (interrupted before the end): nothing to mark.
+    data, _ = grid_data(columns_of([run("r2", "m", 512, ["failed"])]))
+    assert data["stability"] == [[None]]
