@@ -177,7 +177,8 @@ OPTIONS: tuple[Option, ...] = (
            "generation at the largest, every smaller one scored from its cut answers",
            (), _budgets, metavar="N,N,..."),
     Option("repeat", "--llmbench-repeat", "samples per task (seeds derived from the run's): "
-           "pass@1 averaged over them, pass@k, unstable cases", 1, _positive, metavar="K"),
+           "pass@1 averaged over them, pass@k and pass^k, unstable cases, flaky tasks", 1,
+           _positive, metavar="K"),
     Option("baseline", "--llmbench-baseline", "compare this run with a baseline at the end: a "
            "JSONL file (its last run) or a run id in the JSONL", metavar="FILE|RUN"),
     Option("fail_under", "--llmbench-fail-under", "gate: exit 7 if a model passed fewer cases "
