@@ -1,8 +1,8 @@
 """Per-run state hung on `config.stash`: the model manager, the generation memo, the results.
 
 One RunState exists per process (controller and each xdist worker); only the controller's
-`results` list is filled, from the item reports, so aggregation is the same with or without
-xdist.
+`results` and `provenance` are filled, from the item reports, so aggregation is the same with or
+without xdist.
 """
 
 from __future__ import annotations
@@ -182,6 +182,8 @@ class RunState:
     settings: Settings
     manager: ModelManager
     results: list[CaseResult] = field(default_factory=list)
+    # Controller: what answered each model (backends/provenance.py), from the item reports.
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     baseline: Run | None = None  # read at start, before this run appends to the JSONL
     gate: GateVerdict | None = None  # when a gate option is set
