@@ -591,7 +591,12 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
         from .compare import comparison_lines
 
         lines.append(f"llmbench against the baseline, {state.baseline.label()}")
-        lines += comparison_lines(state.baseline.reports, reports, flips_shown=10)
+        lines += comparison_lines(
+            state.baseline.reports,
+            reports,
+            flips_shown=10,
+            provenance=(state.baseline.provenance, state.provenance),
+        )
     if state.gate is not None:
         lines += state.gate.lines()
     if ending is not None and ending.interrupted is not None:

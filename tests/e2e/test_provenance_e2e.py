@@ -65,3 +65,37 @@ def test_pseudo_models_and_silent_servers_record_none(
     rows = {row["model"]: row for row in read_jsonl(bench_dir.path / "out/results.jsonl")}
     assert rows["a"]["provenance"] == {} and rows["reference"]["provenance"] == {}
     assert rows["a"]["total"] == 3  # the load and the run went on as ever
+
+
+def test_compare_warns_when_the_server_build_changed(
+    bench_dir: pytest.Pytester, serve: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_llmbench import cli
+
+    fake = serve(LlamaServerFake(router_models=["a"], build_info="b6000-abc1234"))
+    out = bench_dir.path / "out"
+    run(bench_dir, fake.url, "a", "--llmbench-jsonl=out/old.jsonl")
+    run(bench_dir, fake.url, "a", "--llmbench-jsonl=out/same.jsonl")
+    fake.build_info = "b6123-def4567"  # the server was rebuilt between two runs
+    run(bench_dir, fake.url, "a", "--llmbench-jsonl=out/new.jsonl")
+    capsys.readouterr()
+
+    assert cli.main(["compare", str(out / "old.jsonl"), str(out / "new.jsonl")]) == 0
+    warning = (
+        "a: different server build (b6000-abc1234 -> b6123-def4567): "
+        "the difference may not be the model"
+    )
+    assert warning in capsys.readouterr().out.splitlines()
+    assert cli.main(["compare", str(out / "old.jsonl"), str(out / "same.jsonl")]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("a:")]
+
+
+def test_the_baseline_comparison_warns_too(bench_dir: pytest.Pytester, serve: Any) -> None:
+    fake = serve(LlamaServerFake(router_models=["a"], build_info="b6000-abc1234"))
+    run(bench_dir, fake.url, "a", "--llmbench-jsonl=out/old.jsonl")
+    fake.chat_template = "another template"
+    result = run(bench_dir, fake.url, "a", "--llmbench-baseline=out/old.jsonl", "-n", "2")
+    text = result.stdout.str()
+    assert "against the baseline" in text
+    assert "a: different chat template: the difference may not be the model" in text
+    assert "server build" not in text
