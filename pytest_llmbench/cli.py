@@ -131,7 +131,9 @@ def _compare(args: argparse.Namespace) -> int:
         return 1
     print(f"old: {old.label()}")
     print(f"new: {new.label()}")
-    for line in comparison_lines(old.reports, new.reports):
+    for line in comparison_lines(
+        old.reports, new.reports, provenance=(old.provenance, new.provenance)
+    ):
         print(line)
     if fail_under is None and not args.fail_on_regression:
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from .display import printable
 from .record import record_case
 from .results import (
     PROPERTY,
+    PROVENANCE_PROPERTY,
     CaseResult,
     GenerationStats,
     Outcome,
@@ -196,6 +198,10 @@ class CaseItem(pytest.Item):
         if stats.completion_tokens is not None:
             self.user_properties.append(("llmbench_completion_tokens", stats.completion_tokens))
         self.user_properties.append(("llmbench_seconds", round(stats.seconds, 3)))
+        provenance = self.state.manager.unreported_provenance(self.model)
+        if provenance is not None:
+            payload = {"model": self.model, "provenance": provenance}
+            self.user_properties.append((PROVENANCE_PROPERTY, json.dumps(payload, default=str)))
         # The run record keeps the first sample of each case (the JSONL has every repeat).
         first = self.prepared_all[0] if self.prepared_all else None
         record_case(self, results[0], first.execution if first is not None else None, texts[0])
@@ -320,3 +326,12 @@ def case_results_of(report: pytest.TestReport) -> list[CaseResult]:
     """The item's case results: one per repeat."""
     properties = report.user_properties
     return [read_case_result(str(value)) for key, value in properties if key == PROPERTY]
+
+
+def reported_provenance(report: pytest.TestReport) -> tuple[str, dict[str, Any]] | None:
+    """(model, what answered it) when the report carries it (see CaseItem._record)."""
+    for key, value in report.user_properties:
+        if key == PROVENANCE_PROPERTY:
+            payload = json.loads(str(value))
+            return str(payload["model"]), dict(payload["provenance"])
+    return None

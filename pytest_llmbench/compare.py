@@ -1,5 +1,7 @@
 """Comparing runs, and the CI gate: read runs back from the JSONL, say what changed and whether
-it is real, and turn thresholds into a verdict.
+it is real, warn when something other than the model changed (the server's build, the model
+file, the chat template: the `provenance` of each model's line), and turn thresholds into a
+verdict.
 
 Works on results only (JSONL records or the reports of the run that just finished); it never
 talks to a server.
@@ -8,11 +10,12 @@ talks to a server.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .display import printable
 from .results import SUITES, CaseResult, Comparison, ModelReport, TaskResult, compare
 from .stats import Interval
 
@@ -33,6 +36,9 @@ class Run:
     timestamp: str
     source: str
     reports: list[ModelReport]
+    # Per model, what answered it (its line's `provenance`); None for lines written before
+    # runs recorded it.
+    provenance: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     def label(self) -> str:
         return f"run {self.run_id} ({self.timestamp}, {self.source})"
@@ -85,7 +91,17 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 def _run(records: list[dict[str, Any]], run_id: str, source: str) -> Run:
     mine = [r for r in records if r["run_id"] == run_id]
-    return Run(run_id, str(mine[0].get("timestamp", "?")), source, [report_of(r) for r in mine])
+    provenance = {
+        str(r["model"]): r["provenance"] if isinstance(r.get("provenance"), dict) else None
+        for r in mine
+    }
+    return Run(
+        run_id,
+        str(mine[0].get("timestamp", "?")),
+        source,
+        [report_of(r) for r in mine],
+        provenance,
+    )
 
 
 def load_run(reference: str, jsonl: Sequence[Path]) -> Run:
@@ -184,14 +200,111 @@ def changes(old: Sequence[ModelReport], new: Sequence[ModelReport]) -> list[Mode
     return out
 
 
+# Provenance fields (backends/provenance.py) in the words of a warning, in the order warned
+# about; a field not named here (a later one) is said by its key.
+_FIELD_WORDS = {
+    "server": "server",
+    "server_version": "server build",
+    "executable": "server executable",
+    "threads": "thread count",
+    "answers": "answers mode",
+    "load_config": "load settings",
+    "chat_template_sha256": "chat template",
+    "chat_template_tool_use_sha256": "tool-use chat template",
+    "replicas": "replicas",
+    "model_file": "model file",
+    "model_digest": "model digest",
+    "model_source": "model source",
+    "model_listing": "model listing",
+}
+# Fields that name the model itself: there, a difference means another model answered.
+_MODEL_FIELDS = ("model_file", "model_digest", "model_source", "model_listing")
+_FILE_FIELDS = ("model_file", "executable")
+ProvenanceByModel = Mapping[str, Mapping[str, Any] | None]
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return text[:12]  # a sha256: its start tells two apart
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _file_change(old: Any, new: Any) -> str | None:
+    """How two file identities differ: by content where both were measured, else by path."""
+    if not (isinstance(old, Mapping) and isinstance(new, Mapping)):
+        return None if old == new else f"{_shown(old)} -> {_shown(new)}"
+    for field_name in ("sha256_sampled", "path"):
+        if old.get(field_name) and new.get(field_name):
+            if old[field_name] == new[field_name]:
+                return None
+            return f"{field_name} {_shown(old[field_name])} -> {_shown(new[field_name])}"
+    return None
+
+
+def _change(key: str, old: Any, new: Any) -> str | None:
+    """What differs in one provenance field, in a few words ("" when the values say nothing to
+    a reader); None when nothing does."""
+    if key in _FILE_FIELDS:
+        return _file_change(old, new)
+    if old == new:
+        return None
+    if key.endswith("_sha256"):
+        return ""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return ", ".join(
+            f"{k} {_shown(old.get(k))} -> {_shown(new.get(k))}"
+            for k in sorted(set(old) | set(new), key=str)
+            if old.get(k) != new.get(k)
+        )
+    return f"{_shown(old)} -> {_shown(new)}"
+
+
+def provenance_lines(
+    model: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> list[str]:
+    """A warning per provenance field present in both runs whose value differs, or one line
+    when only one run recorded what answered it."""
+    if not old and not new:
+        return []
+    if not old or not new:
+        which = "old" if not old else "new"
+        return [
+            printable(
+                f"{model}: the {which} run records no provenance: the runs cannot be checked "
+                "for a different server build, model file or chat template"
+            )
+        ]
+    order = list(_FIELD_WORDS)
+    shared = sorted(
+        set(old) & set(new), key=lambda k: (order.index(k) if k in order else len(order), k)
+    )
+    lines = []
+    for key in shared:
+        change = _change(key, old[key], new[key])
+        if change is None:
+            continue
+        words = _FIELD_WORDS.get(key, key.replace("_", " "))
+        detail = f" ({change})" if change else ""
+        tail = (
+            "another model answered"
+            if key in _MODEL_FIELDS
+            else "the difference may not be the model"
+        )
+        lines.append(printable(f"{model}: different {words}{detail}: {tail}"))
+    return lines
+
+
 def comparison_lines(
     old: Sequence[ModelReport],
     new: Sequence[ModelReport],
     *,
     flips_shown: int | None = None,
+    provenance: tuple[ProvenanceByModel, ProvenanceByModel] | None = None,
 ) -> list[str]:
     """What changed from `old` to `new`, per model and suite: rates with their intervals, the
-    difference with its interval and whether it is real, and the tasks that flipped."""
+    difference with its interval and whether it is real, the tasks that flipped, and (given
+    each run's `provenance` per model) what else changed."""
     lines: list[str] = []
     for change in changes(old, new):
         lines.append(change.model)
@@ -237,6 +350,9 @@ def comparison_lines(
                 more = len(flipped) - len(shown)
                 tail = f", and {more} more" if more else ""
                 lines.append(f"  {title} ({len(flipped)}): {', '.join(shown)}{tail}")
+        if provenance is not None:
+            model, (before, after) = change.model, provenance
+            lines += provenance_lines(model, before.get(model), after.get(model))
     only_old = [r.model for r in old if r.model not in {n.model for n in new}]
     only_new = [r.model for r in new if r.model not in {o.model for o in old}]
     if only_old:

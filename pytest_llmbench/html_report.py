@@ -4,8 +4,9 @@ The page holds everything it shows (CSS, script, plots as inline SVG, the data a
 opens from disk with no network. It has:
 
 - the comparison table: per model and run, cases passed per suite and per tier, tasks fully
-  passed, time and speed; a table per token budget when a model was run at several budgets
-  (several runs, or a run whose JSONL carries `budgets`), with intervals when the data has them;
+  passed, time and speed (hovering a model names the server that answered it, with its build);
+  a table per token budget when a model was run at several budgets (several runs, or a run
+  whose JSONL carries `budgets`), with intervals when the data has them;
 - plots (matplotlib): score against token budget, score against generation time, decode speed;
 - a grid of tasks by model, each cell one stripe per case coloured by outcome, filtered by suite,
   tier, outcome and text; a cell whose (model, task) is not stable (flaky, budget- or
@@ -35,6 +36,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .backends.provenance import describe
 from .record import RunData, TaskRecord, read_run, resolve_runs
 from .results import OUTCOMES, SUITES, Label, Stability
 
@@ -182,8 +184,10 @@ def comparison_table(columns: Sequence[Column], stats: Sequence[Figures]) -> str
     for column, fig in zip(columns, stats, strict=True):
         notes = ", ".join(f"{fig.outcomes[o]} {label}" for o, label in NOTED if fig.outcomes[o])
         summary = column.run.summaries.get(column.model)
+        server = describe((summary or {}).get("provenance"))
+        title = html.escape(f"run {column.run.run_id}" + (f"; {server}" if server else ""))
         cells = [
-            f"<th title='run {column.run.run_id}'>{html.escape(column.label)}</th>",
+            f"<th title='{title}'>{html.escape(column.label)}</th>",
             *(f"<td>{_fraction(fig.by_suite.get(s))}</td>" for s in suites),
             *(f"<td>{_fraction(fig.by_tier.get(t))}</td>" for t in tiers),
             f"<td class=total>{_fraction([fig.passed, fig.total])}{_interval(summary)}</td>",

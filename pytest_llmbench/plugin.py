@@ -305,7 +305,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 class ResultCollector:
     """Controller-side: gathers each item's CaseResult from its report (also from workers),
-    what was selected, and writes the results when the session ends."""
+    what answered each model, what was selected, and writes the results when the session
+    ends."""
 
     def __init__(self, config: pytest.Config, state: RunState, ending: Ending) -> None:
         self.config = config
@@ -316,9 +317,12 @@ class ResultCollector:
         # A case's verdict is on its call report, or on its setup report when setup failed.
         if not (report.when == "call" or (report.when == "setup" and report.failed)):
             return
-        from .collect import case_results_of
+        from .collect import case_results_of, reported_provenance
 
         self.state.results += case_results_of(report)
+        found = reported_provenance(report)
+        if found is not None:
+            self.state.provenance[found[0]] = found[1]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from .collect import CaseItem

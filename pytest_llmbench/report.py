@@ -11,7 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import stats
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
+from .backends.provenance import describe
 from .display import printable
 from .record import database_path
 from .results import (
@@ -430,6 +431,7 @@ def jsonl_line(
     *,
     digest: str = "",
     selection: Selection | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> str:
     results = [task.to_dict() for task in report.tasks]
     if selection is not None:
@@ -442,6 +444,8 @@ def jsonl_line(
         "backend": backend,
         "base_url": base_url,
         "settings": {**run.settings, "max_tokens": report.max_tokens},
+        # What answered (backends/provenance.py); {} when the server told nothing.
+        "provenance": provenance or {},
         "load_seconds": load_s,
         "passed": report.passed,
         "total": report.total,
@@ -640,7 +644,7 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
         f"{'' if settings.max_tokens else ' (backend default)'}; "
         f"{_speed_note(reports)}isolation: {state.isolation_tier}; JSONL: {settings.jsonl_path}"
     )
-    lines += throughput_lines(reports)
+    lines += throughput_lines(reports, state.provenance)
     legend = ties_line(reports)
     if legend:
         lines.append(legend)
@@ -656,7 +660,12 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
         from .compare import comparison_lines
 
         lines.append(f"llmbench against the baseline, {state.baseline.label()}")
-        lines += comparison_lines(state.baseline.reports, reports, flips_shown=10)
+        lines += comparison_lines(
+            state.baseline.reports,
+            reports,
+            flips_shown=10,
+            provenance=(state.baseline.provenance, state.provenance),
+        )
     if state.gate is not None:
         lines += state.gate.lines()
     if ending is not None and ending.interrupted is not None:
@@ -679,8 +688,11 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
     return lines
 
 
-def throughput_lines(reports: Sequence[ModelReport]) -> list[str]:
-    """Per model: requests in flight and why, aggregate throughput, answers from the store."""
+def throughput_lines(
+    reports: Sequence[ModelReport], provenance: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[str]:
+    """Per model: requests in flight and why, aggregate throughput, answers from the store, and
+    the server that answered with its build."""
     lines = []
     for report in reports:
         if report.model in PSEUDO_MODELS:
@@ -693,6 +705,9 @@ def throughput_lines(reports: Sequence[ModelReport]) -> list[str]:
             parts.append(f"{report.throughput:.1f} tok/s aggregate")
         if report.from_store:
             parts.append(f"{report.from_store} of {len(report.generations)} answers from the store")
+        server = describe((provenance or {}).get(report.model))
+        if server:
+            parts.append(printable(server))
         if parts:
             lines.append(f"{report.model}: {'; '.join(parts)}")
     return lines
@@ -731,7 +746,17 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
                 url = default_base_url(backend)
         digest = tasks_digest(settings.rootdir, results)
         lines.append(
-            jsonl_line(report, run, backend, url, load, reports, digest=digest, selection=selection)
+            jsonl_line(
+                report,
+                run,
+                backend,
+                url,
+                load,
+                reports,
+                digest=digest,
+                selection=selection,
+                provenance=state.provenance.get(report.model),
+            )
         )
     append_jsonl(settings.jsonl_path, lines)
     if settings.markdown is not None:

@@ -21,6 +21,8 @@ Outcome = Literal["passed", "failed", "truncated", "no_answer", "timeout", "erro
 OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "truncated", "no_answer", "timeout", "error")
 SUITES = ("python", "cli", "tooling")
 PROPERTY = "llmbench"  # the user_properties key that carries a CaseResult
+# The user_properties key that carries, once per model and process, what answered the model.
+PROVENANCE_PROPERTY = "llmbench_provenance"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Per-run state hung on `config.stash`: the model manager, the generation memo, the results.
 
 One RunState exists per process (controller and each xdist worker); only the controller's
-`results` list is filled, from the item reports, so aggregation is the same with or without
-xdist.
+`results` and `provenance` are filled, from the item reports, so aggregation is the same with or
+without xdist.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 
 class ModelManager:
-    """Keeps at most one model loaded (on each of its replicas) and routes requests to its
-    backends."""
+    """Keeps at most one model loaded (on each of its replicas), routes requests to its
+    backends, and records what answered each model it loaded (its provenance)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -42,6 +42,10 @@ class ModelManager:
         self.failed: dict[str, BackendError] = {}  # model -> why its load failed
         self.unreachable: dict[str, BackendUnreachable] = {}  # backend url -> error
         self.events: list[tuple[str, str]] = []  # ("load" | "unload", model), for the record
+        # What answered each model loaded in this process (backends/provenance.py), and the
+        # models whose provenance an item report of this process has carried since.
+        self.provenance: dict[str, dict[str, Any]] = {}
+        self._reported: set[str] = set()
 
     def url_for(self, model: str) -> str | None:
         """The first server of a model (the one reports name)."""
@@ -103,7 +107,27 @@ class ModelManager:
         self.loaded = model
         # Replicas load side by side in practice; the slowest one is the wait.
         self.loads[model] = max(infos, key=lambda info: info.seconds)
+        self.provenance[model] = self._provenance(model)
+        self._reported.discard(model)
         return self.loads[model]
+
+    def _provenance(self, model: str) -> dict[str, Any]:
+        """The first replica's provenance; with replicas that differ, each one's under
+        `replicas` too (answers from different builds are mixed in the model's results)."""
+        from .backends.provenance import provenance_of
+
+        found = [provenance_of(backend, model) for backend in self.backends_for(model)]
+        if any(other != found[0] for other in found[1:]):
+            return {**found[0], "replicas": found}
+        return found[0]
+
+    def unreported_provenance(self, model: str) -> dict[str, Any] | None:
+        """The model's provenance the first time it is asked after each load, else None: it
+        travels to the controller on one item report per model and process."""
+        if model in self._reported or not self.provenance.get(model):
+            return None
+        self._reported.add(model)
+        return self.provenance[model]
 
     def unload(self, model: str) -> None:
         if self.loaded != model:
@@ -158,6 +182,8 @@ class RunState:
     settings: Settings
     manager: ModelManager
     results: list[CaseResult] = field(default_factory=list)
+    # Controller: what answered each model (backends/provenance.py), from the item reports.
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     baseline: Run | None = None  # read at start, before this run appends to the JSONL
     gate: GateVerdict | None = None  # when a gate option is set

@@ -20,11 +20,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ..exchange import BackendError, BackendUnreachable, ChatRequest, Completion
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .bundled_models import BUNDLED, chat_template, resolve
 from .llamacpp import LlamaCppBackend
+from .provenance import file_identity
 from .rest import Rest
 from .retry import RetryPolicy
 from .server import Server
@@ -242,6 +244,23 @@ class EmbeddedBackend(LlamaCppBackend):
             f"{self._process.log_tail()}"
         )
 
+    def provenance(self, key: str) -> dict[str, Any]:
+        """The llamacpp backend's (what the server's /props says), with what we started it
+        with: the model file and the executable, measured here (a locally built llama-server
+        may call itself `b0-unknown`, so the executable's identity is its build), and its
+        threads, which change the tokens it produces."""
+        found = super().provenance(key)
+        if self._process is None:
+            return found
+        argv = self._process.argv
+        started = {
+            "server": found.get("server", "llama.cpp llama-server"),
+            "executable": file_identity(argv[0]),
+            "model_file": _flag_file(argv, "--model") or found.get("model_file"),
+            "threads": int(argv[argv.index("--threads") + 1]) if "--threads" in argv else None,
+        }
+        return {**found, **{k: v for k, v in started.items() if v is not None}}
+
     def unload(self, key: str) -> None:
         if self._chat is not None:
             self._chat.close()
@@ -275,3 +294,7 @@ class EmbeddedBackend(LlamaCppBackend):
                 f"{self._process.log_tail()}"
             )
         return super().chat(request)
+
+
+def _flag_file(argv: list[str], flag: str) -> dict[str, Any] | None:
+    return file_identity(argv[argv.index(flag) + 1]) if flag in argv else None

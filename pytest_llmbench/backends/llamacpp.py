@@ -5,7 +5,8 @@ serves the model asked for; a router (`/props` says `role: router`) loads and un
 request (`/models/load`, `/models/unload`). The loaded context comes from `/props`; prompts are
 counted exactly with the server's own template and tokenizer (`/apply-template`, `/tokenize`);
 every answer carries the server's `timings`. `/props` also says how many requests the server
-decodes at once (`total_slots`, from `--parallel`): `parallel_slots()` hands that on.
+decodes at once (`total_slots`, from `--parallel`): `parallel_slots()` hands that on, and what
+answers (`build_info`, `model_path`, `chat_template`): `provenance()` hands that on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..exchange import ChatRequest, ModelUnavailable
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import PromptSize, estimate_prompt_tokens
+from .provenance import TIMEOUT_S, ask, of_server, server_file, text, text_sha256
 from .rest import HttpStatus
 
 # Router statuses of a model whose server process is up ("sleeping": idle, woken by a request).
@@ -150,6 +152,25 @@ class LlamaCppBackend(CompatBackend):
         """How many requests for loaded model `key` the server decodes at once (its slots, from
         `/props` at load), or None when it did not say. More in flight than this just queue."""
         return self._slots.get(key)
+
+    def provenance(self, key: str) -> dict[str, Any]:
+        """What `/props` says of the server behind loaded model `key`: its build (`build_info`,
+        also each answer's `system_fingerprint`), the model file (measured when the server runs
+        here) and the chat templates it applies (see backends/provenance.py)."""
+        path = f"/props?model={quote(key)}" if self._router else "/props"
+        props = ask(lambda: self.rest.get(path, timeout_s=TIMEOUT_S))
+        if not isinstance(props, dict):
+            return {}
+        return of_server(
+            "llama.cpp llama-server",
+            {
+                "server_version": text(props, "build_info"),
+                "model_file": ask(lambda: server_file(self.server, props.get("model_path"))),
+                "chat_template_sha256": text_sha256(props.get("chat_template")),
+                # Present with --jinja when the model ships a second template for tool use.
+                "chat_template_tool_use_sha256": text_sha256(props.get("chat_template_tool_use")),
+            },
+        )
 
     def unload(self, key: str) -> None:
         self.loaded_context.pop(key, None)

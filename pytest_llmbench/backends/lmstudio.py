@@ -3,6 +3,7 @@
 Models are loaded explicitly, with the requested context, before any request: with JIT loading
 on, parallel requests to an unloaded model each load their own instance, and LM Studio may answer
 with whatever model happens to be loaded. Only instances this backend loaded are unloaded.
+`provenance()` gives what the model list says of the model and of the loaded instance.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..exchange import BackendError
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .lms_cli import LmsCli, find_lms
+from .provenance import TIMEOUT_S, ask, find, of_server
 from .rest import HttpStatus
 
 
@@ -127,6 +128,49 @@ class LMStudioBackend(CompatBackend):
                     return _context_of(loaded)
         return None
 
+    def provenance(self, key: str) -> dict[str, Any]:
+        """What `/api/v1/models` says of model `key` (size, quantization, format, architecture;
+        no path) and of the instance we loaded (its load settings: context, flash attention,
+        KV cache placement). LM Studio's REST API names no version of itself or of its engine:
+        only the deprecated /api/v0 completions carry a `runtime` block (engine name and
+        version), and learning it would cost a generation. So no `server_version`; older
+        servers (no /api/v1, driven through `lms`) give nothing."""
+        if self._legacy:
+            return {}
+        payload = ask(lambda: self.rest.get("/api/v1/models", timeout_s=TIMEOUT_S))
+        model = find(
+            payload.get("models") if isinstance(payload, dict) else None,
+            lambda m: m.get("key") == key,
+        )
+        if model is None:
+            return {}
+        quantization = model.get("quantization")
+        quantization = quantization if isinstance(quantization, dict) else {}
+        listing = {
+            "size_bytes": model.get("size_bytes"),
+            "quantization": quantization.get("name"),
+            "bits_per_weight": quantization.get("bits_per_weight"),
+            "format": model.get("format"),
+            "architecture": model.get("architecture"),
+            "params_string": model.get("params_string"),
+            "publisher": model.get("publisher"),
+        }
+        listing = {k: v for k, v in listing.items() if isinstance(v, (str, int, float))}
+        loaded = model.get("loaded_instances")
+        ours = self._instances.get(key)  # None: the user's instance, which we did not load
+        if ours is None and isinstance(loaded, list) and len(loaded) == 1:
+            instance = find(loaded, lambda i: True)
+        else:
+            instance = find(loaded, lambda i: i.get("id") == ours)
+        config = instance.get("config") if instance is not None else None
+        return of_server(
+            "LM Studio",
+            {
+                "model_listing": listing or None,
+                "load_config": dict(config) if isinstance(config, dict) and config else None,
+            },
+        )
+
     def unload(self, key: str) -> None:
         instance = self._instances.pop(key, None)
         self.loaded_context.pop(key, None)
@@ -146,9 +190,8 @@ class LMStudioBackend(CompatBackend):
 
     def _cli(self) -> LmsCli:
         if self._lms is None:
-            host = urlsplit(self.server.root).hostname or ""
             executable = find_lms()
-            if executable is None or host not in ("localhost", "127.0.0.1", "::1"):
+            if executable is None or not self.server.local:
                 raise BackendError(
                     f"LM Studio at {self.server.root} has no REST model API (/api/v1/models): "
                     "update LM Studio to 0.4 or newer"

@@ -4,6 +4,8 @@ A model is loaded by an empty `/api/chat` with `keep_alive: -1` and the context 
 `options.num_ctx`, and unloaded by one with `keep_alive: 0`. The `/v1` layer cannot set the
 context and truncates an overflowing prompt silently, so after each answer the context Ollama
 really runs the model with (`/api/ps`) is checked against the prompt that was sent.
+`provenance()` gives Ollama's version (`/api/version`), the model's digest (`/api/tags`) and
+the hash of its chat template (`/api/show`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ..exchange import ChatRequest, Completion
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import check_prompt_fits
+from .provenance import TIMEOUT_S, ask, find, of_server, text, text_sha256
 from .rest import HttpStatus
 
 
@@ -83,6 +86,26 @@ class OllamaBackend(CompatBackend):
             # Ollama reports durations in nanoseconds.
             seconds=reported / 1e9 if isinstance(reported, int) and reported > 0 else seconds,
             context_length=loaded_context,
+        )
+
+    def provenance(self, key: str) -> dict[str, Any]:
+        """Ollama's version, the model's digest and its template's hash (backends/provenance.py)."""
+        version = ask(lambda: self.rest.get("/api/version", timeout_s=TIMEOUT_S))
+        tags = ask(lambda: self.rest.get("/api/tags", timeout_s=TIMEOUT_S))
+        entry = find(
+            tags.get("models") if isinstance(tags, dict) else None,
+            lambda m: self.same_model(key, str(m.get("name") or m.get("model"))),
+        )
+        show = ask(lambda: self.rest.post("/api/show", {"model": key}, timeout_s=TIMEOUT_S))
+        return of_server(
+            "Ollama",
+            {
+                "server_version": text(version, "version"),
+                "model_digest": text(entry, "digest"),
+                "chat_template_sha256": text_sha256(
+                    show.get("template") if isinstance(show, dict) else None
+                ),
+            },
         )
 
     def unload(self, key: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ..exchange import BackendError, BackendUnreachable, ModelUnavailable
 
@@ -31,6 +32,11 @@ class Server:
     @property
     def openai_url(self) -> str:
         return self.root + "/v1"
+
+    @property
+    def local(self) -> bool:
+        """Whether it listens on this machine's loopback: then the paths it names are ours."""
+        return (urlsplit(self.root).hostname or "") in ("localhost", "127.0.0.1", "::1")
 
     def unreachable(self, reason: str) -> BackendUnreachable:
         return BackendUnreachable(

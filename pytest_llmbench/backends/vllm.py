@@ -4,6 +4,8 @@ There is nothing to load or unload: "loading" checks that the server serves the 
 rejects a request whose prompt plus `max_tokens` exceeds the context (HTTP 400) where other
 servers just stop at the end of the context, so `max_tokens` is trimmed to the room the prompt
 leaves; the prompt is counted exactly by vLLM's own `/tokenize`, chat template included.
+`provenance()` gives vLLM's version (`/version`) and the model's source (`root` in `/v1/models`:
+the Hugging Face id or directory it was started with, whatever `--served-model-name` says).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ..exchange import ChatRequest, ModelUnavailable
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import PromptSize, estimate_prompt_tokens
+from .provenance import TIMEOUT_S, ask, find, of_server, text
 from .rest import HttpStatus
 
 VLLM_IN_FLIGHT = 16
@@ -63,6 +66,19 @@ class VLLMBackend(CompatBackend):
         (`max_num_seqs`, hundreds by default); this many keeps it busy without flooding its
         queue, so time to first token stays a measure of the model."""
         return VLLM_IN_FLIGHT
+
+    def provenance(self, key: str) -> dict[str, Any]:
+        """vLLM's version and where the served model came from (backends/provenance.py). vLLM
+        serves no chat template over HTTP, so there is no template hash."""
+        version = ask(lambda: self.rest.get("/version", timeout_s=TIMEOUT_S))
+        models = ask(lambda: self.rest.get("/v1/models", timeout_s=TIMEOUT_S))
+        entry = find(
+            models.get("data") if isinstance(models, dict) else None, lambda m: m.get("id") == key
+        )
+        return of_server(
+            "vLLM",
+            {"server_version": text(version, "version"), "model_source": text(entry, "root")},
+        )
 
     def unload(self, key: str) -> None:
         self.loaded_context.pop(key, None)

@@ -91,6 +91,38 @@ def test_load_starts_a_server_and_unload_stops_it_and_its_children(
     assert backend.parallel_slots(gguf) is None
 
 
+def test_provenance_names_the_file_the_executable_the_threads_and_the_template(
+    fake_server: tuple[str, Path], gguf: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from pytest_llmbench.backends.provenance import file_identity
+
+    executable, _ = fake_server
+    monkeypatch.setenv("FAKE_LLAMA_BUILD", "b6200-0a1b2c3")
+    smollm2 = replace(BUNDLED["smollm2"], locate=lambda: Path(gguf))
+    monkeypatch.setitem(BUNDLED, "smollm2", smollm2)
+    backend = embedded(executable)
+    backend.load("smollm2", LoadSettings())
+    try:
+        found = backend.provenance("smollm2")
+    finally:
+        backend.close()
+    template = Path(__file__).parents[2] / "pytest_llmbench/backends/templates/chatml-tools.jinja"
+    served_template = template.read_bytes().removesuffix(b"\n")
+    assert found == {
+        "server": "llama.cpp llama-server",
+        "server_version": "b6200-0a1b2c3",
+        "model_file": file_identity(gguf),
+        # /props reports the template in use: ours, not the GGUF's (as the real server gives
+        # it, without the file's final newline)
+        "chat_template_sha256": hashlib.sha256(served_template).hexdigest(),
+        "executable": file_identity(executable),
+        "threads": 2,
+    }
+    assert backend.provenance("smollm2") == {}  # unloaded: nothing answers
+
+
 def test_a_gguf_path_gets_the_same_context_as_the_bundled_models(
     fake_server: tuple[str, Path], gguf: str
 ) -> None:

@@ -82,6 +82,34 @@ def test_list_load_and_slots(served: str) -> None:
         backend.load("gemma", LoadSettings())
 
 
+def test_provenance_is_what_the_real_server_reports(served: str) -> None:
+    """/props of the real llama-server: its build (a local build calls itself `b0-unknown`, the
+    format of llama_build_info()), the model file it loaded, and the template it applies,
+    which is ours for SmolLM2 (without the file's final newline, which llama.cpp's template
+    engine drops as Jinja does)."""
+    import hashlib
+    import re
+
+    from pytest_llmbench.backends.bundled_models import chat_template
+    from pytest_llmbench.backends.provenance import file_identity, provenance_of
+
+    backend = llamacpp(served)
+    backend.load(MODEL, LoadSettings())
+    found = provenance_of(backend, MODEL)
+    assert found["server"] == "llama.cpp llama-server"
+    assert re.fullmatch(r"b\d+-\S+", found["server_version"]), found["server_version"]
+    assert found["model_file"] == file_identity(resolve(MODEL)[0])
+    template = chat_template(MODEL)
+    assert template is not None
+    served_template = template.read_bytes().removesuffix(b"\n")
+    assert found["chat_template_sha256"] == hashlib.sha256(served_template).hexdigest()
+    # Each answer's system_fingerprint is the same build string.
+    reply = backend.rest.post(
+        "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    )
+    assert reply["system_fingerprint"] == found["server_version"]
+
+
 def test_streaming_metrics_are_the_servers(served: str) -> None:
     backend = llamacpp(served)
     backend.load(MODEL, LoadSettings())

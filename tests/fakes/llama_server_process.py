@@ -2,7 +2,9 @@
 
 It takes llama-server's arguments and serves the fake llama-server (`LlamaServerFake`) on the
 port it is given: `/health` answers 503 while "loading", `/props` reports the context per slot
-(`-c` divided by `--parallel`, as llama.cpp does) and the slots, `--alias` names the model. It
+(`-c` divided by `--parallel`, as llama.cpp does), the slots, the model's path, the template
+file given with `--chat-template-file` (else a built-in one) and the build ($FAKE_LLAMA_BUILD,
+else the fake's default), and `--alias` names the model. It
 writes its argv and pid, and the pid of a helper child it spawns, to $FAKE_LLAMA_STATE so tests
 can check both are gone after unload. FAKE_LLAMA_MODE=crash makes it die at start-up after
 printing an error, as llama-server does for a file that is not a model.
@@ -52,8 +54,14 @@ def main() -> None:
     state.write_text(json.dumps({"argv": sys.argv[1:], "pid": os.getpid(), "helper": helper.pid}))
     time.sleep(float(os.environ.get("FAKE_LLAMA_BIND_S", "0.2")))  # start-up before listening
     alias = args.alias or Path(args.model).name
+    template = None
+    if args.chat_template_file:
+        # /props of the real server gives the file without its final newline (Jinja's
+        # keep_trailing_newline is off in llama.cpp's template engine).
+        template = Path(args.chat_template_file).read_text().removesuffix("\n")
     fake = LlamaServerFake(
         model=Path(args.model).name,
+        model_path=args.model,
         alias=alias,
         n_ctx=args.ctx_size // args.parallel,
         total_slots=args.parallel,
@@ -61,6 +69,9 @@ def main() -> None:
         answers={alias: Answer(tokens(f"hello from {alias}"))},
         port=args.port,
     )
+    if template is not None:
+        fake.chat_template = template
+    fake.build_info = os.environ.get("FAKE_LLAMA_BUILD", fake.build_info)
     fake.serve_forever()
 
 

@@ -4,8 +4,11 @@ Quirks it reproduces: `/health` answers 503 while the model loads; `/props` carr
 context (`default_generation_settings.n_ctx`) or, for a router, `role: router`; every streamed
 answer ends with a `timings` block; reasoning comes as `reasoning_content`; `/apply-template`
 and `/tokenize` count prompts (here: one token per word of the rendered prompt); `/props` reports
-the slots (`total_slots`, from `--parallel`); messages are judged by llama.cpp's rules (an
-assistant turn may carry `content: null` beside its tool calls).
+the slots (`total_slots`, from `--parallel`) and what answers: `build_info`, `model_path`,
+`chat_template` and, when set, `chat_template_tool_use`;
+messages are judged by llama.cpp's rules (an assistant turn may carry `content: null` beside
+its tool calls). `props_extra` overrides /props fields (malformed ones, say); `props_answer`
+replaces the whole answer.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ class LlamaServerFake(FakeHttpServer):
     # Router: GET /models still says "loaded" this many times after an unload (its process
     # takes a moment to exit).
     unload_polls: int = 0
+    build_info: str = "b6000-abc1234"  # what llama.cpp's llama_build_info() gives
+    chat_template: str = "{% for m in messages %}<|{{ m.role }}|> {{ m.content }}{% endfor %}"
+    chat_template_tool_use: str | None = None
+    model_path: str | None = None  # None: /models/<model>, a path nobody has
+    props_extra: dict[str, Any] = field(default_factory=dict)
+    props_answer: Response | None = None
 
     def __post_init__(self) -> None:
         super().__init__(port=self.port)
@@ -58,15 +67,26 @@ class LlamaServerFake(FakeHttpServer):
         return Json(200, {"status": "ok"})
 
     def _props(self, body: dict[str, Any], query: dict[str, str]) -> Response:
+        if self.props_answer is not None:
+            return self.props_answer
         if self.router_models and "model" not in query:
-            return Json(200, {"role": "router"})
+            router = {"role": "router", "model_path": "none", "build_info": self.build_info}
+            return Json(200, router)
         return Json(
             200,
             {
                 "default_generation_settings": {"n_ctx": self.n_ctx},
                 "total_slots": self.total_slots,
-                "model_path": f"/models/{query.get('model', self.model)}",
+                "model_path": self.model_path or f"/models/{query.get('model', self.model)}",
                 **({"model_alias": self.alias} if self.alias else {}),
+                "chat_template": self.chat_template,
+                **(
+                    {"chat_template_tool_use": self.chat_template_tool_use}
+                    if self.chat_template_tool_use
+                    else {}
+                ),
+                "build_info": self.build_info,
+                **self.props_extra,
             },
         )
 

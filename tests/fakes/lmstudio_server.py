@@ -24,6 +24,8 @@ class Model:
     max_context_length: int = 32768
     tool_use: bool = True
     quantization: str = "Q4_K_M"
+    architecture: str = "qwen3"
+    params_string: str = "4B"
 
 
 @dataclass
@@ -73,10 +75,15 @@ class LMStudioFake(FakeHttpServer):
                     "publisher": "fake",
                     "key": m.key,
                     "display_name": m.key,
+                    "architecture": m.architecture,
                     "quantization": {"name": m.quantization, "bits_per_weight": 4},
                     "size_bytes": m.size_bytes,
+                    "params_string": m.params_string,
                     "loaded_instances": [
-                        {"id": i.id, "config": {"context_length": i.context_length}}
+                        {
+                            "id": i.id,
+                            "config": {"context_length": i.context_length, "flash_attention": True},
+                        }
                         for i in self.instances
                         if i.key == m.key
                     ],

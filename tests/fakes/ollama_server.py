@@ -1,4 +1,5 @@
-"""A fake Ollama: native /api (tags, ps, show, chat-as-load/unload) and the /v1 chat layer.
+"""A fake Ollama: native /api (version, tags, ps, show, chat-as-load/unload) and the /v1 chat
+layer. `version=None` is a server without /api/version (404).
 
 Quirks it reproduces: /v1 streams reasoning as `delta.reasoning` and tool calls whole; a /v1
 request without temperature runs at 1.0; `v1_reload_context` makes a /v1 request reload the model
@@ -23,6 +24,8 @@ class OllamaModel:
     trained_context: int = 40960
     capabilities: tuple[str, ...] = ("completion", "tools")
     quantization: str = "Q4_K_M"
+    digest: str = "a2af6cc3eb7fa8be8504abaf9b04e88f17a119ec3f04a3addf55f92841195f5a"
+    template: str = "{{ .System }}{{ range .Messages }}{{ .Content }}{{ end }}"
 
 
 @dataclass
@@ -33,11 +36,15 @@ class OllamaFake(FakeHttpServer):
     default_context: int = 4096
     v1_reload_context: int | None = None
     report_ps_context: bool = True  # older Ollama has no context_length in /api/ps
+    version: str | None = "0.12.3"
 
     def __post_init__(self) -> None:
         super().__init__()
         self.running: dict[str, int] = {}  # name -> context
         self.temperatures: list[float] = []
+        if self.version is not None:
+            version = {"version": self.version}
+            self.route("GET", "/api/version", lambda body, query: Json(200, version))
         self.route("GET", "/api/tags", self._tags)
         self.route("GET", "/api/ps", self._ps)
         self.route("POST", "/api/show", self._show)
@@ -54,6 +61,7 @@ class OllamaFake(FakeHttpServer):
                 "name": m.name,
                 "model": m.name,
                 "size": m.size,
+                "digest": m.digest,
                 "details": {"format": "gguf", "quantization_level": m.quantization},
             }
             for m in self.models
@@ -77,6 +85,7 @@ class OllamaFake(FakeHttpServer):
             200,
             {
                 "capabilities": list(model.capabilities),
+                "template": model.template,
                 "model_info": {
                     "general.architecture": "qwen3",
                     "qwen3.context_length": model.trained_context,

@@ -1,4 +1,5 @@
-"""A fake vLLM server: one served model with its `max_model_len`, `/tokenize`, and chat.
+"""A fake vLLM server: one served model with its `max_model_len` and `root`, `/tokenize`,
+`/version` (absent when `version=None`), and chat.
 
 Quirks it reproduces: a request whose prompt plus `max_tokens` exceeds `max_model_len` is a 400
 (vLLM refuses it instead of stopping at the context's end); reasoning (with a reasoning parser)
@@ -27,10 +28,14 @@ class VLLMFake(FakeHttpServer):
     max_model_len: int = 32768
     # per model: what it writes, or a function of the request body (one answer per turn)
     answers: dict[str, Answer | Callable[[dict[str, Any]], Answer]] = field(default_factory=dict)
+    version: str | None = "0.11.0"
+    root: str | None = None  # where the weights came from; None: the served name
 
     def __post_init__(self) -> None:
         super().__init__()
         self.route("GET", "/v1/models", self._models)
+        if self.version is not None:
+            self.route("GET", "/version", lambda body, query: Json(200, {"version": self.version}))
         self.route("POST", "/tokenize", self._tokenize)
         self.route("POST", "/v1/chat/completions", self._chat)
 
@@ -39,6 +44,7 @@ class VLLMFake(FakeHttpServer):
             "id": self.served,
             "object": "model",
             "owned_by": "vllm",
+            "root": self.root or self.served,
             "max_model_len": self.max_model_len,
         }
         return Json(200, {"object": "list", "data": [entry]})

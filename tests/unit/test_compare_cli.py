@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,9 +14,16 @@ from pytest_llmbench.compare import GATE_FAILED, load_run, parse_rate
 from pytest_llmbench.results import CaseResult, aggregate
 
 
-def write_run(path: Path, run_id: str, failing: dict[str, set[int]], tasks: int = 20) -> None:
+def write_run(
+    path: Path,
+    run_id: str,
+    failing: dict[str, set[int]],
+    tasks: int = 20,
+    provenance: dict[str, Any] | None = None,
+) -> None:
     """Append one run: per model, `tasks` python tasks of 2 cases and 10 cli tasks of 1 case;
-    the python tasks in `failing[model]` fail their second case."""
+    the python tasks in `failing[model]` fail their second case. Every model's line carries
+    `provenance` when given, else none at all (as lines written before it existed)."""
     results = [
         CaseResult(model, "python", f"p{t}", f"c{c}",
                    "failed" if t in fails and c == 1 else "passed", file="tasks/p.yaml")
@@ -29,9 +38,12 @@ def write_run(path: Path, run_id: str, failing: dict[str, set[int]], tasks: int 
     info = rep.RunInfo(run_id, f"2026-01-0{len(run_id) % 9 + 1}T00:00:00+00:00", "openai",
                        "0.1.0", "d", {})  # fmt: skip
     reports = aggregate(results, tuple(failing))
-    rep.append_jsonl(
-        path, [rep.jsonl_line(r, info, "openai", None, None, reports) for r in reports]
-    )
+    lines = [rep.jsonl_line(r, info, "openai", None, None, reports, provenance=provenance)
+             for r in reports]  # fmt: skip
+    if provenance is None:
+        lines = [json.dumps({k: v for k, v in json.loads(line).items() if k != "provenance"})
+                 for line in lines]  # fmt: skip
+    rep.append_jsonl(path, lines)
 
 
 @pytest.fixture
@@ -122,10 +134,116 @@ def test_records_with_repeats_and_budgets_read_back_whole(tmp_path: Path) -> Non
     ]  # fmt: skip
     [report] = aggregate(results, ("m",))
     info = rep.RunInfo("r", "t", "openai", "0", "d", {})
-    import json
-
     back = report_of(json.loads(rep.jsonl_line(report, info, "openai", None, None, [report])))
     assert back.repeats == 3 and back.budgets == [8, 64]
     assert back.score() == report.score()
     assert back.at_budget(8).count("truncated") == 3
     assert back.pass_at_k(2) == report.pass_at_k(2)
+
+
+# -- provenance: what answered ---------------------------------------------------------------
+
+LLAMA = {
+    "server": "llama.cpp llama-server",
+    "server_version": "b6000-abc1234",
+    "model_file": {"path": "/m/q.gguf", "size_bytes": 9, "sha256_sampled": "1a2b" * 16},
+    "chat_template_sha256": "c" * 64,
+}
+
+
+def compare_out(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+) -> str:
+    """What `llmbench compare` prints for two runs of qwen (same scores) whose lines carry
+    these provenances (None: no `provenance` at all, as older lines)."""
+    first, second = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    first.unlink(missing_ok=True)
+    second.unlink(missing_ok=True)
+    write_run(first, "aaa111", {"qwen": {0}}, provenance=old)
+    write_run(second, "bbb222", {"qwen": {0}}, provenance=new)
+    assert cli.main(["compare", str(first), str(second)]) == 0
+    return capsys.readouterr().out
+
+
+def warnings(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("qwen:")]
+
+
+def test_a_different_server_build_is_said_in_plain_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    newer = {**LLAMA, "server_version": "b6123-def4567"}
+    assert warnings(compare_out(tmp_path, capsys, LLAMA, newer)) == [
+        "qwen: different server build (b6000-abc1234 -> b6123-def4567): "
+        "the difference may not be the model"
+    ]
+
+
+def test_each_kind_of_difference_has_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = {**LLAMA, "answers": "alone", "load_config": {"context_length": 4096, "flash": True},
+           "gpu_layers": 99}  # fmt: skip
+    new = {
+        **LLAMA,
+        "model_file": {"path": "/m/q.gguf", "size_bytes": 9, "sha256_sampled": "9f8e" * 16},
+        "chat_template_sha256": "d" * 64,
+        "answers": "batched",
+        "load_config": {"context_length": 8192, "flash": True},
+        "gpu_layers": 0,  # a field this version does not know: said by its name
+        "threads": 2,  # only in the new run: nothing to compare it with
+    }
+    assert warnings(compare_out(tmp_path, capsys, old, new)) == [
+        "qwen: different answers mode (alone -> batched): the difference may not be the model",
+        "qwen: different load settings (context_length 4096 -> 8192): "
+        "the difference may not be the model",
+        "qwen: different chat template: the difference may not be the model",
+        "qwen: different model file (sha256_sampled 1a2b1a2b1a2b -> 9f8e9f8e9f8e): "
+        "another model answered",
+        "qwen: different gpu layers (99 -> 0): the difference may not be the model",
+    ]
+
+
+def test_the_same_file_elsewhere_is_the_same_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    moved = {**LLAMA, "model_file": {**LLAMA["model_file"], "path": "/other/q.gguf"}}
+    assert warnings(compare_out(tmp_path, capsys, LLAMA, moved)) == []
+    # A server on another machine names its file without measuring it: the path is all there is.
+    remote = {**LLAMA, "model_file": {"path": "/srv/q.gguf"}}
+    assert warnings(compare_out(tmp_path, capsys, LLAMA, remote)) == [
+        "qwen: different model file (path /m/q.gguf -> /srv/q.gguf): another model answered"
+    ]
+
+
+def test_identical_provenance_warns_of_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert warnings(compare_out(tmp_path, capsys, LLAMA, dict(LLAMA))) == []
+
+
+def test_records_without_provenance_compare_as_before(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    neither = compare_out(tmp_path, capsys, None, None)
+    assert warnings(neither) == []
+    # Exactly what identical provenance gives, but for the runs' labels: no line added.
+    same = compare_out(tmp_path, capsys, LLAMA, LLAMA)
+    assert neither.splitlines()[2:] == same.splitlines()[2:]
+    # One side without (an older record): said once, since nothing can be checked.
+    for old, new, which in ((None, LLAMA, "old"), (LLAMA, None, "new"), ({}, LLAMA, "old")):
+        assert warnings(compare_out(tmp_path, capsys, old, new)) == [
+            f"qwen: the {which} run records no provenance: the runs cannot be checked for a "
+            "different server build, model file or chat template"
+        ]
+
+
+def test_what_a_server_sent_cannot_act_on_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rogue = {**LLAMA, "server_version": "b1\x1b[2J"}
+    [line] = warnings(compare_out(tmp_path, capsys, LLAMA, rogue))
+    assert "\x1b" not in line and "b1\\x1b[2J" in line

@@ -65,6 +65,16 @@ def test_budgets_and_intervals_from_the_jsonl_line() -> None:
     assert "[40-90%]" in comparison_table(columns, [figures(c) for c in columns])
 
 
+def test_hovering_a_model_names_the_server_that_answered_it() -> None:
+    recorded = run("r1", "m", 512, ["passed"], provenance={"server": "Ollama",
+                   "server_version": "0.12.6", "model_digest": "d" * 64})  # fmt: skip
+    older = run("r2", "o", 512, ["passed"])  # a run recorded before provenance existed
+    columns = columns_of([recorded, older])
+    table = comparison_table(columns, [figures(c) for c in columns])
+    assert "<th title='run r1; Ollama 0.12.6'>m</th>" in table
+    assert "<th title='run r2'>o</th>" in table
+
+
 def test_same_model_in_two_runs_is_labelled_by_run() -> None:
     labels = [c.label for c in columns_of([run("aaaa1111", "m", 1, ["passed"]),
                                            run("bbbb2222", "m", 1, ["passed"])])]  # fmt: skip
