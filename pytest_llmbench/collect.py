@@ -27,7 +27,7 @@ from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
 from .spec import Task, TaskFileError
 from .suites import get_suite
-from .suites.base import Generation, Verdict
+from .suites.base import Generation, Verdict, same_answer
 from .taskcache import load_cached
 
 
@@ -274,11 +274,19 @@ class CaseItem(pytest.Item):
                 (budget, suite.score(self.task, self.case, generation, execution).outcome)
                 for budget, (generation, execution) in sorted(prepared.by_budget.items())
             )
-            results.append(
-                self._result(
-                    verdict.outcome, verdict.detail, prepared, r, budgets, trimmed=verdict.trimmed
-                )
+            result = self._result(
+                verdict.outcome, verdict.detail, prepared, r, budgets, trimmed=verdict.trimmed
             )
+            if prepared.audit is not None:
+                alone = prepared.audit
+                result = replace(
+                    result,
+                    audit_outcome=suite.score(
+                        self.task, self.case, alone.generation, alone.execution
+                    ).outcome,
+                    audit_same_answer=same_answer(prepared.generation, alone.generation),
+                )
+            results.append(result)
             if verdict.outcome != "passed":
                 failing.append((verdict, prepared, r))
         if not failing:

@@ -61,6 +61,8 @@ def report_of(record: dict[str, Any]) -> ModelReport:
                 file,
                 repeat=c.get("repeat", 0),
                 budgets=tuple((int(b), o) for b, o in (c.get("budgets") or {}).items()),
+                audit_outcome=c.get("audit"),
+                audit_same_answer=c.get("audit_same_answer"),
             )
             for c in entry.get("cases", [])
         ]

@@ -105,6 +105,9 @@ class ChatRequest:
     # The task's reference answer. Real backends ignore it; the built-in `reference`
     # pseudo-model replies with it (a string, or for tooling a list of turns of calls).
     reference: Any = None
+    # The answer must depend on this request alone: the server must not reuse state computed
+    # for another request (llama.cpp's prompt cache changes tokens), where it can be told so.
+    exact: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ import pytest
 
 DEFAULT_MAX_TOKENS = 16384
 DEFAULT_TEMPERATURE = 0.2
+# Sent with every request unless `--llmbench-seed=none`: with a seed, sampling at any
+# temperature draws the same tokens again, so a run can be repeated exactly (where the server
+# decodes each answer alone, see inflight.py). Not 0: some servers read 0 as "no seed".
+DEFAULT_SEED = 1
 DEFAULT_TIMEOUT_S = 600.0
 # Requests in flight when the server cannot say how many it serves at once: LM Studio's default
 # of parallel predictions; a server that serves fewer queues the rest.
@@ -90,8 +94,8 @@ def _endpoints(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 def _concurrency(text: str) -> int | str:
-    if text.strip().lower() == "auto":
-        return "auto"
+    if text.strip().lower() in ("auto", "server"):
+        return text.strip().lower()
     value = int(text)
     if value < 1:
         raise ValueError(text)
@@ -121,6 +125,31 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int | None:
+    """A whole number, or `none`: the server draws a seed of its own for every request."""
+    return None if text.strip().lower() == "none" else int(text)
+
+
+def _audit(text: str) -> str:
+    """`N` tasks per model, `P%` of them, or `all` (kept as text; `audit_count` applies it)."""
+    value = text.strip().lower()
+    audit_count(value, 1)  # raises ValueError on anything else
+    return value
+
+
+def audit_count(spec: str, tasks: int) -> int:
+    """How many of a model's `tasks` an --llmbench-audit spec asks for (at least one of any
+    share above 0, never more than there are)."""
+    if spec == "all":
+        return tasks
+    if spec.endswith("%"):
+        share = float(spec[:-1]) / 100
+        if not 0 < share <= 1:
+            raise ValueError(spec)
+        return min(tasks, max(1, round(share * tasks)))
+    return min(tasks, _positive(spec))
+
+
 def _rate(text: str) -> float:
     from .compare import parse_rate
 
@@ -142,8 +171,9 @@ OPTIONS: tuple[Option, ...] = (
            "(a trailing /v1 is accepted)", metavar="URL"),
     Option("temperature", "--llmbench-temperature", "sampling temperature (default 0.2)",
            DEFAULT_TEMPERATURE, float, metavar="T"),
-    Option("seed", "--llmbench-seed", "sampling seed sent to the server", None, int,
-           metavar="N"),
+    Option("seed", "--llmbench-seed", f"sampling seed sent with every request (default "
+           f"{DEFAULT_SEED}); none: the server draws one, and answers vary from run to run",
+           DEFAULT_SEED, _seed, metavar="N|none"),
     Option("jsonl", "--llmbench-jsonl", "JSONL file results are appended to "
            "(default .llmbench/results.jsonl in the rootdir)", None, Path, metavar="PATH"),
     Option("markdown", "--llmbench-markdown", "write the comparison table as markdown here",
@@ -159,9 +189,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("endpoint", "--llmbench-endpoint", "MODEL=URL[,URL...]: serve this model from other "
            "servers of the same backend; several URLs are replicas sharing its requests "
            "(repeatable)", (), _endpoints),
-    Option("concurrency", "--llmbench-concurrency", "requests in flight per server: N, or auto "
-           "(ask the server: llama-server's slots, LM Studio's parallel predictions; "
-           f"else {DEFAULT_CONCURRENCY})", "auto", _concurrency, metavar="N|auto"),
+    Option("concurrency", "--llmbench-concurrency", "requests in flight per server: auto "
+           "(default: one per server process, so each answer is decoded alone and the run is "
+           "reproducible; as many as the server takes when answers vary anyway), server (as "
+           "many as the server decodes at once: llama-server's slots, LM Studio's parallel "
+           f"predictions, else {DEFAULT_CONCURRENCY}; faster, answers then depend on batching), "
+           "or N", "auto", _concurrency, metavar="N|auto|server"),
+    Option("batch_invariant", "--llmbench-batch-invariant", "the servers give the same tokens "
+           "whatever else they decode at once (vLLM started with VLLM_BATCH_INVARIANT=1): keep "
+           "their slots busy and still call the run reproducible", False, _bool, is_flag=True,
+           ini_type="bool"),
+    Option("audit", "--llmbench-audit", "batching audit: generate N tasks (or P%, or all) of "
+           "each model that ran several requests at once on one server again, one at a time, "
+           "and report the verdicts that flipped", None, _audit, metavar="N|P%|all"),
     Option("cache", "--llmbench-cache", "answer store under .llmbench/: use (reuse finished "
            "answers), refresh (ask again, store the new answers), off", "use",
            _choice("use", "refresh", "off"), metavar="MODE"),
@@ -197,6 +237,7 @@ SHORT_NAMES_TAKEN = pytest.StashKey[tuple[str, ...]]()
 
 def _add(group: pytest.OptionGroup, opt: Option, flag: str, help: str) -> None:
     dest = "llmbench_" + opt.dest
+    help = help.replace("%", "%%")  # argparse fills %-placeholders in help texts
     if opt.is_flag:
         group.addoption(flag, action="store_true", default=None, dest=dest, help=help)
     elif opt.dest == "endpoint":
@@ -257,7 +298,7 @@ class Settings:
     backend: str = "lmstudio"
     base_url: str | None = None
     temperature: float = DEFAULT_TEMPERATURE
-    seed: int | None = None
+    seed: int | None = DEFAULT_SEED
     jsonl: Path | None = None
     markdown: Path | None = None
     html: Path | None = None
@@ -266,6 +307,8 @@ class Settings:
     context_length: int | None = None
     endpoint: tuple[tuple[str, tuple[str, ...]], ...] = ()
     concurrency: int | str = "auto"
+    batch_invariant: bool = False
+    audit: str | None = None  # N, P% or all (options.audit_count)
     cache: str = "use"
     isolation: str = "auto"
     sanitize: bool = True

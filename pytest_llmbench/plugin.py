@@ -522,7 +522,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     for line in summary_lines(state, config.stash.get(ENDING, None)):
         alarm = line.startswith(
-            ("SUSPECT", "PARTIAL RUN", "RESULTS NOT WRITTEN", "llmbench gate: FAILED")
+            (
+                "SUSPECT",
+                "PARTIAL RUN",
+                "RESULTS NOT WRITTEN",
+                "llmbench gate: FAILED",
+                "BATCHING FLIPPED",
+            )
         )
         markup = {"red": True, "bold": True} if alarm else {}
         if line.startswith("llmbench ") and not line.startswith("llmbench gate"):

@@ -21,6 +21,7 @@ from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .backends.provenance import describe
 from .display import printable
+from .inflight import answers_note
 from .record import database_path
 from .results import (
     LABELS,
@@ -34,6 +35,7 @@ from .results import (
 )
 
 if TYPE_CHECKING:
+    from .options import Settings
     from .selection import Selection
     from .session import RunState
     from .stopping import Ending
@@ -384,6 +386,23 @@ class RunInfo:
         return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def run_settings(settings: Settings, isolation: str = "unused") -> dict[str, Any]:
+    """The settings a JSONL line records: all that shapes the answers and their scoring."""
+    return {
+        "max_tokens": settings.max_tokens,
+        "temperature": settings.temperature,
+        "seed": settings.seed,
+        "timeout_s": settings.timeout,
+        "context_length": settings.context_length,
+        "concurrency": settings.concurrency,
+        "batch_invariant": settings.batch_invariant,
+        "audit": settings.audit,
+        "cache": settings.cache,
+        "isolation": isolation,
+        "sanitize": settings.sanitize,
+    }
+
+
 def run_info(state: RunState, version: str, interrupted: str | None = None) -> RunInfo:
     """The run's metadata for every JSONL line: id, time, settings, how it ended."""
     settings = state.settings
@@ -393,17 +412,7 @@ def run_info(state: RunState, version: str, interrupted: str | None = None) -> R
         backend=settings.backend,
         plugin_version=version,
         tasks_digest=tasks_digest(settings.rootdir, state.results),
-        settings={
-            "max_tokens": settings.max_tokens,
-            "temperature": settings.temperature,
-            "seed": settings.seed,
-            "timeout_s": settings.timeout,
-            "context_length": settings.context_length,
-            "concurrency": settings.concurrency,
-            "cache": settings.cache,
-            "isolation": state.isolation_tier,
-            "sanitize": settings.sanitize,
-        },
+        settings=run_settings(settings, state.isolation_tier),
         interrupted=interrupted,
         record={"database": str(database_path(settings.rootdir)), "run_id": state.run_id},
     )
@@ -444,8 +453,8 @@ def jsonl_line(
         "backend": backend,
         "base_url": base_url,
         "settings": {**run.settings, "max_tokens": report.max_tokens},
-        # What answered (backends/provenance.py); {} when the server told nothing.
-        "provenance": provenance or {},
+        # What answered (backends/provenance.py; {} when the server told nothing), and how.
+        "provenance": with_answers_mode(report, provenance),
         "load_seconds": load_s,
         "passed": report.passed,
         "total": report.total,
@@ -473,6 +482,7 @@ def jsonl_line(
         "generation_wall_s": _round(report.wall_seconds, 3),
         "concurrency": report.concurrency[0],
         "concurrency_source": report.concurrency[1],
+        **reproducibility_record(report, run.settings),
         "throughput_tok_s": _round(report.throughput, 2),
         "answers_from_store": report.from_store,
         "completion_tokens": report.completion_tokens,
@@ -484,6 +494,73 @@ def jsonl_line(
         "results": results,
     }
     return json.dumps(record, sort_keys=False, default=str)
+
+
+def reproducibility(report: ModelReport, settings: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether the model's answers of this run can be had again exactly, and why (inflight)."""
+    in_flight, why = report.concurrency
+    if report.model in PSEUDO_MODELS:
+        why = "built-in"
+    return answers_note(settings, in_flight, why, report.batched)
+
+
+def reproducibility_record(report: ModelReport, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSONL's word on reproducibility and, with --llmbench-audit, what the audit found."""
+    exact, note = reproducibility(report, settings)
+    record: dict[str, Any] = {"reproducible": exact, "batched": report.batched,
+                              "reproducibility": note}  # fmt: skip
+    if settings.get("audit") and report.model not in PSEUDO_MODELS:
+        audit = report.audit()
+        record["audit"] = (
+            audit.to_dict()
+            if audit is not None
+            else {"tasks": 0, "why": "nothing to audit: every answer was decoded alone"}
+            if not report.batched
+            else {"tasks": 0, "why": "no task was audited (every audit request failed)"}
+        )
+    return record
+
+
+def with_answers_mode(report: ModelReport, provenance: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The provenance, with how the answers were decoded (`answers`: alone or batched), so
+    that `llmbench compare` says when two runs differ in it."""
+    known = any(g.batched is not None for g in report.generations)
+    if report.model in PSEUDO_MODELS or not known:
+        return dict(provenance or {})
+    return {**(provenance or {}), "answers": "batched" if report.batched else "alone"}
+
+
+def audit_lines(reports: Sequence[ModelReport], spec: str | None, listed: int = 10) -> list[str]:
+    """Per audited model: how many answers and verdicts changed when generated alone; the
+    `BATCHING FLIPPED` line is the warning the terminal shows in red."""
+    if not spec:
+        return []
+    lines = []
+    for report in reports:
+        if report.model in PSEUDO_MODELS:
+            continue
+        audit = report.audit()
+        if audit is None:
+            why = (
+                "nothing to audit: every answer was decoded alone"
+                if not report.batched
+                else "no task was audited (every audit request failed)"
+            )
+            lines.append(f"audit of {report.model}: {why}")
+            continue
+        rate = f"{audit.flip_rate:.0%}, {audit.interval.percent()}"
+        head = (
+            f"{audit.tasks} tasks generated again alone: {len(audit.answers_changed)} answers "
+            f"changed, {len(audit.flipped)} verdicts flipped ({rate})"
+        )
+        if audit.flipped:
+            lines.append(
+                f"BATCHING FLIPPED VERDICTS of {report.model}: {head}; its scores depend on "
+                f"what else was in flight: {_listed(list(audit.flipped), listed)}"
+            )
+        else:
+            lines.append(f"audit of {report.model}: {head}")
+    return lines
 
 
 def budget_records(report: ModelReport) -> list[dict[str, Any]]:
@@ -644,7 +721,8 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
         f"{'' if settings.max_tokens else ' (backend default)'}; "
         f"{_speed_note(reports)}isolation: {state.isolation_tier}; JSONL: {settings.jsonl_path}"
     )
-    lines += throughput_lines(reports, state.provenance)
+    lines += throughput_lines(reports, run_settings(settings), state.provenance)
+    lines += audit_lines(reports, settings.audit)
     legend = ties_line(reports)
     if legend:
         lines.append(legend)
@@ -689,18 +767,21 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
 
 
 def throughput_lines(
-    reports: Sequence[ModelReport], provenance: Mapping[str, Mapping[str, Any]] | None = None
+    reports: Sequence[ModelReport],
+    settings: Mapping[str, Any],
+    provenance: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[str]:
-    """Per model: requests in flight and why, aggregate throughput, answers from the store, and
-    the server that answered with its build."""
+    """Per model: requests in flight and whether that keeps its answers reproducible,
+    aggregate throughput, answers from the store, and the server that answered with its
+    build. `settings` as the JSONL records them (RunInfo.settings)."""
     lines = []
     for report in reports:
         if report.model in PSEUDO_MODELS:
             continue
         parts = []
-        in_flight, why = report.concurrency
-        if in_flight is not None:
-            parts.append(f"{in_flight} in flight ({why})")
+        in_flight, _ = report.concurrency
+        _, note = reproducibility(report, settings)
+        parts.append(f"{in_flight} in flight, {note}" if in_flight is not None else note)
         if report.throughput is not None:
             parts.append(f"{report.throughput:.1f} tok/s aggregate")
         if report.from_store:

@@ -236,7 +236,7 @@ class TaskResult:
             known = [v for v in values if v is not None]
             return sum(known) if known else None
 
-        record = {
+        record: dict[str, Any] = {
             "suite": self.suite,
             "task": self.task,
             "file": self.file,
@@ -266,6 +266,11 @@ class TaskResult:
                     **({"trimmed": True} if c.trimmed else {}),
                     **({"repeat": c.repeat} if repeated else {}),
                     **({"budgets": {str(b): o for b, o in c.budgets}} if c.budgets else {}),
+                    **(
+                        {"audit": c.audit_outcome, "audit_same_answer": c.audit_same_answer}
+                        if c.audit_outcome is not None
+                        else {}
+                    ),
                 }
                 for c in self.cases
             ],
@@ -638,6 +643,23 @@ class ModelReport:
         return None, ""
 
     @property
+    def batched(self) -> bool:
+        """Some answer behind the report was decoded beside other requests on its server, so it
+        may differ from the answer the same request gets alone (stored answers count too)."""
+        return any(g.batched for g in self.generations)
+
+    def audit(self) -> Audit | None:
+        """What generating the audited tasks again, alone, showed (None: none was audited)."""
+        audited = [t for t in self.tasks if t.audited]
+        if not audited:
+            return None
+        return Audit(
+            tasks=len(audited),
+            answers_changed=tuple(f"{t.suite}:{t.task}" for t in audited if t.audit_answer_changed),
+            flipped=tuple(f"{t.suite}:{t.task}" for t in audited if t.audit_flipped),
+        )
+
+    @property
     def calls_left_as_text(self) -> int:
         return sum(t.generation.calls_left_as_text for t in self.tasks)
 
@@ -664,6 +686,36 @@ class ModelReport:
         if not timed or seconds <= 0:
             return None
         return sum(g.completion_tokens or 0 for g in timed) / seconds
+
+
+@dataclass(frozen=True)
+class Audit:
+    """A batching audit of one model: its audited tasks generated again alone, and which of
+    them came back with another answer, or with a verdict that flipped (`suite:task`)."""
+
+    tasks: int
+    answers_changed: tuple[str, ...]
+    flipped: tuple[str, ...]
+
+    @property
+    def flip_rate(self) -> float:
+        return len(self.flipped) / self.tasks if self.tasks else 0.0
+
+    @property
+    def interval(self) -> stats.Interval:
+        """Wilson's interval: the audited tasks are independent trials."""
+        return stats.wilson(len(self.flipped), self.tasks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "answers_changed": len(self.answers_changed),
+            "verdicts_flipped": len(self.flipped),
+            "flip_rate": round(self.flip_rate, 4),
+            "interval": self.interval.as_list(),
+            "flipped": list(self.flipped),
+            "changed": list(self.answers_changed),
+        }
 
 
 def weighted_rate(pairs: list[tuple[int | None, float | None]]) -> float | None:

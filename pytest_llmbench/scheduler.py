@@ -2,11 +2,15 @@
 
 When the first item of a model sets up, the model is loaded and every selected task of that
 model (in item order) becomes a job. Each replica of the model gets as many generation threads
-as it serves requests at once; they take jobs in order from one queue, so a tooling chain's
-turns stay in order inside one thread while other tasks run beside it. A finished generation is
-written to the answer store at once, then handed to the scoring pool (bounded by the cores),
-which runs it in the sandbox while the next answers are generated. Each item waits only for its
-own task's future.
+as the in-flight plan gives it (inflight.py: one per server process where answers must stay
+exact); they take jobs in order from one queue, so a tooling chain's turns stay in order inside
+one thread while other tasks run beside it. A finished generation is written to the answer store
+at once, then handed to the scoring pool (bounded by the cores), which runs it in the sandbox
+while the next answers are generated. Each item waits only for its own task's future.
+
+With --llmbench-audit, a model whose answers were batched has some of its tasks generated
+again once the batched ones are done, one request at a time: each audited task's future holds
+both answers, so its cases are scored twice and say whether batching flipped them.
 
 Pytest never sees any of this: items stay the unit it runs and reports, and the scheduler knows
 nothing of pytest (collection hands it plain `Job`s).
@@ -15,6 +19,7 @@ nothing of pytest (collection hands it plain `Job`s).
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import threading
 import time
@@ -25,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .exchange import BackendError, ChatRequest, Completion
+from .inflight import InFlightPlan
+from .options import audit_count
 from .sampling import budget_runs, repeat_seed
 from .sandbox.base import SandboxError
 from .store import AnswerKey
@@ -57,6 +64,8 @@ class Prepared:
     answer_key: str | None
     # With --llmbench-budgets: per budget, the generation cut there and its execution.
     by_budget: dict[int, tuple[Generation, Any]] = field(default_factory=dict)
+    # With --llmbench-audit, for an audited task: its answer generated again alone, and run.
+    audit: Prepared | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,26 @@ class _Pool:
             self._ready.notify_all()
 
 
+@dataclass
+class _Halves:
+    """An audited task's two answers as they arrive: its future settles once both are in."""
+
+    batched: Outcome | None = None
+    alone: Prepared | None = None
+    alone_done: bool = False
+
+
+def audited_jobs(jobs: Sequence[Job], spec: str) -> list[Job]:
+    """The jobs an audit generates again: a spread of the tasks, chosen by a hash of their
+    names (not their order), so that the same selection always audits the same tasks; first
+    samples only, in item order."""
+    first = [job for job in jobs if job.repeat == 0]
+    count = audit_count(spec, len(first))
+    ranked = sorted(first, key=lambda job: hashlib.sha256(job.key[1].encode()).hexdigest())
+    chosen = {job.key for job in ranked[:count]}
+    return [job for job in first if job.key in chosen]
+
+
 class Scheduler:
     def __init__(self, state: RunState) -> None:
         self.state = state
@@ -130,6 +159,12 @@ class Scheduler:
         self._lock = threading.Lock()
         self._scoring: _Pool | None = None
         self.concurrency: dict[str, tuple[int, str]] = {}  # model -> (in flight, why)
+        self.plans: dict[str, InFlightPlan] = {}
+        # Audits: per model the jobs to generate again alone, the generation threads still
+        # running (the last one to finish starts the audit), and each audited task's answers.
+        self._audits: dict[str, list[Job]] = {}
+        self._running: dict[str, int] = {}
+        self._halves: dict[TaskKey, _Halves] = {}
 
     def result(self, model: str, key: TaskKey, jobs: Callable[[], Sequence[Job]]) -> Outcome:
         """The prepared answer of one task, starting the model's jobs on first use."""
@@ -158,45 +193,88 @@ class Scheduler:
             get_suite(suite)
         queue: deque[Job] = deque(job for job in jobs if not self._futures[job.key].done())
         self._pending[model] = queue
-        slots = self.state.manager.slots(model)
-        total = sum(n for _, n, _ in slots)
-        self.concurrency[model] = (total, ", ".join(sorted({why for _, _, why in slots})))
+        plan = self.plans[model] = self.state.manager.plan(model)
+        self.concurrency[model] = (plan.total, plan.why)
+        spec = self.state.settings.audit
+        audit = audited_jobs(list(queue), spec) if spec and plan.batched else []
+        self._audits[model] = audit
+        for job in audit:
+            self._halves[job.key] = _Halves()
         # Never more threads than jobs: a -k run of three tasks needs three.
         budget = len(queue)
-        for replica, (backend, in_flight, _) in enumerate(slots):
-            for index in range(min(in_flight, budget)):
-                threading.Thread(
-                    target=self._generate_from,
-                    args=(model, queue, backend),
-                    name=f"llmbench-gen-{replica}-{index}",
-                    daemon=True,
-                ).start()
+        threads = [
+            (replica, backend, index)
+            for replica, (backend, in_flight) in enumerate(plan.replicas)
+            for index in range(min(in_flight, budget))
+        ]
+        self._running[model] = len(threads)
+        if not threads:
+            self._audit(model)
+        for replica, backend, index in threads:
+            threading.Thread(
+                target=self._generate_from,
+                args=(model, queue, backend, plan.batched),
+                name=f"llmbench-gen-{replica}-{index}",
+                daemon=True,
+            ).start()
 
-    def _generate_from(self, model: str, queue: deque[Job], backend: Backend) -> None:
+    def _generate_from(
+        self, model: str, queue: deque[Job], backend: Backend, batched: bool
+    ) -> None:
         while True:
             with self._lock:
                 if not queue:
-                    return
+                    self._running[model] -= 1
+                    last = self._running[model] == 0
+                    break
                 job = queue.popleft()
-            try:
-                outcome = self._generation(model, job, backend)
-            except Exception as exc:  # the store, a bug: fail the task, never strand its items
-                outcome = InfraFailure(f"internal error: {type(exc).__name__}: {exc}")
-            if isinstance(outcome, InfraFailure):
+            self._prepare(model, job, backend, batched)
+        if last:
+            # Every batched answer is in: the server now has nothing else in flight.
+            self._audit(model)
+
+    def _prepare(
+        self, model: str, job: Job, backend: Backend, batched: bool, *, audit: bool = False
+    ) -> None:
+        """Generate one job's answer (an audited task's second one with `audit`) and hand it
+        to the scoring pool."""
+        try:
+            outcome = self._generation(model, job, backend, batched, audit=audit)
+        except Exception as exc:  # the store, a bug: fail the task, never strand its items
+            outcome = InfraFailure(f"internal error: {type(exc).__name__}: {exc}")
+        if isinstance(outcome, InfraFailure):
+            if audit:
+                self._join(job.key, alone_done=True)  # no second answer: not audited after all
+            elif job.key in self._halves:
+                self._join(job.key, batched=outcome)
+            else:
                 self._settle(job.key, outcome)
+            return
+        assert self._scoring is not None
+        run = self._run_alone if audit else self._run
+        self._scoring.submit(functools.partial(run, job, *outcome))
+
+    def _audit(self, model: str) -> None:
+        """Generate the audited tasks again, one request at a time on the first replica."""
+        jobs = self._audits.pop(model, [])
+        if not jobs:
+            return
+        backend = self.plans[model].replicas[0][0]
+        for job in jobs:
+            if model in self._stopped:
+                self._join(job.key, alone_done=True)
                 continue
-            assert self._scoring is not None
-            self._scoring.submit(functools.partial(self._run, job, *outcome))
+            self._prepare(model, job, backend, batched=False, audit=True)
 
     def _generation(
-        self, model: str, job: Job, backend: Backend
+        self, model: str, job: Job, backend: Backend, batched: bool, *, audit: bool = False
     ) -> tuple[Generation, str | None] | InfraFailure:
         state = self.state
         suite = get_suite(job.suite)
         settings = state.request_settings(model)
         if job.repeat:
             settings = replace(settings, seed=repeat_seed(settings.seed, job.repeat))
-        concurrency, why = self.concurrency.get(model, (1, ""))
+        concurrency, why = (1, "audit") if audit else self.concurrency.get(model, (1, ""))
         key = None
         if state.settings.cache != "off" and backend.name != "builtin":
             key = AnswerKey(
@@ -207,6 +285,7 @@ class Scheduler:
                 temperature=settings.temperature,
                 seed=settings.seed,
                 repeat=job.repeat,
+                batched=batched,
             )
             stored = state.store.get(key)
             if stored is not None:
@@ -215,7 +294,9 @@ class Scheduler:
         def chat(request: ChatRequest) -> Completion:
             if model in self._stopped:  # also between the turns of a tool chain
                 raise BackendError(f"the run stopped before {model!r} was asked")
-            return backend.chat(request)
+            # Decoded alone, the answer can be had again exactly if the server computes it
+            # from scratch; batched, it cannot anyway, and the server's caches save time.
+            return backend.chat(replace(request, exact=not batched))
 
         started = time.time()
         try:
@@ -230,6 +311,7 @@ class Scheduler:
             finished_at=time.time(),
             concurrency=concurrency,
             concurrency_source=why,
+            batched=batched,
         )
         generation = replace(generation, stats=stats)
         if key is not None:
@@ -237,12 +319,29 @@ class Scheduler:
         return generation, key.digest if key is not None else None
 
     def _run(self, job: Job, generation: Generation, answer_key: str | None) -> None:
+        prepared = self._execute(job, generation, answer_key, with_budgets=True)
+        if job.key in self._halves:
+            self._join(job.key, batched=prepared)
+        else:
+            self._settle(job.key, prepared)
+
+    def _run_alone(self, job: Job, generation: Generation, answer_key: str | None) -> None:
+        """An audited task's second answer: run it (at the largest budget only) and join it
+        to the first."""
+        prepared = self._execute(job, generation, answer_key, with_budgets=False)
+        self._join(
+            job.key, alone=prepared if isinstance(prepared, Prepared) else None, alone_done=True
+        )
+
+    def _execute(
+        self, job: Job, generation: Generation, answer_key: str | None, *, with_budgets: bool
+    ) -> Outcome:
         suite = get_suite(job.suite, sanitize=self.state.settings.sanitize)
         try:
             # Only suites that run model output need the sandbox (and its self-test).
             sandbox = self.state.sandbox if suite.uses_sandbox else None
             execution = suite.execute(job.task, generation, sandbox)
-            budgets = self.state.settings.budgets
+            budgets = self.state.settings.budgets if with_budgets else ()
             by_budget = (
                 budget_runs(suite, job.task, generation, execution, budgets, sandbox)
                 if budgets
@@ -251,12 +350,35 @@ class Scheduler:
         except (SandboxError, LookupError) as exc:
             # The sandbox could not run the answer (or a task's tool is missing): nothing was
             # learned about the model.
-            self._settle(job.key, InfraFailure(f"sandbox: {exc}"))
-            return
+            return InfraFailure(f"sandbox: {exc}")
         except Exception as exc:  # a bug must fail its task, not hang the run
-            self._settle(job.key, InfraFailure(f"internal error: {type(exc).__name__}: {exc}"))
-            return
-        self._settle(job.key, Prepared(generation, execution, answer_key, by_budget))
+            return InfraFailure(f"internal error: {type(exc).__name__}: {exc}")
+        return Prepared(generation, execution, answer_key, by_budget)
+
+    def _join(
+        self,
+        key: TaskKey,
+        *,
+        batched: Outcome | None = None,
+        alone: Prepared | None = None,
+        alone_done: bool = False,
+    ) -> None:
+        """Record one of an audited task's answers; settle its future once both are in."""
+        with self._lock:
+            halves = self._halves.get(key)
+            if halves is None:
+                return
+            if batched is not None:
+                halves.batched = batched
+            if alone_done:
+                halves.alone, halves.alone_done = alone, True
+            if halves.batched is None or not halves.alone_done:
+                return
+            del self._halves[key]
+        first = halves.batched
+        if isinstance(first, Prepared) and halves.alone is not None:
+            first = replace(first, audit=halves.alone)
+        self._settle(key, first)
 
     def _settle(self, key: TaskKey, outcome: Outcome) -> None:
         future = self._futures.get(key)
@@ -273,6 +395,8 @@ class Scheduler:
                 queue.clear()
         for key in [k for k in self._futures if k[0] == model]:
             del self._futures[key]
+        for key in [k for k in self._halves if k[0] == model]:
+            del self._halves[key]
 
     def close(self) -> None:
         for model in list(self._pending):

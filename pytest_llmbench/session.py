@@ -19,7 +19,8 @@ import pytest
 from .backends.base import Backend, LoadInfo, LoadSettings
 from .backends.builtin import PSEUDO_MODELS, BuiltinBackend
 from .exchange import BackendError, BackendUnreachable, ChatRequest, Completion
-from .options import DEFAULT_CONCURRENCY, DEFAULT_MAX_TOKENS, Settings
+from .inflight import InFlightPlan, plan
+from .options import DEFAULT_MAX_TOKENS, Settings
 from .results import CaseResult
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class ModelManager:
                 if backend.base_url in self.unreachable:
                     raise self.unreachable[backend.base_url]
                 try:
-                    infos.append(backend.load(model, LoadSettings(self.settings.context_length)))
+                    infos.append(backend.load(model, self._load_settings()))
                 except BackendUnreachable as exc:
                     self.unreachable[backend.base_url] = exc
                     raise
@@ -129,6 +130,13 @@ class ModelManager:
         self._reported.add(model)
         return self.provenance[model]
 
+    def _load_settings(self) -> LoadSettings:
+        option = self.settings.concurrency
+        # A backend that starts its own servers (embedded) sizes them for what the user asked.
+        return LoadSettings(
+            self.settings.context_length, in_flight=option if isinstance(option, int) else None
+        )
+
     def unload(self, model: str) -> None:
         if self.loaded != model:
             return
@@ -142,26 +150,9 @@ class ModelManager:
     def chat(self, request: ChatRequest) -> Completion:
         return self.backend_for(request.model).chat(request)
 
-    def slots(self, model: str) -> list[tuple[Backend, int, str]]:
-        """Per replica: its backend, how many requests to keep in flight, and why."""
-        option = self.settings.concurrency
-        out: list[tuple[Backend, int, str]] = []
-        for backend in self.backends_for(model):
-            if model in PSEUDO_MODELS:
-                out.append((backend, 1, "built-in: answers at once"))
-            elif isinstance(option, int):
-                out.append((backend, option, "option"))
-            else:
-                # Optional in the protocol: a backend that can ask its server how many
-                # requests it serves at once (llama-server's slots, LM Studio's parallel
-                # predictions) has `parallel_slots(key) -> int | None`.
-                asked = getattr(backend, "parallel_slots", None)
-                told = asked(model) if callable(asked) else None
-                if isinstance(told, int) and told > 0:
-                    out.append((backend, told, "server"))
-                else:
-                    out.append((backend, DEFAULT_CONCURRENCY, "default"))
-        return out
+    def plan(self, model: str) -> InFlightPlan:
+        """Requests in flight on each replica of a loaded model, and whether they batch."""
+        return plan(self.settings, model, self.backends_for(model), builtin=model in PSEUDO_MODELS)
 
     def max_tokens_for(self, model: str) -> int:
         if self.settings.max_tokens is not None:

@@ -8,7 +8,8 @@ scores the stored answers again without asking the model.
 
 The key is a hash of: the backend, the model as the server identifies it, what the model is
 shown (messages, tool specs, the chain's length), the sampling settings (max_tokens,
-temperature, seed) and the repeat index. Nothing else changes what the model would answer, so
+temperature, seed), the repeat index, and whether the answer was decoded alone or batched
+beside other requests (inflight.py). Nothing else changes what the model would answer, so
 nothing else is in the key.
 """
 
@@ -57,6 +58,9 @@ class AnswerKey:
     temperature: float
     seed: int | None
     repeat: int = 0
+    # Decoded beside other requests on one server: batched decoding changes tokens, so an
+    # answer generated alone is another answer (and the only kind a reproducible run reuses).
+    batched: bool = False
 
     def as_json(self) -> str:
         return json.dumps(
@@ -69,6 +73,7 @@ class AnswerKey:
                 "temperature": self.temperature,
                 "seed": self.seed,
                 "repeat": self.repeat,
+                "batched": self.batched,
             },
             sort_keys=True,
             separators=(",", ":"),

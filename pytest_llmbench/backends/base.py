@@ -37,6 +37,9 @@ class LoadSettings:
     """What the benchmark asks of a load; backends use what they can."""
 
     context_length: int | None = None
+    # Requests the run will keep in flight, when the user set a number: a backend that starts
+    # its own servers gives them that many slots in all (others leave it to their server).
+    in_flight: int | None = None
 
 
 @runtime_checkable

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any, ClassVar
 
 from ..exchange import BackendError, ChatRequest, Completion
 from .base import LoadInfo, LoadSettings, ModelInfo
@@ -24,6 +26,8 @@ class CompatBackend:
     name = "openai"
     # Said after "the server answered with another model" to tell the user what usually causes it.
     wrong_model_hint = "check that the server serves the model you named"
+    # Fields that make the server compute an `exact` request from scratch, where it takes any.
+    exact_body: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(
         self,
@@ -88,7 +92,9 @@ class CompatBackend:
             prompt = self.count_prompt(request)
             check_prompt_fits(request.model, prompt, context)
             request = self.fit_request(request, prompt, context)
-        completion = self.chat_client.complete(request)
+        completion = self.chat_client.complete(
+            request, dict(self.exact_body) if request.exact else None
+        )
         answered = completion.model_id
         if answered and not self.same_model(request.model, answered):
             raise BackendError(

@@ -1,12 +1,17 @@
 """`embedded`: a GGUF model on the CPU through llama.cpp's own `llama-server`, run by us.
 
-Loading a model starts `llama-server` on a free loopback port and waits until it is healthy;
-unloading stops it. In between it is a single-model llama-server like any other, so everything
-else is the `llamacpp` backend's: exact prompt counts with the server's template and tokenizer,
-server timings, slots from `/props`. The server runs with `--jinja` (the model's chat template,
-or for SmolLM2, whose GGUF template drops tools, ours in templates/; tool calls in the
-template's format come back parsed), `--parallel N` slots with continuous batching, and the
-same context per slot for every model.
+Loading a model starts one or more `llama-server` processes on free loopback ports and waits
+until they are healthy; unloading stops them. Each is a single-model llama-server like any
+other, driven by the `llamacpp` backend: exact prompt counts with the server's template and
+tokenizer, server timings, slots from `/props`. They run with `--jinja` (the model's chat
+template, or for SmolLM2, whose GGUF template drops tools, ours in templates/; tool calls in the
+template's format come back parsed) and the same context per slot for every model.
+
+By default there is one server per CPU, each with one slot and one thread, and a request goes
+to a server that is free: every answer is decoded alone by one thread, so the same request gives
+the same tokens on any machine and at any load, and the servers side by side are as fast as
+one server batching (see `default_layout`). A run that asks for more requests in flight than
+there are servers gets slots enough for them, and batched answers.
 
 `make llama-server` (run by `make bench` and `make test`) builds the executable once per machine
 and links it into the virtualenv; `LLMBENCH_LLAMA_SERVER` or a `llama-server` on PATH are used
@@ -15,10 +20,14 @@ otherwise.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +36,6 @@ from .base import LoadInfo, LoadSettings, ModelInfo
 from .bundled_models import BUNDLED, chat_template, resolve
 from .llamacpp import LlamaCppBackend
 from .provenance import file_identity
-from .rest import Rest
 from .retry import RetryPolicy
 from .server import Server
 from .server_process import ServerProcess, free_port
@@ -35,15 +43,15 @@ from .server_process import ServerProcess, free_port
 LABEL = "the embedded llama.cpp server"
 EXECUTABLE_ENV = "LLMBENCH_LLAMA_SERVER"
 THREADS_ENV = "LLMBENCH_EMBEDDED_THREADS"
+SERVERS_ENV = "LLMBENCH_EMBEDDED_SERVERS"
 INSTALL_HINT = (
     "build it with `make llama-server` in a clone of pytest-llmbench, put llama.cpp's "
     f"`llama-server` on PATH, or name it in {EXECUTABLE_ENV}"
 )
-# Requests decoded at once, as llama-server itself picks with `--parallel -1`. Measured with
-# SmolLM2-135M on 2 loaded vCPUs (benchmarks/embedded_slots.py, 8 requests of 64 tokens, one
-# thread): 1 slot 6.9-8.9 tok/s in all, 2 slots 7.7, 4 slots 9.7; each request decodes slower
-# the more share a batch (10.6, 6.2, 4.5 tok/s), but a run with that many in flight ends sooner.
-DEFAULT_SLOTS = 4
+# llama.cpp's thread count changes the tokens it produces (measured with SmolLM2, python suite,
+# one request at a time: 1 thread against 2 gave the same answer on 28 of 50 tasks), so it is
+# fixed, not taken from the machine: the same request gives the same answer everywhere.
+DEFAULT_THREADS = 1
 _POLL_S = 0.1
 
 
@@ -51,53 +59,43 @@ def _server_at(root: str) -> Server:
     return Server(label=LABEL, root=root, start_hint="it runs only while its model is loaded")
 
 
-def default_threads(cpus: int, idle: float, override: str | None) -> int:
-    """llama.cpp's threads: LLMBENCH_EMBEDDED_THREADS if set, else the usable CPUs that are
-    idle right now (at least 1).
-
-    A decoding thread that loses its CPU to other work stalls every other thread at the next
-    barrier, so a busy machine decodes faster with fewer threads. Measured with SmolLM2 on 2
-    vCPUs, 4 slots (benchmarks/embedded_slots.py): on an idle machine 1 thread gave 51 tok/s in
-    all and 2 threads 86; on one other jobs kept busy, 1 thread about 44 and 2 threads 5 to 29.
-    """
-    if override is not None:
-        try:
-            wanted = int(override)
-        except ValueError:
-            wanted = 0
-        if wanted < 1:
-            raise BackendError(f"{THREADS_ENV} must be a whole number of threads, not {override!r}")
-        return wanted
-    return max(1, min(cpus, int(idle + 0.25)))
-
-
-def idle_cpus(sample_s: float = 0.3) -> float:
-    """How many CPUs sat idle over a short sample (Linux /proc/stat); elsewhere, the CPUs the
-    last minute's load average leaves free."""
+def _count(env: str, value: int | None, default: int) -> int:
+    """An explicit count, else the environment's, else the default (whole numbers from 1)."""
+    if value is not None:
+        return value
+    text = os.environ.get(env)
+    if text is None:
+        return default
     try:
-        first = _cpu_times()
-        time.sleep(sample_s)
-        second = _cpu_times()
-    except (OSError, ValueError, IndexError):
-        return max(0.0, usable_cpus() - os.getloadavg()[0])
-    busy, idle = (b - a for a, b in zip(first, second, strict=True))
-    total = busy + idle
-    return (os.cpu_count() or 1) * idle / total if total > 0 else 0.0
-
-
-def _cpu_times() -> tuple[int, int]:
-    """(busy, idle) jiffies of all CPUs together, from /proc/stat's first line."""
-    with open("/proc/stat", encoding="ascii") as stat:
-        # user nice system idle iowait irq softirq steal (guest time is already in user)
-        fields = [int(v) for v in stat.readline().split()[1:9]]
-    idle = fields[3] + fields[4]  # idle and iowait
-    return sum(fields) - idle, idle
+        wanted = int(text)
+    except ValueError:
+        wanted = 0
+    if wanted < 1:
+        raise BackendError(f"{env} must be a whole number of at least 1, not {text!r}")
+    return wanted
 
 
 def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset and cgroup pinning
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def default_layout(threads: int, in_flight: int | None, cpus: int) -> tuple[int, int]:
+    """(servers, slots per server) for a load.
+
+    One single-slot server per `threads` CPUs: each answer is then decoded alone, and the
+    servers side by side make the most of the CPUs. Measured with SmolLM2 on 2 vCPUs
+    (benchmarks/embedded_slots.py): two single-slot one-thread servers decoded 67 tok/s in
+    all, one server with 4 slots and 2 threads 62, one single-slot server with 2 threads 51.
+    When the run asks for more requests in flight than that (`--llmbench-concurrency=N`),
+    the servers get slots enough for them, and answers are batched.
+    """
+    servers = max(1, cpus // threads)
+    if in_flight is None:
+        return servers, 1
+    servers = min(servers, in_flight)
+    return servers, math.ceil(in_flight / servers)
 
 
 def find_llama_server() -> str:
@@ -116,7 +114,17 @@ def find_llama_server() -> str:
     raise BackendError(f"{LABEL} needs llama.cpp's `llama-server`: {INSTALL_HINT}")
 
 
-class EmbeddedBackend(LlamaCppBackend):
+@dataclass
+class _Running:
+    """One llama-server we started, the llamacpp backend that talks to it, and how many
+    requests it holds right now."""
+
+    process: ServerProcess
+    backend: LlamaCppBackend
+    busy: int = 0
+
+
+class EmbeddedBackend:
     name = "embedded"
     # Room for a complete answer to any bundled task, while keeping a full bundled run on two
     # cores within minutes: small models that never stop run to this limit. Measured with 1024:
@@ -130,21 +138,21 @@ class EmbeddedBackend(LlamaCppBackend):
         context_length: int | None = None,
         executable: str | None = None,
         threads: int | None = None,
+        servers: int | None = None,
         slots: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        super().__init__(
-            _server_at("http://127.0.0.1"),
-            timeout_s=timeout_s,
-            context_length=context_length,
-            retry=retry,
-        )
-        self.base_url = "embedded"
+        self.timeout_s = timeout_s
+        self.context_length = context_length
         self.executable = executable
-        self.threads = threads  # None: chosen when a model loads, from how idle the CPUs are
-        self.slots = slots or DEFAULT_SLOTS
-        self._process: ServerProcess | None = None
+        self.retry = retry
+        self.threads = threads  # per server; None: LLMBENCH_EMBEDDED_THREADS, else 1
+        self.servers = servers  # None: LLMBENCH_EMBEDDED_SERVERS, else one per `threads` CPUs
+        self.slots = slots  # per server; None: 1, or what the run's requests in flight need
+        self.base_url = "embedded"
+        self._running: list[_Running] = []
         self._key: str | None = None
+        self._lock = threading.Lock()  # guards the servers' busy counts
 
     # -- listing -------------------------------------------------------------------------------
 
@@ -166,112 +174,141 @@ class EmbeddedBackend(LlamaCppBackend):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    def layout(self, settings: LoadSettings) -> tuple[int, int, int]:
+        """(servers, slots per server, threads per server) a load starts."""
+        threads = _count(THREADS_ENV, self.threads, DEFAULT_THREADS)
+        servers, slots = default_layout(threads, settings.in_flight, usable_cpus())
+        servers = _count(SERVERS_ENV, self.servers, servers)
+        return servers, self.slots or slots, threads
+
     def load(self, key: str, settings: LoadSettings) -> LoadInfo:
-        if self._process is not None:
+        if self._running:
             self.unload(self._key or "")
         executable = self.executable or find_llama_server()
         path, default_context = resolve(key)
-        context = self.settings_context(settings) or default_context
-        port = free_port()
+        context = settings.context_length or self.context_length or default_context
+        servers, slots, threads = self.layout(settings)
         started = time.monotonic()
-        self._process = ServerProcess(self.argv(executable, key, str(path), context, port))
         self._key = key
-        self._point_at(f"http://127.0.0.1:{port}")
         try:
-            self._wait_until_ready(key, self.timeout_s)
-            info = super().load(key, settings)
+            for _ in range(servers):
+                port = free_port()
+                process = ServerProcess(
+                    self.argv(executable, key, str(path), context, port, slots, threads)
+                )
+                backend = LlamaCppBackend(
+                    _server_at(f"http://127.0.0.1:{port}"),
+                    timeout_s=self.timeout_s,
+                    context_length=context,
+                    retry=self.retry,
+                )
+                self._running.append(_Running(process, backend))
+            self.base_url = self._running[0].backend.base_url
+            # The servers load side by side; each is asked for its props once it is healthy.
+            with ThreadPoolExecutor(max_workers=servers) as pool:
+                infos = list(pool.map(lambda running: self._ready(key, running), self._running))
         except BaseException:
             self.unload(key)
             raise
         return LoadInfo(
-            key=key, seconds=time.monotonic() - started, context_length=info.context_length
+            key=key, seconds=time.monotonic() - started, context_length=infos[0].context_length
         )
 
-    def argv(self, executable: str, key: str, path: str, context: int, port: int) -> list[str]:
-        threads = str(
-            self.threads or default_threads(usable_cpus(), idle_cpus(), os.environ.get(THREADS_ENV))
-        )
+    def argv(
+        self,
+        executable: str,
+        key: str,
+        path: str,
+        context: int,
+        port: int,
+        slots: int = 1,
+        threads: int = DEFAULT_THREADS,
+    ) -> list[str]:
         template = chat_template(key)
         own_template = ["--chat-template-file", str(template)] if template else []
+        # One slot decodes requests one at a time and never reuses another request's prompt
+        # (exact answers turn the prompt cache off): its copy of prompts in RAM is of no use.
+        no_prompt_copies = ["--cache-ram", "0"] if slots == 1 else []
         return [
             executable,
             "--model", path,
             # Requests name the model by its key; /v1/models and /props answer with it.
             "--alias", key,
             # The context is per slot: llama-server divides --ctx-size among its slots.
-            "--ctx-size", str(context * self.slots),
-            "--parallel", str(self.slots),
+            "--ctx-size", str(context * slots),
+            "--parallel", str(slots),
+            *no_prompt_copies,
             "--jinja",
             *own_template,
             # Thinking goes to `reasoning_content`, whatever the template's default.
             "--reasoning-format", "deepseek",
             "--host", "127.0.0.1",
             "--port", str(port),
-            "--threads", threads,
-            "--threads-batch", threads,
+            "--threads", str(threads),
+            "--threads-batch", str(threads),
             "--no-webui",
         ]  # fmt: skip
 
-    def _point_at(self, root: str) -> None:
-        self.server = _server_at(root)
-        self.base_url = root
-        self.rest = Rest(self.server, timeout_s=self.timeout_s)
-        self._chat = None  # the next chat builds a client for the new port
-        self._router = False
-        self._can_template = True
-
-    def _wait_until_ready(self, key: str, timeout_s: float) -> None:
-        """Until /health says 200: the port opens early, then answers 503 while loading."""
-        assert self._process is not None
-        deadline = time.monotonic() + timeout_s
+    def _ready(self, key: str, running: _Running) -> LoadInfo:
+        """Wait until the server says /health 200 (the port opens early, then answers 503
+        while the model loads), then read its context and slots."""
+        deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
-            code = self._process.exit_code()
+            code = running.process.exit_code()
             if code is not None:
                 raise BackendError(
                     f"{LABEL} for model {key!r} exited with code {code} while starting:\n"
-                    f"{self._process.log_tail()}"
+                    f"{running.process.log_tail()}"
                 )
             try:
-                if self.rest.status("/health", timeout_s=2.0) == 200:
-                    return
+                if running.backend.rest.status("/health", timeout_s=2.0) == 200:
+                    return running.backend.load(key, LoadSettings())
             except BackendUnreachable:
                 pass  # not listening yet
             except BackendError:
                 pass  # a slow answer while the model loads
             time.sleep(_POLL_S)
         raise BackendError(
-            f"{LABEL} for model {key!r} was not ready within {timeout_s:g}s:\n"
-            f"{self._process.log_tail()}"
+            f"{LABEL} for model {key!r} was not ready within {self.timeout_s:g}s:\n"
+            f"{running.process.log_tail()}"
         )
 
+    def parallel_slots(self, key: str) -> int | None:
+        """Requests the servers decode at once, in all."""
+        if key != self._key or not self._running:
+            return None
+        told = [running.backend.parallel_slots(key) for running in self._running]
+        return sum(n for n in told if n) or None
+
+    def alone_slots(self, key: str) -> int:
+        """Requests that can be in flight while each is decoded alone: one per server."""
+        return len(self._running) if key == self._key and self._running else 1
+
     def provenance(self, key: str) -> dict[str, Any]:
-        """The llamacpp backend's (what the server's /props says), with what we started it
-        with: the model file and the executable, measured here (a locally built llama-server
-        may call itself `b0-unknown`, so the executable's identity is its build), and its
-        threads, which change the tokens it produces."""
-        found = super().provenance(key)
-        if self._process is None:
-            return found
-        argv = self._process.argv
+        """The llamacpp backend's (what the first server's /props says), with what we started
+        the servers with: the model file and the executable, measured here (a locally built
+        llama-server may call itself `b0-unknown`, so the executable's identity is its build),
+        and the threads, servers and slots, which decide whether answers are exact."""
+        if not self._running:
+            return {}
+        first = self._running[0]
+        found = first.backend.provenance(key)
+        argv = first.process.argv
         started = {
             "server": found.get("server", "llama.cpp llama-server"),
             "executable": file_identity(argv[0]),
             "model_file": _flag_file(argv, "--model") or found.get("model_file"),
-            "threads": int(argv[argv.index("--threads") + 1]) if "--threads" in argv else None,
+            "threads": int(_flag(argv, "--threads") or DEFAULT_THREADS),
+            "servers": len(self._running),
+            "slots_per_server": int(_flag(argv, "--parallel") or 1),
         }
         return {**found, **{k: v for k, v in started.items() if v is not None}}
 
     def unload(self, key: str) -> None:
-        if self._chat is not None:
-            self._chat.close()
-            self._chat = None
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-        for name in {self._key or key, key}:
-            self.loaded_context.pop(name, None)
-            self._served_as.pop(name, None)
-            self._slots.pop(name, None)
+        for running in self._running:
+            running.backend.close()
+            running.process.stop()
+        self._running = []
         self._key = None
         self.base_url = "embedded"
 
@@ -281,20 +318,39 @@ class EmbeddedBackend(LlamaCppBackend):
     # -- chat ----------------------------------------------------------------------------------
 
     def chat(self, request: ChatRequest) -> Completion:
-        if self._process is None or self._key is None:
+        if not self._running or self._key is None:
             raise BackendError(f"{LABEL}: model {request.model!r} is not loaded")
         if request.model != self._key:
             raise BackendError(
                 f"{LABEL} runs model {self._key!r} but was asked for {request.model!r}; "
                 "load that model first"
             )
-        if self._process.exit_code() is not None:
-            raise BackendError(
-                f"{LABEL} for model {self._key!r} died (exit {self._process.exit_code()}):\n"
-                f"{self._process.log_tail()}"
-            )
-        return super().chat(request)
+        running = self._take()
+        try:
+            code = running.process.exit_code()
+            if code is not None:
+                raise BackendError(
+                    f"{LABEL} for model {self._key!r} died (exit {code}):\n"
+                    f"{running.process.log_tail()}"
+                )
+            return running.backend.chat(request)
+        finally:
+            with self._lock:
+                running.busy -= 1
+
+    def _take(self) -> _Running:
+        """The server holding the fewest requests (the first of equals): with no more in
+        flight than there are servers, each request has a server to itself."""
+        with self._lock:
+            running = min(self._running, key=lambda r: r.busy)
+            running.busy += 1
+            return running
+
+
+def _flag(argv: list[str], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv else None
 
 
 def _flag_file(argv: list[str], flag: str) -> dict[str, Any] | None:
-    return file_identity(argv[argv.index(flag) + 1]) if flag in argv else None
+    value = _flag(argv, flag)
+    return file_identity(value) if value is not None else None

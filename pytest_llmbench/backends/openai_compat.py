@@ -56,8 +56,11 @@ class ChatClient:
             max_retries=0,
         )
 
-    def complete(self, request: ChatRequest) -> Completion:
-        body = self._body(request)
+    def complete(
+        self, request: ChatRequest, extra_body: dict[str, Any] | None = None
+    ) -> Completion:
+        """The server's answer to `request`; `extra_body` adds fields of the server's own."""
+        body = {**self._body(request), **(extra_body or {})}
         return run_with_retries(
             lambda retries: self._attempt(request, body, retries), self.retry, self._sleep
         )

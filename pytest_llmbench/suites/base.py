@@ -180,6 +180,19 @@ def stats_of(completions: tuple[Completion, ...], max_tokens: int) -> Generation
     )
 
 
+def same_answer(first: Generation, second: Generation) -> bool:
+    """Whether two generations said the same: every request's text, thinking and tool calls
+    (timings and token counts aside)."""
+
+    def said(generation: Generation) -> list[tuple[str, str, list[tuple[str, str]]]]:
+        return [
+            (c.content, c.reasoning, [(t.name, t.arguments) for t in c.tool_calls])
+            for c in generation.completions
+        ]
+
+    return said(first) == said(second)
+
+
 def missing_answer(generation: Generation, what: str) -> Verdict:
     """The verdict when there is nothing to run: cut off (truncated) or never given."""
     if generation.truncated:

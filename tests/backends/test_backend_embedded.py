@@ -4,7 +4,6 @@ run as a real child process) and one real run of the bundled SmolLM2 on the real
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -52,9 +51,19 @@ def gguf(tmp_path: Path) -> str:
 
 def embedded(executable: str, **kwargs: Any) -> EmbeddedBackend:
     kwargs.setdefault("slots", 2)
-    return EmbeddedBackend(
-        timeout_s=20.0, executable=executable, retry=FAST_RETRY, threads=2, **kwargs
-    )
+    kwargs.setdefault("servers", 1)
+    kwargs.setdefault("threads", 2)
+    return EmbeddedBackend(timeout_s=20.0, executable=executable, retry=FAST_RETRY, **kwargs)
+
+
+def started(state: Path) -> list[dict[str, Any]]:
+    """What each fake server started wrote: its argv, pid and helper's pid."""
+    return [json.loads(line) for line in state.read_text().splitlines()]
+
+
+def only_server(state: Path) -> dict[str, Any]:
+    (server,) = started(state)
+    return server
 
 
 def flag(argv: list[str], name: str) -> str:
@@ -67,8 +76,8 @@ def test_load_starts_a_server_and_unload_stops_it_and_its_children(
     executable, state = fake_server
     backend = embedded(executable, slots=3)
     info = backend.load(gguf, LoadSettings(context_length=2048))
-    started = json.loads(state.read_text())
-    argv = started["argv"]
+    server = only_server(state)
+    argv = server["argv"]
     assert flag(argv, "--model") == gguf
     assert flag(argv, "--alias") == gguf
     # llama-server divides its context among the slots: each slot gets the context asked for.
@@ -79,14 +88,17 @@ def test_load_starts_a_server_and_unload_stops_it_and_its_children(
     assert flag(argv, "--host") == "127.0.0.1"
     assert backend.base_url == f"http://127.0.0.1:{flag(argv, '--port')}"
     assert flag(argv, "--threads") == "2"
+    # Several slots share the host's prompt cache; a single slot gets none (see below).
+    assert "--cache-ram" not in argv
     # What the server reports, not what we asked for: /props per slot, after /health said 200.
     assert info.context_length == 2048
     assert backend.parallel_slots(gguf) == 3
-    assert alive(started["pid"]) and alive(started["helper"])
+    assert backend.alone_slots(gguf) == 1
+    assert alive(server["pid"]) and alive(server["helper"])
 
     backend.unload(gguf)
-    assert not alive(started["pid"])
-    assert not alive(started["helper"])
+    assert not alive(server["pid"])
+    assert not alive(server["helper"])
     assert backend.base_url == "embedded"
     assert backend.parallel_slots(gguf) is None
 
@@ -119,6 +131,8 @@ def test_provenance_names_the_file_the_executable_the_threads_and_the_template(
         "chat_template_sha256": hashlib.sha256(served_template).hexdigest(),
         "executable": file_identity(executable),
         "threads": 2,
+        "servers": 1,
+        "slots_per_server": 2,
     }
     assert backend.provenance("smollm2") == {}  # unloaded: nothing answers
 
@@ -130,7 +144,7 @@ def test_a_gguf_path_gets_the_same_context_as_the_bundled_models(
     backend = embedded(executable, slots=2)
     info = backend.load(gguf, LoadSettings())
     try:
-        argv = json.loads(state.read_text())["argv"]
+        argv = only_server(state)["argv"]
         assert flag(argv, "--ctx-size") == str(2 * 8192)
         assert info.context_length == 8192 == BUNDLED["smollm2"].context_length
     finally:
@@ -146,7 +160,7 @@ def test_smollm2_is_served_with_a_template_that_shows_the_tools(
     backend = embedded(executable)
     backend.load("smollm2", LoadSettings())
     try:
-        argv = json.loads(state.read_text())["argv"]
+        argv = only_server(state)["argv"]
     finally:
         backend.close()
     template = Path(flag(argv, "--chat-template-file"))
@@ -178,7 +192,7 @@ def test_models_are_switched_one_server_at_a_time(
     other.write_bytes(b"GGUF")
     backend = embedded(executable)
     backend.load(gguf, LoadSettings())
-    first = json.loads(state.read_text())["pid"]
+    first = only_server(state)["pid"]
     backend.unload(gguf)
     backend.load(str(other), LoadSettings())
     try:
@@ -297,38 +311,105 @@ def test_real_smollm2_through_the_embedded_backend() -> None:
         backend.chat(ask("smollm2"))  # its server is gone
 
 
-def test_auto_concurrency_asks_llama_server_for_its_slots(
+def test_by_default_one_single_slot_one_thread_server_per_cpu_each_answer_alone(
+    fake_server: tuple[str, Path], gguf: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executable, state = fake_server
+    monkeypatch.setattr(embedded_module, "usable_cpus", lambda: 2)
+    backend = EmbeddedBackend(timeout_s=20.0, executable=executable, retry=FAST_RETRY)
+    backend.load(gguf, LoadSettings())
+    servers = started(state)
+    try:
+        assert len(servers) == 2
+        assert len({flag(s["argv"], "--port") for s in servers}) == 2
+        for server in servers:
+            argv = server["argv"]
+            assert flag(argv, "--parallel") == "1"
+            assert flag(argv, "--threads") == flag(argv, "--threads-batch") == "1"
+            # One slot never reuses another request's prompt: no RAM for copies of prompts.
+            assert flag(argv, "--cache-ram") == "0"
+            assert flag(argv, "--ctx-size") == "8192"
+        assert backend.parallel_slots(gguf) == 2
+        assert backend.alone_slots(gguf) == 2
+        assert backend.chat(ask(gguf)).content == f"hello from {gguf}"
+    finally:
+        backend.close()
+    assert not any(alive(s["pid"]) or alive(s["helper"]) for s in servers)
+    assert backend.alone_slots(gguf) == 1
+
+
+def test_requests_go_to_the_server_holding_the_fewest() -> None:
+    backend = EmbeddedBackend(timeout_s=5.0)
+    backend._running = [  # stand-ins: _take only counts
+        embedded_module._Running(process=None, backend=None),  # type: ignore[arg-type]
+        embedded_module._Running(process=None, backend=None),  # type: ignore[arg-type]
+    ]
+    first, second = backend._take(), backend._take()
+    assert first is not second  # two in flight, two servers: each request alone
+    third = backend._take()
+    assert third is first and first.busy == 2 and second.busy == 1
+
+
+@pytest.mark.parametrize(
+    ("threads", "in_flight", "cpus", "layout"),
+    [
+        (1, None, 2, (2, 1)),  # one single-slot server per CPU
+        (2, None, 2, (1, 1)),  # two threads each: one server
+        (1, None, 1, (1, 1)),
+        (1, 3, 2, (2, 2)),  # three in flight asked for: slots for them, batched
+        (1, 1, 8, (1, 1)),  # one in flight asked for: one server is enough
+        (1, 8, 2, (2, 4)),
+    ],
+)
+def test_layout_of_servers_and_slots(
+    threads: int, in_flight: int | None, cpus: int, layout: tuple[int, int]
+) -> None:
+    assert embedded_module.default_layout(threads, in_flight, cpus) == layout
+
+
+def test_threads_and_servers_are_fixed_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmbench.backends.embedded import SERVERS_ENV, THREADS_ENV
+
+    backend = EmbeddedBackend(timeout_s=5.0)
+    monkeypatch.setattr(embedded_module, "usable_cpus", lambda: 4)
+    # Not how busy the CPUs are: the thread count changes tokens, so it is fixed.
+    assert backend.layout(LoadSettings()) == (4, 1, 1)
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert backend.layout(LoadSettings()) == (2, 1, 2)
+    monkeypatch.setenv(SERVERS_ENV, "3")
+    assert backend.layout(LoadSettings()) == (3, 1, 2)
+    for env in (THREADS_ENV, SERVERS_ENV):
+        for wrong in ("0", "two", "-1"):
+            monkeypatch.setenv(env, wrong)
+            with pytest.raises(BackendError, match=env):
+                backend.layout(LoadSettings())
+        monkeypatch.delenv(env)
+
+
+def test_the_plan_keeps_answers_alone_unless_more_are_asked_for(
     fake_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # llama-server queues what its slots cannot take (llama-cpp-python's server answered
-    # concurrent requests with empty replies): auto concurrency uses its `total_slots`.
     from pytest_llmbench.options import Settings
     from pytest_llmbench.session import ModelManager
 
     monkeypatch.setenv("LLMBENCH_LLAMA_SERVER", fake_server[0])
-    monkeypatch.setattr(embedded_module, "DEFAULT_SLOTS", 3)
-    manager = ModelManager(Settings(models=("smollm2",), backend="embedded"))
+    monkeypatch.setattr(embedded_module, "usable_cpus", lambda: 2)
     gguf = fake_server[1].parent / "tiny.gguf"
     gguf.write_bytes(b"GGUF")
     monkeypatch.setitem(BUNDLED, "smollm2", replace(BUNDLED["smollm2"], locate=lambda: gguf))
-    manager.ensure_loaded("smollm2")
-    try:
-        [(_, in_flight, why)] = manager.slots("smollm2")
-    finally:
-        manager.close()
-    assert (in_flight, why) == (3, "server")
-    forced = ModelManager(Settings(models=("smollm2",), backend="embedded", concurrency=3))
-    assert [n for _, n, _ in forced.slots("smollm2")] == [3]
-
-
-def test_threads_follow_the_idle_cpus_unless_set() -> None:
-    from pytest_llmbench.backends.embedded import THREADS_ENV, default_threads, idle_cpus
-
-    assert default_threads(2, 2.0, None) == 2  # an idle machine: every CPU
-    assert default_threads(2, 0.9, None) == 1  # one CPU busy elsewhere: a stalled thread costs
-    assert default_threads(8, 0.1, None) == 1  # never fewer than one
-    assert default_threads(2, 0.0, "3") == 3  # the user's word wins
-    for wrong in ("0", "two", "-1"):
-        with pytest.raises(BackendError, match=THREADS_ENV):
-            default_threads(2, 2.0, wrong)
-    assert 0.0 <= idle_cpus(0.05) <= (os.cpu_count() or 1)
+    plans = {}
+    for concurrency in ("auto", "server", 3):
+        manager = ModelManager(
+            Settings(models=("smollm2",), backend="embedded", concurrency=concurrency)
+        )
+        manager.ensure_loaded("smollm2")
+        try:
+            plan = manager.plan("smollm2")
+        finally:
+            manager.close()
+        plans[concurrency] = ([n for _, n in plan.replicas], plan.why, plan.batched)
+    # Two single-slot servers: two in flight, each decoded alone, whatever auto or server say.
+    assert plans["auto"] == ([2], "reproducible", False)
+    assert plans["server"] == ([2], "server", False)
+    # Three asked for: two servers of two slots each, three in flight, batched.
+    assert plans[3] == ([3], "option", True)

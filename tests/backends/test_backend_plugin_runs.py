@@ -145,7 +145,16 @@ def test_vllm_run_keeps_many_requests_in_flight(bench_dir: pytest.Pytester, serv
     from pytest_llmbench.backends.vllm import VLLM_IN_FLIGHT
 
     fake = serve(VLLMFake(answers={"Qwen/Qwen3-4B": GOOD}))
-    result = run(bench_dir, "vllm", fake.url, "Qwen/Qwen3-4B")
+    # Asked for speed: as many as vLLM keeps busy, batched (vLLM batches like llama.cpp).
+    result = run(bench_dir, "vllm", fake.url, "Qwen/Qwen3-4B", "--llmbench-concurrency=server")
     result.assert_outcomes(passed=3)
     (row,) = read_jsonl(bench_dir.path / "out/results.jsonl")
     assert (row["concurrency"], row["concurrency_source"]) == (VLLM_IN_FLIGHT, "server")
+    assert (row["batched"], row["reproducible"]) == (True, False)
+    # Started batch-invariant (VLLM_BATCH_INVARIANT=1), as the user says: busy and exact.
+    (bench_dir.path / "out/results.jsonl").unlink()
+    run(bench_dir, "vllm", fake.url, "Qwen/Qwen3-4B", "--llmbench-batch-invariant")
+    (row,) = read_jsonl(bench_dir.path / "out/results.jsonl")
+    assert (row["concurrency"], row["concurrency_source"]) == (VLLM_IN_FLIGHT, "server")
+    assert (row["batched"], row["reproducible"]) == (False, True)
+    assert "batch-invariant" in row["reproducibility"]

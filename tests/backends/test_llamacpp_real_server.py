@@ -44,7 +44,7 @@ WEATHER = ToolingTask.model_validate(
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
     """A real llama-server on SmolLM2 with two slots, started through the embedded backend."""
-    backend = EmbeddedBackend(timeout_s=300, slots=2)
+    backend = EmbeddedBackend(timeout_s=300, servers=1, slots=2)
     backend.load(MODEL, LoadSettings())
     try:
         yield backend.base_url
@@ -177,13 +177,13 @@ def test_a_two_turn_chain_is_accepted(served: str) -> None:
 class _ThinkingServer(EmbeddedBackend):
     """The same model, made to think: a grammar has every answer open with a <think> block."""
 
-    def argv(self, executable: str, key: str, path: str, context: int, port: int) -> list[str]:
+    def argv(self, *args: Any, **kwargs: Any) -> list[str]:
         grammar = 'root ::= "<think>" [a-z ]{2,24} "</think>" [A-Za-z ]{1,12}'
-        return [*super().argv(executable, key, path, context, port), "--grammar", grammar]
+        return [*super().argv(*args, **kwargs), "--grammar", grammar]
 
 
 def test_reasoning_is_separated_by_the_server() -> None:
-    backend = _ThinkingServer(timeout_s=300, slots=1)
+    backend = _ThinkingServer(timeout_s=300, servers=1, slots=1)
     backend.load(MODEL, LoadSettings())
     try:
         completion = backend.chat(ask("Is the sky blue?", max_tokens=48))

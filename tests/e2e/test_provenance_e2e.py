@@ -45,7 +45,10 @@ def test_each_models_line_says_what_answered_it(
         assert found["model_file"] == {"path": f"/models/{model}"}
         assert len(found["chat_template_sha256"]) == 64
     text = result.stdout.str()
-    assert "a: 1 in flight (server); " in text and "; llama.cpp llama-server b6123-8f1d2c3" in text
+    assert "a: 1 in flight, reproducible at temperature 0.2, seed 1: " in text
+    assert "; llama.cpp llama-server b6123-8f1d2c3" in text
+    for model in ("a", "b"):  # how the answers were decoded: one per server, each alone
+        assert rows[model]["provenance"]["answers"] == "alone"
     # It travels once per model (and process), on one item's report, not on every case.
     junit = ET.parse(bench_dir.path / "out/junit.xml")
     carried = [
@@ -63,7 +66,9 @@ def test_pseudo_models_and_silent_servers_record_none(
                  "chat_template": "", "model_path": None}))  # fmt: skip
     run(bench_dir, fake.url, "a,reference")
     rows = {row["model"]: row for row in read_jsonl(bench_dir.path / "out/results.jsonl")}
-    assert rows["a"]["provenance"] == {} and rows["reference"]["provenance"] == {}
+    # The server told nothing; how the plugin decoded its answers is still known.
+    assert rows["a"]["provenance"] == {"answers": "alone"}
+    assert rows["reference"]["provenance"] == {}
     assert rows["a"]["total"] == 3  # the load and the run went on as ever
 
 

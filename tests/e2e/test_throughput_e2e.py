@@ -135,7 +135,7 @@ def test_only_selected_tasks_are_generated(
     assert "add3" in prompts[0] and "add4" in prompts[1]
 
 
-def test_auto_concurrency_uses_the_default_when_the_server_cannot_say(
+def test_auto_concurrency_sends_one_at_a_time_so_answers_are_reproducible(
     pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
 ) -> None:
     many_dir(pytester)
@@ -143,10 +143,61 @@ def test_auto_concurrency_uses_the_default_when_the_server_cannot_say(
     server = fake_openai({"m": counter})
     result = run(pytester, server.url, "--models=m", "--llmbench-cache=off")
     result.assert_outcomes(passed=10, failed=10)
+    assert counter.peak == 1
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    assert (row["concurrency"], row["concurrency_source"]) == (1, "reproducible")
+    assert (row["reproducible"], row["batched"]) == (True, False)
+    assert row["provenance"]["answers"] == "alone"
+    note = (
+        "reproducible at temperature 0.2, seed 1: each answer decoded alone; "
+        "--llmbench-concurrency=server for speed, answers then depend on batching"
+    )
+    assert row["reproducibility"] == note
+    assert f"m: 1 in flight, {note}" in result.stdout.str()
+    # Every request carried the seed, and asked a llama.cpp server for no prompt-cache reuse
+    # only where it is one (this is the generic backend: nothing server-specific is sent).
+    assert all(b["seed"] == 1 and "cache_prompt" not in b for b in server.chat_requests())
+
+
+def test_server_concurrency_uses_the_default_when_the_server_cannot_say(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    counter = InFlight(answer_many)
+    server = fake_openai({"m": counter})
+    result = run(
+        pytester, server.url, "--models=m", "--llmbench-cache=off", "--llmbench-concurrency=server"
+    )
+    result.assert_outcomes(passed=10, failed=10)
     assert counter.peak == 4
     (row,) = read_jsonl(pytester.path / "out.jsonl")
     assert (row["concurrency"], row["concurrency_source"]) == (4, "default")
-    assert "4 in flight (default)" in result.stdout.str()
+    assert (row["reproducible"], row["batched"]) == (False, True)
+    assert "m: 4 in flight, NOT reproducible: answers share the server's batches" in (
+        result.stdout.str()
+    )
+
+
+def test_without_a_seed_auto_keeps_the_server_busy_answers_vary_anyway(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    many_dir(pytester)
+    counter = InFlight(answer_many)
+    server = fake_openai({"m": counter})
+    run(pytester, server.url, "--models=m", "--llmbench-cache=off", "--llmbench-seed=none")
+    assert counter.peak == 4
+    assert all("seed" not in body for body in server.chat_requests())
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    assert row["settings"]["seed"] is None
+    assert row["reproducible"] is False
+    assert row["reproducibility"].startswith("answers vary from run to run: temperature 0.2")
+    # Greedy decoding needs no seed: one at a time again.
+    counter.peak = 0
+    run(
+        pytester, server.url, "--models=m", "--llmbench-cache=off", "--llmbench-seed=none",
+        "--llmbench-temperature=0",
+    )  # fmt: skip
+    assert counter.peak == 1
 
 
 def test_replicas_share_one_models_requests(

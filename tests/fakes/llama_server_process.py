@@ -41,6 +41,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-tb", "--threads-batch")
     parser.add_argument("--reasoning-format")
     parser.add_argument("--no-webui", action="store_true")
+    parser.add_argument("--cache-ram")
     return parser.parse_args(argv)
 
 
@@ -51,7 +52,9 @@ def main() -> None:
         print("llama_model_load: error loading model: invalid magic", flush=True)
         sys.exit(3)
     helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    state.write_text(json.dumps({"argv": sys.argv[1:], "pid": os.getpid(), "helper": helper.pid}))
+    line = json.dumps({"argv": sys.argv[1:], "pid": os.getpid(), "helper": helper.pid})
+    with state.open("a") as log:  # one write of one short line: servers started at once
+        log.write(line + "\n")
     time.sleep(float(os.environ.get("FAKE_LLAMA_BIND_S", "0.2")))  # start-up before listening
     alias = args.alias or Path(args.model).name
     template = None
