@@ -4,6 +4,7 @@ fake server whose answers depend on how many requests it holds at once (as llama
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -219,3 +220,51 @@ def test_llama_server_is_asked_to_compute_exact_answers_from_scratch(
     bodies = fake.bodies("/v1/chat/completions")[8:]
     # Batched: exact answers are out of reach anyway, and the cache saves time.
     assert len(bodies) == 8 and not any("cache_prompt" in b for b in bodies)
+
+
+def _answers(pytester: pytest.Pytester) -> dict[str, str]:
+    """Each task's answer text in the last run, read from the answer store by its key."""
+    import json
+    import sqlite3
+
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    store = sqlite3.connect(pytester.path / ".llmbench" / "store.sqlite3")
+    try:
+        found = {}
+        for task in row["results"]:
+            (text,) = store.execute(
+                "SELECT generation FROM answers WHERE key = ?", (task["answer_key"],)
+            ).fetchone()
+            found[task["task"]] = json.loads(text)["answer"]
+        return found
+    finally:
+        store.close()
+
+
+@pytest.mark.embedded
+def test_the_real_model_gives_the_same_answers_in_any_order_and_layout(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SmolLM2 on the embedded llama-servers, with default options: ten bundled python tasks
+    on one server per CPU, then five of them on a single server (another order of requests,
+    another server per task): every answer is the same text."""
+    ten = "two_sum or is_palindrome or is_anagram or roman_to_int or int_to_roman or " \
+          "caesar_shift or run_length_encode or trapezoid or top_word or parse_kv"  # fmt: skip
+    five = "parse_kv or top_word or caesar_shift or is_anagram or two_sum"
+    args = ["--models=smollm2", "--llmbench-backend=embedded", "-m", "python",
+            "--max-tokens=256", "--llmbench-cache=refresh", "--llmbench-jsonl=out.jsonl",
+            "-p", "no:cacheprovider"]  # fmt: skip
+    pytester.runpytest(*args, "-k", ten)
+    first = _answers(pytester)
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    cpus = len(os.sched_getaffinity(0))
+    assert (row["provenance"]["servers"], row["concurrency"]) == (cpus, cpus)
+    (pytester.path / "out.jsonl").unlink()
+    monkeypatch.setenv("LLMBENCH_EMBEDDED_SERVERS", "1")
+    result = pytester.runpytest(*args, "-k", five)
+    second = _answers(pytester)
+    assert len(first) == 10 and len(second) == 5, result.stdout.str()
+    assert {task: first[task] for task in second} == second
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    assert (row["reproducible"], row["batched"], row["concurrency"]) == (True, False, 1)
+    assert row["provenance"]["threads"] == 1 and row["provenance"]["servers"] == 1

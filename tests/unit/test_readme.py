@@ -366,6 +366,18 @@ def run_repeats(env: Env, command: str) -> None:
     assert row["total"] == 5 * 7  # every case scored in every sample
 
 
+def run_audit(env: Env, command: str) -> None:
+    env.small_tasks()
+    env.lmstudio("a", a=Answer([GOOD_CODE]))  # the same answer however many are in flight
+    result = env.pytest(command)
+    row = env.jsonl()["a"]
+    assert (row["batched"], row["reproducible"]) == (True, False)  # LM Studio's slots busy
+    assert row["audit"]["tasks"] == 4 and row["audit"]["verdicts_flipped"] == 0  # 4 tasks
+    assert "audit of a: 4 tasks generated again alone: 0 answers changed, 0 verdicts" in (
+        result.stdout.str()
+    )
+
+
 def two_runs(env: Env) -> tuple[str, str]:
     """Model a right on ten tasks, then wrong on all of them (a difference no resampling
     hides), both runs in out.jsonl and the first also in old.jsonl; their run ids."""
@@ -449,6 +461,7 @@ RUN_BY_TESTS: dict[str, Callable[[Env, str], Any]] = {
     "pytest --models=a --llmbench-repeat=5 --llmbench-seed=1 --llmbench-temperature=0.8": (
         run_repeats
     ),
+    "pytest --models=a --llmbench-concurrency=server --llmbench-audit=20": run_audit,
     "llmbench compare OLD NEW": run_compare_files,
     "llmbench compare 3f2a9c .llmbench/results.jsonl --fail-on-regression": run_compare_gate,
     "pytest --models=a --llmbench-baseline=baseline.jsonl --llmbench-fail-on-regression": (
