@@ -40,10 +40,15 @@ def summarise(record: dict[str, Any]) -> str:
         partial = f" (run ended by {record['interrupted']})"
     if declared and declared != record["total"]:
         partial += f" of {declared} declared"
+    exact = record.get("reproducible")
+    mode = "" if exact is None else "reproducible" if exact else "NOT reproducible"
+    how = ", ".join(
+        part for part in (f"{in_flight} in flight" if in_flight > 1 else "", mode) if part
+    )
     return (
         f"{record['model']} ({record['backend']}): {_score(record)}"
         f"{partial}, {seconds:.1f}s generating"
-        f"{f' ({in_flight} in flight)' if in_flight > 1 else ''}, {record['completion_tokens']} "
+        f"{f' ({how})' if how else ''}, {record['completion_tokens']} "
         f"completion tokens, {f'{decode:.1f}' if decode else '-'} decode tok/s"
         f"{f' (prompt {prompt:.0f})' if prompt else ''}, "
         f"max_tokens {record['settings'].get('max_tokens')}, "

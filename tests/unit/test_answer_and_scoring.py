@@ -392,6 +392,11 @@ def test_the_summary_line_gives_the_generation_wall_clock_not_the_sum_of_request
         "completion_tokens": 31394, "run_id": "r", "settings": {"max_tokens": 512},
     }  # fmt: skip
     assert ", 501.9s generating (4 in flight), 31394 completion tokens" in summarise(record)
+    # Whether the answers can be had again, where the line records it.
+    exact = summarise({**record, "concurrency": 2, "reproducible": True})
+    assert ", 501.9s generating (2 in flight, reproducible), " in exact
+    batched = summarise({**record, "reproducible": False, "concurrency": 1})
+    assert ", 501.9s generating (NOT reproducible), " in batched
 
 
 def test_a_turn_cut_by_max_tokens_ends_the_chain_with_the_calls_it_finished() -> None:
