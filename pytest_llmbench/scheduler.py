@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .exchange import BackendError, ChatRequest, Completion
-from .inflight import InFlightPlan
+from .inflight import InFlightPlan, alone_slots
 from .options import audit_count
 from .sampling import budget_runs, repeat_seed
 from .sandbox.base import SandboxError
@@ -255,16 +255,28 @@ class Scheduler:
         self._scoring.submit(functools.partial(run, job, *outcome))
 
     def _audit(self, model: str) -> None:
-        """Generate the audited tasks again, one request at a time on the first replica."""
-        jobs = self._audits.pop(model, [])
+        """Generate the audited tasks again on the first replica, with no more in flight
+        than it decodes alone (one, or one per server of the embedded backend)."""
+        jobs = deque(self._audits.pop(model, []))
         if not jobs:
             return
         backend = self.plans[model].replicas[0][0]
-        for job in jobs:
-            if model in self._stopped:
-                self._join(job.key, alone_done=True)
-                continue
-            self._prepare(model, job, backend, batched=False, audit=True)
+
+        def audit_from() -> None:
+            while True:
+                with self._lock:
+                    if not jobs:
+                        return
+                    job = jobs.popleft()
+                if model in self._stopped:
+                    self._join(job.key, alone_done=True)
+                    continue
+                self._prepare(model, job, backend, batched=False, audit=True)
+
+        extra = min(alone_slots(backend, model), len(jobs)) - 1
+        for index in range(extra):
+            threading.Thread(target=audit_from, name=f"llmbench-audit-{index}", daemon=True).start()
+        audit_from()  # in the thread that finished the batched answers
 
     def _generation(
         self, model: str, job: Job, backend: Backend, batched: bool, *, audit: bool = False
