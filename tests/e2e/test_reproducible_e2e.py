@@ -11,26 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fakes.bench import read_jsonl
+from fakes.bench import add_task_number, add_tasks, read_jsonl
 from fakes.chat_stream import Answer, tokens
 from fakes.llamacpp_server import LlamaServerFake
-from fakes.openai_server import FakeOpenAI, Reply, Script, last_user_text
+from fakes.openai_server import FakeOpenAI, Reply, Script
 
-# Eight python tasks: add{n}(a, b) returns a + b + n.
-TASKS = "suite: python\ntasks:\n" + "".join(
-    f"""  - id: add{n}
-    prompt: Write `def add{n}(a, b)` returning a + b + {n}.
-    entry_point: add{n}
-    reference: |
-      def add{n}(a, b):
-          return a + b + {n}
-    cases:
-      - {{id: small, args: [1, 2], expect: {3 + n}}}
-      - {{id: zero, args: [0, 0], expect: {n}}}
-"""
-    for n in range(8)
-)
-
+TASKS = add_tasks(8)
 RIGHT = "```python\ndef add{n}(a, b):\n    return a + b + {n}\n```"
 WRONG = "```python\ndef add{n}(a, b):\n    return a + b - {n}\n```"
 # Batched, some tasks get another answer: add1 and add2 a wrong one (alone: right), add5 a right
@@ -69,7 +55,7 @@ class Occupancy:
         time.sleep(self.hold_s)
         with self._lock:
             self.held.remove(shared)
-        n = int(last_user_text(body).split("`def add")[1].split("(")[0])
+        n = add_task_number(body)
         answers = BATCHED if max(shared) > 1 else ALONE
         return Reply(answers[n].format(n=n))
 
@@ -206,7 +192,7 @@ def test_llama_server_is_asked_to_compute_exact_answers_from_scratch(
     tasks_dir: pytest.Pytester, serve: Any
 ) -> None:
     def answer(body: dict[str, Any]) -> Answer:
-        n = int(last_user_text(body).split("`def add")[1].split("(")[0])
+        n = add_task_number(body)
         return Answer(tokens(RIGHT.format(n=n)))
 
     fake = serve(LlamaServerFake(model="m", answers={"m": answer}, total_slots=4))

@@ -13,29 +13,22 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fakes.bench import bad_script, case_outcomes, good_script, read_jsonl
+from fakes.bench import (
+    add_task_number,
+    add_tasks,
+    bad_script,
+    case_outcomes,
+    good_script,
+    read_jsonl,
+)
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.openai_server import FakeOpenAI, Reply, Script, last_user_text
 
-# Ten python tasks whose prompts the scripts below can tell apart.
-MANY_TASKS = "suite: python\ntasks:\n" + "".join(
-    f"""  - id: add{n}
-    prompt: Write `def add{n}(a, b)` returning a + b + {n}.
-    entry_point: add{n}
-    reference: |
-      def add{n}(a, b):
-          return a + b + {n}
-    cases:
-      - {{id: small, args: [1, 2], expect: {3 + n}}}
-      - {{id: zero, args: [0, 0], expect: {n}}}
-"""
-    for n in range(10)
-)
+MANY_TASKS = add_tasks(10)  # prompts the scripts below can tell apart
 
 
 def answer_many(body: dict[str, Any]) -> Reply:
-    text = last_user_text(body)
-    n = int(text.split("`def add")[1].split("(")[0])
+    n = add_task_number(body)
     # Odd tasks get a wrong answer, so verdicts are not all alike.
     op = "+" if n % 2 == 0 else "-"
     return Reply(f"```python\ndef add{n}(a, b):\n    return a + b {op} {n}\n```")

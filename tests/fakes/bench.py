@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .openai_server import Reply, Script, by_prompt
+from .openai_server import Reply, Script, by_prompt, last_user_text
 
 PYTHON_TASKS = """\
 suite: python
@@ -63,6 +63,41 @@ GOOD_CODE = "```python\ndef add(a, b):\n    return a + b\n```"
 WRONG_CODE = "```python\ndef add(a, b):\n    return a - b\n```"
 
 
+# The right answer to lookup_then_email, turn by turn.
+ALICE_TURNS = [
+    Reply(tool_calls=[{"name": "get_user", "arguments": {"name": "Alice"}}]),
+    Reply(
+        tool_calls=[
+            {"name": "send_email", "arguments": {"to": "alice@example.com", "subject": "Hello"}}
+        ]
+    ),
+    Reply("Sent."),
+]
+
+
+def add_tasks(count: int) -> str:
+    """A python task file of `count` tasks add{n}(a, b) = a + b + n, two cases each, whose
+    prompts a script tells apart with `add_task_number`."""
+    return "suite: python\ntasks:\n" + "".join(
+        f"""  - id: add{n}
+    prompt: Write `def add{n}(a, b)` returning a + b + {n}.
+    entry_point: add{n}
+    reference: |
+      def add{n}(a, b):
+          return a + b + {n}
+    cases:
+      - {{id: small, args: [1, 2], expect: {3 + n}}}
+      - {{id: zero, args: [0, 0], expect: {n}}}
+"""
+        for n in range(count)
+    )
+
+
+def add_task_number(body: dict[str, Any]) -> int:
+    """n of the add{n} task a request asks for."""
+    return int(last_user_text(body).split("`def add")[1].split("(")[0])
+
+
 def good_script() -> Script:
     return by_prompt(
         {
@@ -72,18 +107,7 @@ def good_script() -> Script:
                 Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]),
                 Reply("It is cloudy in Paris."),
             ],
-            "Alice": [
-                Reply(tool_calls=[{"name": "get_user", "arguments": {"name": "Alice"}}]),
-                Reply(
-                    tool_calls=[
-                        {
-                            "name": "send_email",
-                            "arguments": {"to": "alice@example.com", "subject": "Hello"},
-                        }
-                    ]
-                ),
-                Reply("Sent."),
-            ],
+            "Alice": ALICE_TURNS,
         }
     )
 
@@ -144,18 +168,6 @@ def seeded_script() -> Script:
 
     def script(body: dict[str, Any]) -> Reply:
         seed = int(body.get("seed") or 0)
-        alice = [
-            Reply(tool_calls=[{"name": "get_user", "arguments": {"name": "Alice"}}]),
-            Reply(
-                tool_calls=[
-                    {
-                        "name": "send_email",
-                        "arguments": {"to": "alice@example.com", "subject": "Hello"},
-                    }
-                ]
-            ),
-            Reply("Sent."),
-        ]
         wrong_alice = [
             Reply(tool_calls=[{"name": "send_email", "arguments": {"to": "bob@example.com"}}]),
             Reply("Done."),
@@ -169,7 +181,7 @@ def seeded_script() -> Script:
                     Reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]),
                     Reply("Cloudy."),
                 ],
-                "Alice": alice if seed % 4 == 2 else wrong_alice,
+                "Alice": ALICE_TURNS if seed % 4 == 2 else wrong_alice,
             }
         )(body)
 
