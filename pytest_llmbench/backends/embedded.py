@@ -178,8 +178,10 @@ class EmbeddedBackend:
         """(servers, slots per server, threads per server) a load starts."""
         threads = _count(THREADS_ENV, self.threads, DEFAULT_THREADS)
         servers, slots = default_layout(threads, settings.in_flight, usable_cpus())
-        servers = _count(SERVERS_ENV, self.servers, servers)
-        return servers, self.slots or slots, threads
+        told = _count(SERVERS_ENV, self.servers, servers)
+        if told != servers and settings.in_flight is not None:
+            slots = math.ceil(settings.in_flight / told)  # the requests spread over those
+        return told, self.slots or slots, threads
 
     def load(self, key: str, settings: LoadSettings) -> LoadInfo:
         if self._running:

@@ -378,6 +378,10 @@ def test_threads_and_servers_are_fixed_unless_set(monkeypatch: pytest.MonkeyPatc
     assert backend.layout(LoadSettings()) == (2, 1, 2)
     monkeypatch.setenv(SERVERS_ENV, "3")
     assert backend.layout(LoadSettings()) == (3, 1, 2)
+    # Told how many servers, the requests asked for are spread over them.
+    assert backend.layout(LoadSettings(in_flight=4)) == (3, 2, 2)
+    monkeypatch.setenv(SERVERS_ENV, "1")
+    assert backend.layout(LoadSettings(in_flight=4)) == (1, 4, 2)
     for env in (THREADS_ENV, SERVERS_ENV):
         for wrong in ("0", "two", "-1"):
             monkeypatch.setenv(env, wrong)
