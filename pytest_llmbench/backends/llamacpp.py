@@ -37,7 +37,8 @@ class LlamaCppBackend(CompatBackend):
     # The prompt cache reuses the longest prefix a slot computed for an earlier request, and
     # a prefix computed in another batch gives other logits (llama-server's README says so of
     # `cache_prompt`). Measured with SmolLM2 on one single-slot server, the python suite sent
-    # in two orders: 17 of 50 answers the same with the cache, 50 of 50 without.
+    # in two orders: 17 of 50 answers the same with the cache (32 with --cache-ram 0), 50 of
+    # 50 without.
     exact_body: ClassVar[Mapping[str, Any]] = {"cache_prompt": False}
 
     def __init__(self, *args: Any, poll_s: float = _POLL_S, **kwargs: Any) -> None:
