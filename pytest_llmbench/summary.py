@@ -31,6 +31,13 @@ def summarise(record: dict[str, Any]) -> str:
     # several requests in flight is several times longer (older records have only that).
     wall = record.get("generation_wall_s")
     seconds = wall if wall is not None else record["seconds"]
+    stored = record.get("answers_from_store") or 0
+    # Every answer from the store: nothing was generated, whatever the answers once cost.
+    generating = (
+        f"{seconds:.1f}s generating"
+        if wall is not None or not stored
+        else f"no generation ({stored} answers from the store)"
+    )
     in_flight = record.get("concurrency") or 1
     decode = record.get("decode_tok_s")
     prompt = record.get("prompt_tok_s")
@@ -47,7 +54,7 @@ def summarise(record: dict[str, Any]) -> str:
     )
     return (
         f"{record['model']} ({record['backend']}): {_score(record)}"
-        f"{partial}, {seconds:.1f}s generating"
+        f"{partial}, {generating}"
         f"{f' ({how})' if how else ''}, {record['completion_tokens']} "
         f"completion tokens, {f'{decode:.1f}' if decode else '-'} decode tok/s"
         f"{f' (prompt {prompt:.0f})' if prompt else ''}, "

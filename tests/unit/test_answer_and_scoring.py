@@ -397,6 +397,8 @@ def test_the_summary_line_gives_the_generation_wall_clock_not_the_sum_of_request
     assert ", 501.9s generating (2 in flight, reproducible), " in exact
     batched = summarise({**record, "reproducible": False, "concurrency": 1})
     assert ", 501.9s generating (NOT reproducible), " in batched
+    stored = {**record, "generation_wall_s": None, "answers_from_store": 117}
+    assert ", no generation (117 answers from the store) (4 in flight)" in summarise(stored)
 
 
 def test_a_turn_cut_by_max_tokens_ends_the_chain_with_the_calls_it_finished() -> None:
