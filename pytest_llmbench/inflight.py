@@ -56,6 +56,14 @@ def alone_slots(backend: Any, model: str) -> int:
     return told if isinstance(told, int) and told > 0 else 1
 
 
+def answer_settings(backend: Any, model: str) -> dict[str, Any]:
+    """Settings of the server that change the tokens it produces (the embedded backend's
+    threads), for the answer store's key; optional in the protocol, {} for other servers."""
+    asked = getattr(backend, "answer_settings", None)
+    told = asked(model) if callable(asked) else None
+    return dict(told) if isinstance(told, dict) else {}
+
+
 def deterministic_sampling(settings: Settings) -> bool:
     """Whether the same request draws the same tokens: greedy, or sampled with a fixed seed."""
     return settings.temperature == 0 or settings.seed is not None

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .exchange import BackendError, ChatRequest, Completion
-from .inflight import InFlightPlan, alone_slots
+from .inflight import InFlightPlan, alone_slots, answer_settings
 from .options import audit_count
 from .sampling import budget_runs, repeat_seed
 from .sandbox.base import SandboxError
@@ -298,6 +298,7 @@ class Scheduler:
                 seed=settings.seed,
                 repeat=job.repeat,
                 batched=batched,
+                server=answer_settings(backend, model),
             )
             stored = state.store.get(key)
             if stored is not None:

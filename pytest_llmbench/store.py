@@ -8,9 +8,10 @@ scores the stored answers again without asking the model.
 
 The key is a hash of: the backend, the model as the server identifies it, what the model is
 shown (messages, tool specs, the chain's length), the sampling settings (max_tokens,
-temperature, seed), the repeat index, and whether the answer was decoded alone or batched
-beside other requests (inflight.py). Nothing else changes what the model would answer, so
-nothing else is in the key.
+temperature, seed), the repeat index, whether the answer was decoded alone or batched
+beside other requests (inflight.py), and the server settings a backend says change the tokens
+(the embedded servers' threads). Nothing else we know of changes what the model would answer,
+so nothing else is in the key.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,6 +62,9 @@ class AnswerKey:
     # Decoded beside other requests on one server: batched decoding changes tokens, so an
     # answer generated alone is another answer (and the only kind a reproducible run reuses).
     batched: bool = False
+    # Server settings that change the tokens (the embedded servers' threads): keyed only
+    # where a backend names some, so other backends' keys are as they were.
+    server: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> str:
         return json.dumps(
@@ -74,6 +78,7 @@ class AnswerKey:
                 "seed": self.seed,
                 "repeat": self.repeat,
                 "batched": self.batched,
+                **({"server": self.server} if self.server else {}),
             },
             sort_keys=True,
             separators=(",", ":"),

@@ -49,8 +49,9 @@ INSTALL_HINT = (
     f"`llama-server` on PATH, or name it in {EXECUTABLE_ENV}"
 )
 # llama.cpp's thread count changes the tokens it produces (measured with SmolLM2, python suite,
-# one request at a time: 1 thread against 2 gave the same answer on 28 of 50 tasks), so it is
-# fixed, not taken from the machine: the same request gives the same answer everywhere.
+# each answer decoded alone without prompt-cache reuse: 1 thread against 2 gave the same answer
+# on 18 of 50 tasks), so it is fixed, not taken from the machine: the same request gives the
+# same answer everywhere; the answer store keys on it (`answer_settings`).
 DEFAULT_THREADS = 1
 _POLL_S = 0.1
 
@@ -285,6 +286,13 @@ class EmbeddedBackend:
     def alone_slots(self, key: str) -> int:
         """Requests that can be in flight while each is decoded alone: one per server."""
         return len(self._running) if key == self._key and self._running else 1
+
+    def answer_settings(self, key: str) -> dict[str, Any]:
+        """What the answer store keys on besides the request: the threads per server, which
+        change the tokens (see DEFAULT_THREADS)."""
+        if not self._running:
+            return {}
+        return {"threads": int(_flag(self._running[0].process.argv, "--threads") or 0)}
 
     def provenance(self, key: str) -> dict[str, Any]:
         """The llamacpp backend's (what the first server's /props says), with what we started

@@ -4,6 +4,7 @@ run as a real child process) and one real run of the bundled SmolLM2 on the real
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -417,3 +418,39 @@ def test_the_plan_keeps_answers_alone_unless_more_are_asked_for(
     assert plans["server"] == ([2], "server", False)
     # Three asked for: two servers of two slots each, three in flight, batched.
     assert plans[3] == ([3], "option", True)
+
+
+def test_answers_of_another_thread_count_are_not_reused(
+    fake_server: tuple[str, Path], gguf: str, bench_dir: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The thread count changes llama.cpp's tokens: the answer store keeps them apart."""
+    from fakes.bench import read_jsonl
+
+    monkeypatch.setenv("LLMBENCH_LLAMA_SERVER", fake_server[0])
+    monkeypatch.setattr(embedded_module, "usable_cpus", lambda: 2)
+    backend = embedded(fake_server[0], threads=3)
+    assert backend.answer_settings(gguf) == {}  # nothing running: nothing to say
+    backend.load(gguf, LoadSettings())
+    try:
+        assert backend.answer_settings(gguf) == {"threads": 3}
+    finally:
+        backend.close()
+
+    def stored_after(threads: str | None = None) -> int:
+        if threads is None:
+            monkeypatch.delenv("LLMBENCH_EMBEDDED_THREADS", raising=False)
+        else:
+            monkeypatch.setenv("LLMBENCH_EMBEDDED_THREADS", threads)
+        bench_dir.runpytest(f"--models={gguf}", "--llmbench-backend=embedded", "-m", "python",
+                            "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider")  # fmt: skip
+        (row,) = read_jsonl(bench_dir.path / "out.jsonl")
+        (bench_dir.path / "out.jsonl").unlink()
+        assert row["provenance"]["threads"] == int(threads or 1)
+        return int(row["answers_from_store"])
+
+    assert stored_after() == 0
+    assert stored_after() == 1  # the same threads: the stored answer
+    assert stored_after("2") == 0  # asked again
+    assert stored_after("2") == 1
+    assert stored_after() == 1  # the one-thread answer is still there
