@@ -4,7 +4,6 @@ run as a real child process) and one real run of the bundled SmolLM2 on the real
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
