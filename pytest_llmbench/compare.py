@@ -222,6 +222,9 @@ _FIELD_WORDS = {
 # Fields that name the model itself: there, a difference means another model answered.
 _MODEL_FIELDS = ("model_file", "model_digest", "model_source", "model_listing")
 _FILE_FIELDS = ("model_file", "executable")
+# How the embedded servers were laid out: more servers decode answers alone as exactly as fewer
+# (whether answers were batched is `answers`), so another machine's CPU count is no warning.
+_LAYOUT_FIELDS = ("servers", "slots_per_server")
 ProvenanceByModel = Mapping[str, Mapping[str, Any] | None]
 
 
@@ -279,7 +282,8 @@ def provenance_lines(
         ]
     order = list(_FIELD_WORDS)
     shared = sorted(
-        set(old) & set(new), key=lambda k: (order.index(k) if k in order else len(order), k)
+        (set(old) & set(new)) - set(_LAYOUT_FIELDS),
+        key=lambda k: (order.index(k) if k in order else len(order), k),
     )
     lines = []
     for key in shared:

@@ -207,6 +207,17 @@ def test_each_kind_of_difference_has_its_line(
     ]
 
 
+def test_another_layout_of_the_embedded_servers_is_no_difference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two = {**LLAMA, "threads": 1, "servers": 2, "slots_per_server": 1, "answers": "alone"}
+    eight = {**two, "servers": 8}
+    assert warnings(compare_out(tmp_path, capsys, two, eight)) == []
+    assert warnings(compare_out(tmp_path, capsys, two, {**eight, "threads": 2})) == [
+        "qwen: different thread count (1 -> 2): the difference may not be the model"
+    ]
+
+
 def test_the_same_file_elsewhere_is_the_same_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
