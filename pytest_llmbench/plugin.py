@@ -353,6 +353,9 @@ class ResultCollector:
 
         ending, state = self.ending, self.state
         ending.guard.defer()
+        if ending.guard.received is not None and exitstatus in (0, 1):
+            # A signal after the last item: the user still asked to stop; say so.
+            session.exitstatus = exitstatus = pytest.ExitCode.INTERRUPTED
         selection = ending.selection
         selected = sum(selection.selected.values()) if selection else len(state.results)
         ending.interrupted = why_stopped(
@@ -409,6 +412,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(config)
     if state is None:
         return
+    ending = config.stash.get(ENDING, None)
+    if ending is not None and not _is_worker(config):
+        # From the last item on, the run is writing its results: a signal that lands now is
+        # noted (the run ends as interrupted), never raised where it would lose them.
+        ending.guard.defer()
     if state._scheduler is not None:
         state.scheduler.close()  # nothing more will be asked of it: drop what is not started
     state.close_sandbox()

@@ -80,8 +80,10 @@ def test_ctrl_c_unloads_the_model_and_keeps_finished_results(bench_dir: pytest.P
     fake = lmstudio("alpha", delay=0.05)
     try:
         proc = subprocess.Popen(
+            # Four in flight: the tooling answers are still coming when the signal lands.
             [sys.executable, "-m", "pytest", f"--llmbench-base-url={fake.url}", "--models=alpha",
-             "--llmbench-jsonl=out.jsonl", "-v", "-p", "no:cacheprovider"],
+             "--llmbench-jsonl=out.jsonl", "-v", "-p", "no:cacheprovider",
+             "--llmbench-concurrency=4"],
             cwd=bench_dir.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip

@@ -46,8 +46,12 @@ class Pytest:
 
     def __init__(self, cwd: Path, url: str, *args: str) -> None:
         self.proc = subprocess.Popen(
+            # Four in flight: every task's answer is on its way while the first items report,
+            # so a signal always finds generation going on (one at a time, the run can end
+            # before the signal lands).
             [sys.executable, "-m", "pytest", f"--llmbench-base-url={url}", "--models=alpha",
-             "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider", *args],
+             "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider", "--llmbench-concurrency=4",
+             *args],
             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=0,
         )  # fmt: skip
         self.output: list[str] = []
@@ -166,3 +170,33 @@ def test_a_complete_run_writes_before_it_unloads(bench_dir: pytest.Pytester, ser
     assert written_before_unload == [True] and fake.instances == []
     (row,) = read_jsonl(jsonl)
     assert row["interrupted"] is None
+
+
+# The process signals itself at the start of the run's end, after the last item: exactly when
+# a Ctrl-C that comes "just as the run finishes" lands.
+SIGNAL_AT_THE_END = """
+import os, signal
+from pytest_llmbench import scheduler
+
+_close = scheduler.Scheduler.close
+
+def close(self):
+    os.kill(os.getpid(), signal.SIGINT)
+    _close(self)
+
+scheduler.Scheduler.close = close
+"""
+
+
+def test_a_signal_just_after_the_last_item_still_writes_every_result(
+    bench_dir: pytest.Pytester, serve: Any
+) -> None:
+    fake = alpha_server(serve)
+    bench_dir.makeconftest(SIGNAL_AT_THE_END)
+    run = Pytest(bench_dir.path, fake.url)
+    output = run.finish()
+    assert run.proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    (row,) = read_jsonl(bench_dir.path / "out.jsonl")
+    assert row["interrupted"] == "SIGINT"
+    assert row["total"] == row["selection"]["ran"] == 7  # every case ran and was written
+    assert fake.instances == [], output
