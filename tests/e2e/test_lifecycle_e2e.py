@@ -12,6 +12,7 @@ import pytest
 from fakes.bench import GOOD_CODE, read_jsonl
 from fakes.chat_stream import Answer, tokens
 from fakes.lmstudio_server import LMStudioFake, Model
+from fakes.signals import default_signals
 
 
 def answer_for(body: dict[str, Any]) -> Answer:
@@ -85,7 +86,7 @@ def test_ctrl_c_unloads_the_model_and_keeps_finished_results(bench_dir: pytest.P
              "--llmbench-jsonl=out.jsonl", "-v", "-p", "no:cacheprovider",
              "--llmbench-concurrency=4"],
             cwd=bench_dir.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=default_signals,
         )  # fmt: skip
         assert proc.stdout is not None
         seen = []

@@ -17,6 +17,7 @@ import pytest
 from fakes.bench import GOOD_CODE
 from fakes.chat_stream import Answer, tokens
 from fakes.lmstudio_server import LMStudioFake, Model
+from fakes.signals import default_signals
 
 from pytest_llmbench.report import read_jsonl
 from pytest_llmbench.stopping import EXIT_UNLOAD_S
@@ -53,6 +54,7 @@ class Pytest:
              "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider", "--llmbench-concurrency=4",
              *args],
             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=0,
+            preexec_fn=default_signals,
         )  # fmt: skip
         self.output: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
