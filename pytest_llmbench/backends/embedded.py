@@ -9,8 +9,8 @@ template's format come back parsed) and the same context per slot for every mode
 
 By default there is one server per CPU, each with one slot and one thread, and a request goes
 to a server that is free: every answer is decoded alone by one thread, so the same request gives
-the same tokens on any machine and at any load, and the servers side by side are as fast as
-one server batching (see `default_layout`). A run that asks for more requests in flight than
+the same tokens on any machine and at any load, and the servers side by side come within a
+few percent of one server batching (see `default_layout`). A run that asks for more requests in flight than
 there are servers gets slots enough for them, and batched answers.
 
 `make llama-server` (run by `make bench` and `make test`) builds the executable once per machine
@@ -86,9 +86,10 @@ def default_layout(threads: int, in_flight: int | None, cpus: int) -> tuple[int,
     """(servers, slots per server) for a load.
 
     One single-slot server per `threads` CPUs: each answer is then decoded alone, and the
-    servers side by side make the most of the CPUs. Measured with SmolLM2 on 2 vCPUs
-    (benchmarks/embedded_slots.py): two single-slot one-thread servers decoded 67 tok/s in
-    all, one server with 4 slots and 2 threads 62, one single-slot server with 2 threads 51.
+    servers side by side make the most of the CPUs. Measured with SmolLM2 on 2 idle vCPUs
+    (benchmarks/embedded_slots.py, 16 requests of up to 128 tokens): two single-slot
+    one-thread servers decoded 97 tok/s in all, one server with 4 slots and 2 threads 103
+    (batched: 3 of 16 answers the same), one single-slot server with 2 threads 75.
     When the run asks for more requests in flight than that (`--llmbench-concurrency=N`),
     the servers get slots enough for them, and answers are batched.
     """
