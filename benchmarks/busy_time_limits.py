@@ -25,7 +25,7 @@ from pytest_llmbench.sandbox.base import PyCall, PyOutcome, Tier
 from pytest_llmbench.sandbox.tiers import make_sandbox
 from pytest_llmbench.spec import PythonTask, load_task_file
 
-TASKS = Path(__file__).resolve().parent.parent / "pytest_llmbench" / "tasks" / "python"
+TASKS = Path(__file__).resolve().parent.parent / "tasks" / "python"
 
 
 def main() -> None:

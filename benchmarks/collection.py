@@ -27,7 +27,7 @@ def build(project: Path, copies: int) -> int:
     """Fill `project` with task files; the number of tasks."""
     tasks = 0
     for copy in range(copies):
-        for source in sorted((ROOT / "pytest_llmbench" / "tasks").glob("*/*.yaml")):
+        for source in sorted((ROOT / "tasks").glob("*/*.yaml")):
             target = project / "tasks" / source.parent.name / f"{source.stem}_{copy}.yaml"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, target)

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def prompts(count: int) -> list[str]:
     found: list[str] = []
-    for path in sorted((ROOT / "pytest_llmbench" / "tasks" / "python").glob("*.yaml")):
+    for path in sorted((ROOT / "tasks" / "python").glob("*.yaml")):
         for task in yaml.safe_load(path.read_text())["tasks"]:
             found.append(str(task["prompt"]))
     return found[:count]

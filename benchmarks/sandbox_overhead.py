@@ -81,7 +81,7 @@ class CliTask:
 def load_tasks() -> tuple[list[PyTask], list[CliTask]]:
     python: list[PyTask] = []
     cli: list[CliTask] = []
-    for path in sorted((ROOT / "pytest_llmbench" / "tasks" / "python").glob("*.yaml")):
+    for path in sorted((ROOT / "tasks" / "python").glob("*.yaml")):
         for task in yaml.safe_load(path.read_text())["tasks"]:
             calls = tuple(
                 PyCall(
@@ -97,7 +97,7 @@ def load_tasks() -> tuple[list[PyTask], list[CliTask]]:
         "echo", "printf", "cat", "ls", "wc", "sort", "head", "tail", "grep", "cut", "awk",
         "tr", "sed", "uniq", "mkdir", "touch", "python3",
     )  # fmt: skip
-    for path in sorted((ROOT / "pytest_llmbench" / "tasks" / "cli").glob("*.yaml")):
+    for path in sorted((ROOT / "tasks" / "cli").glob("*.yaml")):
         for task in yaml.safe_load(path.read_text())["tasks"]:
             tools = tuple(task.get("tools", default_tools))
             cli.append(CliTask(task["id"], task["reference"], task.get("files", {}), tools))

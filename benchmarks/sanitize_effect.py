@@ -23,7 +23,7 @@ from pytest_llmbench.spec import PythonTask, load_task_file
 from pytest_llmbench.suites.base import RequestSettings
 from pytest_llmbench.suites.python import PythonSuite
 
-TASKS = Path(__file__).resolve().parent.parent / "pytest_llmbench" / "tasks" / "python"
+TASKS = Path(__file__).resolve().parent.parent / "tasks" / "python"
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from .display import printable
 from .results import SUITES, CaseResult, Comparison, ModelReport, TaskResult, compare
 from .stats import Interval
+from .taskroots import current_name
 
 # pytest uses 0-5; a failed gate gets its own code so that CI can tell "below the bar" from
 # "some cases failed" (1) and from infrastructure trouble.
@@ -49,7 +50,8 @@ def report_of(record: dict[str, Any]) -> ModelReport:
     model = str(record["model"])
     tasks = []
     for entry in record.get("results", []):
-        suite, task, file = entry["suite"], entry["task"], entry.get("file", "")
+        # Files named as they are now: a run recorded before the bundled tasks moved compares.
+        suite, task, file = entry["suite"], entry["task"], current_name(entry.get("file", ""))
         cases = [
             CaseResult(
                 model,

@@ -88,7 +88,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     from .session import STATE, ModelManager, RunState
-    from .taskroots import locate_bundled_args, resolve_roots
+    from .taskroots import carry_last_failed, locate_bundled_args, resolve_roots
+
+    carry_last_failed(config)
 
     config.stash[STATE] = state = RunState(settings, ModelManager(settings))
     if _is_worker(config) and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]

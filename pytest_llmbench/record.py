@@ -36,6 +36,7 @@ import pytest
 from . import transcript
 from .database import BatchWriter, Statement, open_database, open_read_only
 from .results import CaseResult
+from .taskroots import current_name
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -492,7 +493,7 @@ def read_run(path: Path, run_id: str) -> RunData:
         ):
             tasks[(r[0], r[1])] = TaskRecord(
                 model=r[0],
-                task_ref=r[1],
+                task_ref=_current_ref(r[1]),
                 suite=r[2],
                 task=r[3],
                 difficulty=r[4],
@@ -509,13 +510,20 @@ def read_run(path: Path, run_id: str) -> RunData:
             task = tasks.get((r[0], r[1]))
             if task is not None:
                 task.cases.append(
-                    CaseRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]),
+                    CaseRecord(r[0], task.task_ref, r[2], r[3], r[4], json.loads(r[5]),
                                json.loads(r[6]) if r[6] else None, json.loads(r[7]))
                 )  # fmt: skip
         return RunData(run_id, row[0], row[1], row[2], json.loads(row[3]), summaries,
                        list(tasks.values()))  # fmt: skip
     finally:
         conn.close()
+
+
+def _current_ref(task_ref: str) -> str:
+    """`file::task` with the file named as it is now (runs recorded before the bundled tasks
+    moved to the top-level tasks/ compare with later ones task by task)."""
+    file, sep, task = task_ref.rpartition("::")
+    return f"{current_name(file)}{sep}{task}" if sep else task_ref
 
 
 def _stored_answer(conn: sqlite3.Connection, key: str | None) -> dict[str, Any] | None:

@@ -19,8 +19,11 @@ from pathlib import Path
 import pytest
 
 INI = "llmbench_tasks"
-# Bundled task files have the same node ids on every install: their path inside a clone.
-BUNDLED_PREFIX = "pytest_llmbench/tasks"
+# Bundled task files have the same node ids on every install: their path inside a clone, where
+# they live in the top-level tasks/ (the package's tasks/ is a link to it, so wheels carry them).
+BUNDLED_PREFIX = "tasks"
+# Where they lived before: node ids and results recorded then name them so.
+FORMER_PREFIX = "pytest_llmbench/tasks"
 DEFAULT_ROOT = "tasks"
 # A YAML file in a directory named on the command line is a task file when it says so at its
 # top level; other YAML (CI configs, docs) next to it is left alone.
@@ -37,10 +40,49 @@ def bundled_root() -> Path | None:
     return root if isinstance(root, Path) and root.is_dir() else None
 
 
+def current_name(name: str) -> str:
+    """A bundled task file's node-id path as it is now, for one recorded before the files moved
+    to the top-level tasks/ (`pytest_llmbench/tasks/python/seed.yaml` is `tasks/python/...`);
+    any other name as it is."""
+    if name == FORMER_PREFIX or name.startswith(FORMER_PREFIX + "/"):
+        return BUNDLED_PREFIX + name[len(FORMER_PREFIX) :]
+    return name
+
+
+def carry_last_failed(config: pytest.Config) -> None:
+    """`--lf` after the bundled tasks moved: the failed node ids pytest's cache recorded with
+    the former path are renamed to the current one, in the cache and in the last-failed plugin
+    that already read it (pytest reads the cache when it configures, before we can)."""
+    cache = getattr(config, "cache", None)
+    if cache is None:  # -p no:cacheprovider
+        return
+    failed = cache.get("cache/lastfailed", {})
+    if not isinstance(failed, dict):
+        return
+    renamed = {_current_nodeid(nodeid): value for nodeid, value in failed.items()}
+    if renamed == failed:
+        return
+    cache.set("cache/lastfailed", renamed)
+    plugin = config.pluginmanager.get_plugin("lfplugin")
+    held = getattr(plugin, "lastfailed", None)  # pytest's LFPlugin keeps what it read
+    if isinstance(held, dict) and held:
+        # Its keys are node-id objects on pytest 9.2 (strings before): renamed as what they are.
+        kind = type(next(iter(held)))
+        make = getattr(kind, "parse", kind)
+        old = dict(held)
+        held.clear()
+        held.update({make(_current_nodeid(str(key))): value for key, value in old.items()})
+
+
+def _current_nodeid(nodeid: str) -> str:
+    path, sep, rest = nodeid.partition("::")
+    return f"{current_name(path)}{sep}{rest}"
+
+
 def bundled_nodeid(path: Path, rootdir: Path) -> str | None:
     """The node id of a bundled task file outside the rootdir (an installed plugin), as in a
-    clone: `pytest_llmbench/tasks/python/seed.yaml`. None for every other file (pytest's own
-    node id is right for them)."""
+    clone: `tasks/python/seed.yaml`. None for every other file (pytest's own node id is right
+    for them)."""
     bundled = bundled_root()
     resolved = path.resolve()
     if bundled is None or resolved.is_relative_to(rootdir.resolve()):
@@ -53,17 +95,19 @@ def bundled_nodeid(path: Path, rootdir: Path) -> str | None:
 
 
 def locate_bundled_args(args: list[str], invocation_dir: Path) -> list[str]:
-    """Command-line paths copied from a bundled task's node id point into the installed
-    package when they do not exist where pytest was started (so `pytest 'ID'` re-runs it)."""
+    """Command-line paths copied from a bundled task's node id (also one recorded before the
+    move, `pytest_llmbench/tasks/...`) point at the task file: in the top-level tasks/ of a
+    clone, else in the installed package (so `pytest 'ID'` re-runs it anywhere)."""
     bundled = bundled_root()
-    if bundled is None:
-        return args
     located = []
     for arg in args:
         path, sep, rest = arg.partition("::")
-        inside = path == BUNDLED_PREFIX or path.startswith(BUNDLED_PREFIX + "/")
-        if inside and not (invocation_dir / path).exists():
-            target = bundled / path[len(BUNDLED_PREFIX) :].lstrip("/")
+        current = current_name(path)
+        inside = current == BUNDLED_PREFIX or current.startswith(BUNDLED_PREFIX + "/")
+        if inside and current != path and (invocation_dir / current).exists():
+            arg = f"{current}{sep}{rest}"  # a clone: the id as it is now
+        elif inside and bundled is not None and not (invocation_dir / path).exists():
+            target = bundled / current[len(BUNDLED_PREFIX) :].lstrip("/")
             if target.exists():
                 arg = f"{target}{sep}{rest}"
         located.append(arg)

@@ -10,8 +10,8 @@ template's format come back parsed) and the same context per slot for every mode
 By default there is one server per CPU, each with one slot and one thread, and a request goes
 to a server that is free: every answer is decoded alone by one thread, so the same request gives
 the same tokens on any machine and at any load, and the servers side by side come within a
-few percent of one server batching (see `default_layout`). A run that asks for more requests in flight than
-there are servers gets slots enough for them, and batched answers.
+few percent of one server batching (see `default_layout`). A run that asks for more requests
+in flight than there are servers gets slots enough for them, and batched answers.
 
 `make llama-server` (run by `make bench` and `make test`) builds the executable once per machine
 and links it into the virtualenv; `LLMBENCH_LLAMA_SERVER` or a `llama-server` on PATH are used

@@ -14,7 +14,7 @@ QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarn
 
 @pytest.fixture
 def bundled(pytester: pytest.Pytester) -> pytest.Pytester:
-    shutil.copytree(REPO / "pytest_llmbench" / "tasks", pytester.path / "tasks")
+    shutil.copytree(REPO / "tasks", pytester.path / "tasks")
     return pytester
 
 
@@ -23,7 +23,7 @@ def declared_cases() -> int:
 
     return sum(
         len(task.cases)
-        for path in sorted((REPO / "pytest_llmbench" / "tasks").rglob("*.yaml"))
+        for path in sorted((REPO / "tasks").rglob("*.yaml"))
         for task in load_task_file(path).tasks
     )
 
@@ -48,7 +48,7 @@ def test_every_bundled_task_holds_its_controls(bundled: pytest.Pytester) -> None
     result = bundled.runpytest("--llmbench-validate", "-n", "2", *QUIET)
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout.str()
-    assert outcomes["passed"] >= 3 * len(list((REPO / "pytest_llmbench" / "tasks").rglob("*.yaml")))
+    assert outcomes["passed"] >= 3 * len(list((REPO / "tasks").rglob("*.yaml")))
 
 
 WEAK_TASK = """\
@@ -94,7 +94,7 @@ def test_a_project_without_tasks_gets_the_bundled_ones(pytester: pytest.Pytester
 
     tooling = sum(
         len(task.cases)
-        for path in sorted((REPO / "pytest_llmbench" / "tasks" / "tooling").glob("*.yaml"))
+        for path in sorted((REPO / "tasks" / "tooling").glob("*.yaml"))
         for task in load_task_file(path).tasks
     )
     result.assert_outcomes(passed=tooling)

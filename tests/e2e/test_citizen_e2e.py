@@ -156,11 +156,11 @@ def test_a_named_file_that_is_not_a_task_file_is_an_error(pytester: pytest.Pytes
 def test_bundled_tasks_are_never_mixed_in_and_never_silent(pytester: pytest.Pytester) -> None:
     _imported(pytester)
     own = pytester.runpytest("--models=reference", "imported", "-q", "--collect-only", *QUIET)
-    assert not [line for line in own.stdout.lines if "pytest_llmbench/tasks" in line]
+    assert not [line for line in own.stdout.lines if line.startswith("tasks/")]  # bundled ids
     # No path named and no tasks/: the bundled tasks, and the header says so.
     bundled = pytester.runpytest("--models=reference", "--collect-only", *QUIET)
     bundled.stdout.fnmatch_lines(
-        ["llmbench: tasks from */pytest_llmbench/tasks/ (bundled with the plugin: this project "
+        ["llmbench: tasks from */tasks/ (bundled with the plugin: this project "
          "has no tasks/ and sets no llmbench_tasks)"]
     )  # fmt: skip
     assert not [line for line in bundled.stdout.lines if "imported" in line]

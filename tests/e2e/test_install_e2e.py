@@ -24,7 +24,7 @@ import pytest
 from fakes.bench import not_passed
 
 REPO = Path(__file__).resolve().parents[2]
-TASKS = REPO / "pytest_llmbench" / "tasks"
+TASKS = REPO / "tasks"
 SITE = Path(sysconfig.get_paths()["purelib"])  # this environment's site-packages
 
 
@@ -83,7 +83,10 @@ def test_the_wheel_carries_the_license_and_every_bundled_task(wheel: Path) -> No
     with zipfile.ZipFile(wheel) as archive:
         assert "Apache License" in archive.read(license_name).decode()
     shipped = sorted(n for n in names if n.endswith(".yaml"))
-    expected = sorted(p.relative_to(REPO).as_posix() for p in TASKS.rglob("*.yaml"))
+    # Each file of the top-level tasks/, where the package's tasks link points.
+    expected = sorted(
+        f"pytest_llmbench/{p.relative_to(REPO).as_posix()}" for p in TASKS.rglob("*.yaml")
+    )
     assert shipped == expected and len(expected) >= 15
     assert not [n for n in names if ".data/" in n]  # nothing outside the package
 
@@ -120,7 +123,7 @@ def _check_installed_plugin(python: Path, env: dict[str, str], empty: Path, wher
         return not_passed(done.stdout.splitlines()), done.stdout
 
     nodeids, out = failing("-m", "tooling and easy")
-    assert nodeids and nodeids[0].startswith("pytest_llmbench/tasks/tooling/"), out
+    assert nodeids and nodeids[0].startswith("tasks/tooling/"), out
     again, out = failing(nodeids[0])
     assert again == [nodeids[0]], out
 

@@ -83,7 +83,7 @@ def test_bundled_cases_rerun_from_their_id_in_any_project(pytester: pytest.Pytes
     # their path in a clone, and pytest finds them from there.
     first = pytester.runpytest("--models=reference,null", "-m", "tooling and easy", "-rA", *QUIET)
     failed = sorted(nodeid for nodeid, o in ran(first).items() if o in NOT_PASSED)
-    assert failed and all(nodeid.startswith("pytest_llmbench/tasks/tooling/") for nodeid in failed)
+    assert failed and all(nodeid.startswith("tasks/tooling/") for nodeid in failed)
     again = pytester.runpytest("--models=reference,null", failed[0], "-rA", *QUIET)
     assert ran(again) == {failed[0]: ran(first)[failed[0]]}
     deselected = pytester.runpytest(
@@ -93,6 +93,27 @@ def test_bundled_cases_rerun_from_their_id_in_any_project(pytester: pytest.Pytes
     # The cache now holds that last run's failures: --lf runs exactly those again.
     lf = pytester.runpytest("--models=reference,null", "-m", "tooling and easy", "--lf", "-rA")
     assert set(ran(lf)) == set(failed) - {failed[0]}
+
+
+def test_ids_recorded_before_the_bundled_tasks_moved_still_select_their_cases(
+    pytester: pytest.Pytester,
+) -> None:
+    """The bundled tasks lived in pytest_llmbench/tasks/ before they moved to the top-level
+    tasks/: an id copied then, and pytest's --lf cache written then, select the same cases."""
+    import json
+
+    first = pytester.runpytest("--models=null", "-m", "cli and easy", "-rA", *QUIET)
+    now = sorted(ran(first))
+    former = [f"pytest_llmbench/{nodeid}" for nodeid in now]
+    again = pytester.runpytest("--models=null", former[0], "-rA", *QUIET)
+    assert ran(again) == {now[0]: ran(first)[now[0]]}
+    cache = pytester.path / ".pytest_cache" / "v" / "cache"
+    cache.mkdir(parents=True)
+    (cache / "lastfailed").write_text(json.dumps({former[0]: True, former[1]: True}))
+    lf = pytester.runpytest("--models=null", "-m", "cli and easy", "--lf", "-rA")
+    assert set(ran(lf)) == {now[0], now[1]}
+    # The cache is rewritten once, in the current names.
+    assert all(key.startswith("tasks/") for key in json.loads((cache / "lastfailed").read_text()))
 
 
 def test_control_ids_rerun_too(pytester: pytest.Pytester) -> None:

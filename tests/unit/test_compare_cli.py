@@ -258,3 +258,25 @@ def test_what_a_server_sent_cannot_act_on_the_terminal(
     rogue = {**LLAMA, "server_version": "b1\x1b[2J"}
     [line] = warnings(compare_out(tmp_path, capsys, LLAMA, rogue))
     assert "\x1b" not in line and "b1\\x1b[2J" in line
+
+
+def test_a_run_recorded_before_the_bundled_tasks_moved_compares_task_by_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bundled tasks moved from pytest_llmbench/tasks/ to the top-level tasks/: the files a
+    run recorded before name them by their former path, and still pair with today's."""
+    from pytest_llmbench.compare import load_run, read_records
+
+    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    write_run(before, "aaa111", {"qwen": set()})
+    write_run(after, "bbb222", {"qwen": set(range(20))})  # every python task lost a case
+    records, _ = read_records(before)
+    for record in records:
+        for task in record["results"]:
+            task["file"] = "pytest_llmbench/" + task["file"]
+    before.write_text("".join(json.dumps(r) + "\n" for r in records))
+    old = load_run(str(before), [])
+    assert {t.file for t in old.reports[0].tasks} == {"tasks/p.yaml", "tasks/k.yaml"}
+    assert cli.main(["compare", str(before), str(after)]) == 0
+    out = capsys.readouterr().out
+    assert "20 lost" in out and "WORSE" in out  # paired over all 30 shared tasks

@@ -46,7 +46,7 @@ NOT_RUN_PROGRAMS = ("make", "pip", ".")  # set-up and the project's own checks
 def test_readme_task_table_matches_the_task_files() -> None:
     actual: dict[tuple[str, str], set[str]] = defaultdict(set)
     cases: dict[tuple[str, str], int] = defaultdict(int)
-    for path in sorted((REPO / "pytest_llmbench" / "tasks").rglob("*.yaml")):
+    for path in sorted((REPO / "tasks").rglob("*.yaml")):
         loaded = load_task_file(path)
         for task in loaded.tasks:
             actual[(loaded.suite, task.difficulty or "-")].add(task.id)
@@ -447,7 +447,7 @@ RUN_BY_TESTS: dict[str, Callable[[Env, str], Any]] = {
     "pytest --models=a,b -n 2 --junitxml=bench.xml": run_parallel_junit,
     "pytest --models=a,b --json-report": run_json_report,
     "pytest --models=a,b --lf": run_last_failed,
-    "pytest --models=a 'pytest_llmbench/tasks/cli/seed.yaml::count_lines/five[a]'": run_one_case,
+    "pytest --models=a 'tasks/cli/seed.yaml::count_lines/five[a]'": run_one_case,
     "pytest --models=reference,null": run_reference_null,
     "pytest --llmbench-validate": run_validate,
     "llmbench import humaneval --out imported/": run_import_humaneval,

@@ -151,3 +151,19 @@ def test_outputs_are_capped_and_say_so() -> None:
     long = capped("x" * (OUTPUT_CAP + 5))
     assert long["cut"] is True and long["length"] == OUTPUT_CAP + 5
     assert len(long["text"]) == OUTPUT_CAP
+
+
+def test_a_run_recorded_before_the_bundled_tasks_moved_reads_with_todays_names(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.sqlite3"
+    record = RunRecord(path, "old")
+    record.start({"models": ["m"]})
+    for case in TASK.cases:
+        result = CaseResult("m", "python", "add", case.id, "passed",
+                            file="pytest_llmbench/tasks/python/seed.yaml")  # fmt: skip
+        record_case(_item(record, "m", case), result, None)
+    record.close()
+    (task,) = read_run(path, "old").tasks
+    assert task.task_ref == "tasks/python/seed.yaml::add"
+    assert {c.task_ref for c in task.cases} == {"tasks/python/seed.yaml::add"}

@@ -125,7 +125,7 @@ def test_tooling_tasks_take_toolbox_names_and_bare_specs(tmp_path: Path) -> None
 def test_bundled_task_ids_are_unique_within_each_suite() -> None:
     # Results, the oracle banner and JSONL name tasks as suite:task, so ids must not repeat.
     seen: dict[tuple[str, str], Path] = {}
-    root = Path(__file__).resolve().parents[2] / "pytest_llmbench" / "tasks"
+    root = Path(__file__).resolve().parents[2] / "tasks"
     for path in sorted(root.rglob("*.yaml")):
         loaded = load_task_file(path)
         for task in loaded.tasks:

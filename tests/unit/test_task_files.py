@@ -28,7 +28,7 @@ from pytest_llmbench.suites.matching import check_case
 from pytest_llmbench.suites.toolbox import FALLBACK_RESULT, TOOLBOX
 
 REPO = Path(__file__).resolve().parents[2]
-TASKS = REPO / "pytest_llmbench" / "tasks"
+TASKS = REPO / "tasks"
 SEED_JSON = REPO.parent / "shared" / "reference" / "seed-tasks.json"
 # Task files waiting for scorer support of new case kinds are kept as *.yaml.pending: they
 # are not collected, but they must load and be right all the same.
