@@ -10,7 +10,7 @@ talks to a server.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,24 +71,41 @@ def report_of(record: dict[str, Any]) -> ModelReport:
     return ModelReport(model, tasks)
 
 
-def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The readable records of a JSONL file, and how many lines could not be read (a torn
-    last line of an interrupted run, say)."""
+@dataclass(frozen=True)
+class JsonlRecords:
+    """The results lines of a JSONL file, and how many of its lines were not one."""
+
+    records: list[dict[str, Any]]
+    # Lines that are not a whole JSON object naming its run and model: the torn last line of
+    # a run killed mid-write (the writer starts the next run on a fresh line), or a foreign line.
+    unreadable: int
+
+
+def parse_jsonl(lines: Iterable[str | bytes]) -> JsonlRecords:
+    """The records among `lines`, skipping (and counting) those that are not whole records;
+    blank lines are neither."""
     records: list[dict[str, Any]] = []
     unreadable = 0
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:
             unreadable += 1
             continue
         if isinstance(record, dict) and "run_id" in record and "model" in record:
             records.append(record)
         else:
             unreadable += 1
-    return records, unreadable
+    return JsonlRecords(records, unreadable)
+
+
+def read_jsonl(path: Path) -> JsonlRecords:
+    """The records of a results file (`--llmbench-jsonl`), by the rule of `parse_jsonl`."""
+    # Decoded line by line: a torn line may end inside a UTF-8 sequence, which makes it one bad
+    # line, not a file that cannot be read.
+    return parse_jsonl(path.read_bytes().split(b"\n"))
 
 
 def _run(records: list[dict[str, Any]], run_id: str, source: str) -> Run:
@@ -111,7 +128,7 @@ def load_run(reference: str, jsonl: Sequence[Path]) -> Run:
     looked up in the `jsonl` files."""
     path = Path(reference)
     if path.is_file():
-        records, _ = read_records(path)
+        records = read_jsonl(path).records
         if not records:
             raise RunNotFound(f"{reference} holds no llmbench results")
         return _run(records, records[-1]["run_id"], str(path))
@@ -120,7 +137,7 @@ def load_run(reference: str, jsonl: Sequence[Path]) -> Run:
         if not source.is_file():
             continue
         searched.append(str(source))
-        records, _ = read_records(source)
+        records = read_jsonl(source).records
         ids = list(dict.fromkeys(r["run_id"] for r in records if r["run_id"].startswith(reference)))
         if len(ids) > 1:
             raise RunNotFound(f"run id {reference!r} is ambiguous in {source}: {', '.join(ids)}")

@@ -652,19 +652,6 @@ def append_jsonl(path: Path, lines: Sequence[str]) -> None:
         os.close(fd)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a results file, skipping lines that are not whole JSON objects."""
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
 def oracle_lines(results: Sequence[CaseResult], oracle: str) -> list[str]:
     """The oracle's verdict: suite:task:case it did not pass (errors are not its fault)."""
     suspects = [

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from pytest_llmbench import compare
 
 from .openai_server import Reply, Script, by_prompt, last_user_text
 
@@ -189,7 +190,10 @@ def seeded_script() -> Script:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The records of a results file the plugin wrote: every line of it a whole record."""
+    found = compare.read_jsonl(path)
+    assert not found.unreadable, f"{found.unreadable} unreadable lines in {path}"
+    return found.records
 
 
 def case_outcomes(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], str]:

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_llmbench import cli
 from pytest_llmbench import report as rep
-from pytest_llmbench.compare import GATE_FAILED, load_run, parse_rate
+from pytest_llmbench.compare import GATE_FAILED, load_run, parse_jsonl, parse_rate, read_jsonl
 from pytest_llmbench.results import CaseResult, aggregate
 
 
@@ -81,6 +81,30 @@ def test_torn_lines_are_skipped(runs: Path) -> None:
     with runs.open("a") as handle:
         handle.write('{"run_id": "ccc", "model": "qw')  # an interrupted write
     assert load_run(str(runs), []).run_id == "bbb222"
+
+
+def test_the_reader_skips_and_counts_what_is_not_a_whole_record(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    good = [{"run_id": "r1", "model": "a"}, {"run_id": "r2", "model": "b", "passed": 1}]
+    path.write_bytes(
+        b"\n".join(
+            [
+                json.dumps(good[0]).encode(),
+                b"",  # blank: not counted
+                b'{"run_id": "r1", "model": "cut \xc3',  # torn inside a UTF-8 character
+                json.dumps(good[1]).encode(),
+                b'["run_id", "model"]',  # whole JSON, but not an object
+                b'{"model": "no run id"}',
+                b'{"run_id": "r3", "model": "torn',  # the last line, without its newline
+            ]
+        )
+    )
+    found = read_jsonl(path)
+    assert found.records == good
+    assert found.unreadable == 4
+    # The same rule over lines of text (a stream): what `python -m pytest_llmbench.summary` reads.
+    text = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    assert parse_jsonl(text) == found
 
 
 def test_bad_references_are_one_line_errors(
