@@ -25,7 +25,7 @@ GATE_FAILED = 7
 
 
 class RunNotFound(ValueError):
-    """A run reference that names no file and no run id in the JSONL."""
+    """A run reference that names no run (or several) where runs were looked up."""
 
 
 @dataclass(frozen=True)
@@ -123,28 +123,59 @@ def _run(records: list[dict[str, Any]], run_id: str, source: str) -> Run:
     )
 
 
+LATEST = "latest"  # names the newest run, wherever a run can be named
+
+
+def matching_runs(wanted: str, runs: Sequence[str]) -> list[str]:
+    """The runs among `runs` (oldest first, each once) that `wanted` names: `latest` names the
+    newest, a run id itself, anything else every run it is a prefix of."""
+    if wanted == LATEST:
+        return list(runs[-1:])
+    if wanted in runs:
+        return [wanted]
+    return [run for run in runs if run.startswith(wanted)]
+
+
+def resolve_run(wanted: str, runs: Sequence[str], where: str) -> str:
+    """The run `wanted` names among `runs` (oldest first), held in `where` (a JSONL file, the
+    run record): `latest`, a run id, or a unique prefix of one. Raises RunNotFound, one line,
+    when it names no run or several."""
+    if not runs:
+        raise RunNotFound(f"{where} holds no runs yet")
+    match = matching_runs(wanted, runs)
+    if len(match) > 1:
+        raise RunNotFound(f"run {wanted!r} matches several runs in {where}: {', '.join(match)}")
+    if not match:
+        raise RunNotFound(f"run {wanted!r} is not in {where}; known runs: {', '.join(runs[-10:])}")
+    return match[0]
+
+
+def run_ids(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The runs of JSONL records, oldest first (a run's lines are written together)."""
+    return list(dict.fromkeys(str(r["run_id"]) for r in records))
+
+
 def load_run(reference: str, jsonl: Sequence[Path]) -> Run:
-    """A run by reference: a JSONL file (its last run) or a run id (or a unique prefix of one)
-    looked up in the `jsonl` files."""
+    """A run by reference: a JSONL file (its latest run), or `latest`, a run id or a unique
+    prefix of one, looked up in the `jsonl` files (the first of them that names a run)."""
     path = Path(reference)
     if path.is_file():
         records = read_jsonl(path).records
-        if not records:
-            raise RunNotFound(f"{reference} holds no llmbench results")
-        return _run(records, records[-1]["run_id"], str(path))
+        return _run(records, resolve_run(LATEST, run_ids(records), str(path)), str(path))
     searched = []
     for source in jsonl:
         if not source.is_file():
             continue
         searched.append(str(source))
         records = read_jsonl(source).records
-        ids = list(dict.fromkeys(r["run_id"] for r in records if r["run_id"].startswith(reference)))
-        if len(ids) > 1:
-            raise RunNotFound(f"run id {reference!r} is ambiguous in {source}: {', '.join(ids)}")
-        if ids:
-            return _run(records, ids[0], str(source))
-    where = ", ".join(searched) if searched else "no JSONL file (none of: "
-    where += "" if searched else ", ".join(str(p) for p in jsonl) + ")"
+        ids = run_ids(records)
+        if matching_runs(reference, ids):
+            return _run(records, resolve_run(reference, ids, str(source)), str(source))
+    missing = f"no JSONL file (none of: {', '.join(str(p) for p in jsonl)})"
+    if reference == LATEST:
+        why = f"none recorded in {', '.join(searched)}" if searched else missing
+        raise RunNotFound(f"no run to take as {LATEST!r}: {why}")
+    where = ", ".join(searched) if searched else missing
     raise RunNotFound(f"{reference!r} is neither a file nor a run id in {where}")
 
 

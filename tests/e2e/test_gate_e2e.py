@@ -87,11 +87,29 @@ def test_baseline_comparison_and_regression_gate(
     assert same.ret == pytest.ExitCode.OK
 
 
+def test_the_latest_run_as_the_baseline(bench_dir: pytest.Pytester, fake_openai: Any) -> None:
+    good = fake_openai({"m": good_script()})
+    bad = fake_openai({"m": bad_script()})
+    assert run(bench_dir, good.url, "--models=m").ret == pytest.ExitCode.OK
+    assert run(bench_dir, good.url, "--models=m").ret == pytest.ExitCode.OK
+    _, second = read_jsonl(bench_dir.path / "out/results.jsonl")
+    # `latest` is read before this run appends its own line: the run before it.
+    worse = run(bench_dir, bad.url, "--models=m", "--llmbench-baseline=latest",
+                "--llmbench-fail-on-regression")  # fmt: skip
+    assert f"llmbench against the baseline, run {second['run_id']}" in worse.stdout.str()
+    assert "m: regressed -100.0 pts" in worse.stdout.str()
+    assert worse.ret == GATE_FAILED
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--llmbench-fail-on-regression"], "--llmbench-fail-on-regression needs"),
         (["--llmbench-baseline=nowhere.jsonl"], "'nowhere.jsonl' is neither a file nor a run"),
+        (
+            ["--llmbench-baseline=latest"],
+            "--llmbench-baseline: no run to take as 'latest': no JSONL file (none of: ",
+        ),
         (["--llmbench-fail-under=most"], "--llmbench-fail-under: cannot use 'most'"),
         (["--llmbench-fail-under=120%"], "--llmbench-fail-under: cannot use '120%'"),
     ],

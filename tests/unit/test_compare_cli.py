@@ -10,7 +10,15 @@ import pytest
 
 from pytest_llmbench import cli
 from pytest_llmbench import report as rep
-from pytest_llmbench.compare import GATE_FAILED, load_run, parse_jsonl, parse_rate, read_jsonl
+from pytest_llmbench.compare import (
+    GATE_FAILED,
+    RunNotFound,
+    load_run,
+    parse_jsonl,
+    parse_rate,
+    read_jsonl,
+    resolve_run,
+)
 from pytest_llmbench.results import CaseResult, aggregate
 
 
@@ -112,13 +120,45 @@ def test_bad_references_are_one_line_errors(
 ) -> None:
     write_run(runs, "aaa999", {"qwen": set()})
     assert cli.main(["compare", "aaa", "bbb", "--jsonl", str(runs)]) == 1
-    assert "run id 'aaa' is ambiguous" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == f"llmbench compare: run 'aaa' matches several runs in {runs}: aaa111, aaa999\n"
     assert cli.main(["compare", "zzz", "bbb", "--jsonl", str(runs)]) == 1
-    assert "'zzz' is neither a file nor a run id in " + str(runs) in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == f"llmbench compare: 'zzz' is neither a file nor a run id in {runs}\n"
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     assert cli.main(["compare", str(empty), str(runs)]) == 1
-    assert "holds no llmbench results" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"llmbench compare: {empty} holds no runs yet\n"
+    assert cli.main(["compare", "latest", str(runs), "--jsonl", str(empty)]) == 1
+    assert capsys.readouterr().err == (
+        f"llmbench compare: no run to take as 'latest': none recorded in {empty}\n"
+    )
+
+
+def test_latest_names_the_newest_run(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert load_run("latest", [runs]).run_id == "bbb222"
+    # The first file that holds runs decides, as it does for a run id.
+    assert load_run("latest", [runs.parent / "missing.jsonl", runs]).run_id == "bbb222"
+    assert cli.main(["compare", "aaa111", "latest", "--jsonl", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "old: run aaa111" in out and "new: run bbb222" in out
+    # `llmbench compare latest FILE`: the run just recorded against a baseline file.
+    baseline = runs.parent / "baseline.jsonl"
+    write_run(baseline, "base00", {"qwen": set(), "gemma": set()})
+    code = cli.main(["compare", str(baseline), "latest", "--jsonl", str(runs),
+                     "--fail-on-regression"])  # fmt: skip
+    assert code == GATE_FAILED
+    out = capsys.readouterr().out
+    assert "old: run base00" in out and "new: run bbb222" in out
+    assert "qwen: regressed" in out
+
+
+def test_a_run_id_is_found_before_the_longer_ids_it_begins(runs: Path) -> None:
+    write_run(runs, "bbb", {"qwen": set()})
+    assert load_run("bbb", [runs]).run_id == "bbb"
+    assert load_run("bbb2", [runs]).run_id == "bbb222"
+    with pytest.raises(RunNotFound, match="'bb' matches several runs in x: bbb, bbb222"):
+        resolve_run("bb", ["bbb", "bbb222"], "x")
 
 
 def test_compare_gates_on_regression_and_rate(
