@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .display import printable
-from .results import SUITES, CaseResult, Comparison, ModelReport, TaskResult, compare
+from .results import SUITES, CaseResult, Comparison, ModelReport, TaskResult, compare, task_pairs
 from .stats import Interval
 
 # pytest uses 0-5; a failed gate gets its own code so that CI can tell "below the bar" from
@@ -451,7 +451,9 @@ def gate(
     fail_on_regression: bool,
 ) -> GateVerdict:
     """The CI verdict: every model's share of cases passed at least `fail_under`, and (with
-    `fail_on_regression`) no model significantly worse than in the baseline."""
+    `fail_on_regression`) no model significantly worse than in the baseline, and something
+    compared: a model in both runs that shares no task with the baseline (none ran without an
+    error in both), or a baseline with none of the run's models, fails the gate."""
     failures: list[str] = []
     checked: list[str] = []
     if fail_under is not None:
@@ -465,9 +467,41 @@ def gate(
                 )
     if fail_on_regression and baseline is not None:
         checked.append("no model significantly worse than the baseline")
-        for change in changes(baseline, reports):
+        found = changes(baseline, reports)
+        # A regression gate that compared nothing has shown nothing: it must not pass.
+        if not found:
+            failures.append(
+                "nothing compared: no model of this run is in the baseline (this run: "
+                f"{_listed([r.model for r in reports]) or 'none'}; baseline: "
+                f"{_listed([r.model for r in baseline]) or 'none'})"
+            )
+        for change in found:
             assert change.overall is not None
             diff = change.overall.cases
-            if diff.significant and diff.delta < 0:
+            if not diff.tasks:
+                failures.append(f"{change.model}: nothing compared: {_unmatched(change)}")
+            elif diff.significant and diff.delta < 0:
                 failures.append(f"{change.model}: regressed {_difference(change.overall)}")
     return GateVerdict(tuple(failures), tuple(checked))
+
+
+def _listed(names: Sequence[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f", and {more} more" if more > 0 else "")
+
+
+def _unmatched(change: ModelChange) -> str:
+    """Why a model in both runs had no task to compare, naming what did not match."""
+    old, new = change.old.tasks, change.new.tasks
+    if task_pairs(old, new):
+        return "every task both runs ran ended in an error in one of them"
+    ours = list(dict.fromkeys(f"{t.suite}:{t.task}" for t in new))
+    theirs = list(dict.fromkeys(f"{t.suite}:{t.task}" for t in old))
+    if set(ours) & set(theirs):  # the same ids: the tasks are matched by their files too
+        ours = list(dict.fromkeys(t.file for t in new))
+        theirs = list(dict.fromkeys(t.file for t in old))
+        return (
+            f"its tasks come from other task files (this run: {_listed(ours)}; "
+            f"baseline: {_listed(theirs)})"
+        )
+    return f"no task in common (this run: {_listed(ours)}; baseline: {_listed(theirs)})"

@@ -749,6 +749,19 @@ class Comparison:
         }
 
 
+def task_pairs(old: list[TaskResult], new: list[TaskResult]) -> list[tuple[TaskResult, TaskResult]]:
+    """The tasks both ran, as (old, new) in the order of `old`: the same task file, suite and
+    id."""
+    # Records written before tasks carried their file are matched by suite and task id.
+    with_file = all(t.file for t in (*old, *new))
+
+    def key(task: TaskResult) -> tuple[str, ...]:
+        return task.key if with_file else task.key[1:]
+
+    theirs = {key(t): t for t in new}
+    return [(t, theirs[key(t)]) for t in old if key(t) in theirs]
+
+
 def compare(
     old: ModelReport | list[TaskResult],
     new: ModelReport | list[TaskResult],
@@ -759,14 +772,7 @@ def compare(
     out: it says nothing about either model)."""
     old_tasks = old.tasks if isinstance(old, ModelReport) else old
     new_tasks = new.tasks if isinstance(new, ModelReport) else new
-    # Records written before tasks carried their file are matched by suite and task id.
-    with_file = all(t.file for t in (*old_tasks, *new_tasks))
-
-    def key(task: TaskResult) -> tuple[str, ...]:
-        return task.key if with_file else task.key[1:]
-
-    theirs = {key(t): t for t in new_tasks if not t.errored}
-    shared = [(t, theirs[key(t)]) for t in old_tasks if not t.errored and key(t) in theirs]
+    shared = [(a, b) for a, b in task_pairs(old_tasks, new_tasks) if not (a.errored or b.errored)]
     if names is None:
         names = (
             old.model if isinstance(old, ModelReport) else "old",

@@ -101,6 +101,40 @@ def test_the_latest_run_as_the_baseline(bench_dir: pytest.Pytester, fake_openai:
     assert worse.ret == GATE_FAILED
 
 
+def test_a_regression_gate_that_compared_nothing_fails(
+    bench_dir: pytest.Pytester, fake_openai: Any
+) -> None:
+    server = fake_openai({"m": good_script(), "n": good_script()})
+    assert run(bench_dir, server.url, "--models=m", "-k", "weather").ret == pytest.ExitCode.OK
+    [first] = read_jsonl(bench_dir.path / "out/results.jsonl")
+    gate = ["--llmbench-fail-on-regression", f"--llmbench-baseline={first['run_id']}"]
+
+    other_model = run(bench_dir, server.url, "--models=n", "-k", "weather", *gate)
+    assert other_model.ret == GATE_FAILED
+    other_model.stdout.fnmatch_lines(
+        [
+            "llmbench gate: FAILED (exit status 7)",
+            "  nothing compared: no model of this run is in the baseline (this run: n; "
+            "baseline: m)",
+        ]
+    )
+
+    other_task = run(bench_dir, server.url, "--models=m", "-k", "lookup", *gate)
+    assert other_task.ret == GATE_FAILED
+    other_task.stdout.fnmatch_lines(
+        [
+            "llmbench gate: FAILED (exit status 7)",
+            "  m: nothing compared: no task in common (this run: tooling:lookup_then_email; "
+            "baseline: tooling:weather)",
+        ]
+    )
+
+    # The same task again: compared, no change, the gate passes.
+    same = run(bench_dir, server.url, "--models=m", "-k", "weather", *gate)
+    assert same.ret == pytest.ExitCode.OK
+    assert "llmbench gate: passed" in same.stdout.str()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

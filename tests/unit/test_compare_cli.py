@@ -13,13 +13,14 @@ from pytest_llmbench import report as rep
 from pytest_llmbench.compare import (
     GATE_FAILED,
     RunNotFound,
+    gate,
     load_run,
     parse_jsonl,
     parse_rate,
     read_jsonl,
     resolve_run,
 )
-from pytest_llmbench.results import CaseResult, aggregate
+from pytest_llmbench.results import CaseResult, ModelReport, Outcome, aggregate
 
 
 def write_run(
@@ -28,18 +29,20 @@ def write_run(
     failing: dict[str, set[int]],
     tasks: int = 20,
     provenance: dict[str, Any] | None = None,
+    prefix: str = "",
 ) -> None:
-    """Append one run: per model, `tasks` python tasks of 2 cases and 10 cli tasks of 1 case;
-    the python tasks in `failing[model]` fail their second case. Every model's line carries
-    `provenance` when given, else none at all (as lines written before it existed)."""
+    """Append one run: per model, `tasks` python tasks of 2 cases and 10 cli tasks of 1 case
+    (their ids start with `prefix`); the python tasks in `failing[model]` fail their second
+    case. Every model's line carries `provenance` when given, else none at all (as lines
+    written before it existed)."""
     results = [
-        CaseResult(model, "python", f"p{t}", f"c{c}",
+        CaseResult(model, "python", f"{prefix}p{t}", f"c{c}",
                    "failed" if t in fails and c == 1 else "passed", file="tasks/p.yaml")
         for model, fails in failing.items()
         for t in range(tasks)
         for c in range(2)
     ] + [
-        CaseResult(model, "cli", f"k{t}", "only", "passed", file="tasks/k.yaml")
+        CaseResult(model, "cli", f"{prefix}k{t}", "only", "passed", file="tasks/k.yaml")
         for model in failing
         for t in range(10)
     ]  # fmt: skip
@@ -174,6 +177,57 @@ def test_compare_gates_on_regression_and_rate(
     assert "qwen: 38/50 = 76.0% of cases passed, under 80.0%" in capsys.readouterr().out
     assert cli.main(["compare", "bbb222", "bbb222", "--jsonl", str(runs),
                      "--fail-on-regression"]) == 0  # fmt: skip
+
+
+def gate_lines(out: str) -> list[str]:
+    return out[out.index("llmbench gate:") :].splitlines()
+
+
+def test_a_regression_gate_that_compared_nothing_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    write_run(old, "aaa111", {"qwen": set(), "gemma": set()})
+    # No model in common: nothing to compare, so nothing shown not to have regressed.
+    write_run(new, "bbb222", {"phi": set()})
+    assert cli.main(["compare", str(old), str(new)]) == 0  # without a gate, a comparison
+    capsys.readouterr()
+    assert cli.main(["compare", str(old), str(new), "--fail-on-regression"]) == GATE_FAILED
+    assert gate_lines(capsys.readouterr().out) == [
+        "llmbench gate: FAILED (exit status 7)",
+        "  nothing compared: no model of this run is in the baseline (this run: phi; "
+        "baseline: qwen, gemma)",
+    ]
+    # The same model, on other tasks.
+    write_run(new, "ccc333", {"qwen": set()}, tasks=2, prefix="x")
+    assert cli.main(["compare", str(old), str(new), "--fail-on-regression"]) == GATE_FAILED
+    assert gate_lines(capsys.readouterr().out) == [
+        "llmbench gate: FAILED (exit status 7)",
+        "  qwen: nothing compared: no task in common (this run: python:xp0, python:xp1, "
+        "cli:xk0, cli:xk1, cli:xk2, and 7 more; baseline: python:p0, python:p1, python:p2, "
+        "python:p3, python:p4, and 25 more)",
+    ]
+    # A rate gate alone still passes: it needs no baseline.
+    assert cli.main(["compare", str(old), str(new), "--fail-under", "0.5"]) == 0
+
+
+def test_tasks_from_other_files_or_only_errors_compare_nothing(tmp_path: Path) -> None:
+    def report(model: str, file: str, outcome: Outcome = "passed") -> ModelReport:
+        [only] = aggregate([CaseResult(model, "python", "add", "c", outcome, file=file)], (model,))
+        return only
+
+    def verdict(old: ModelReport, new: ModelReport) -> list[str]:
+        found = gate([new], fail_under=None, baseline=[old], fail_on_regression=True)
+        return list(found.failures)
+
+    assert verdict(report("m", "a.yaml"), report("m", "b.yaml")) == [
+        "m: nothing compared: its tasks come from other task files (this run: b.yaml; "
+        "baseline: a.yaml)"
+    ]
+    assert verdict(report("m", "a.yaml", "error"), report("m", "a.yaml")) == [
+        "m: nothing compared: every task both runs ran ended in an error in one of them"
+    ]
+    assert verdict(report("m", "a.yaml"), report("m", "a.yaml")) == []
 
 
 @pytest.mark.parametrize(("text", "value"), [("0.8", 0.8), ("80%", 0.8), ("80", 0.8), ("1", 1.0)])
