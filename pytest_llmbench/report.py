@@ -804,7 +804,6 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
     lines = []
     for report in reports:
         results = [r for r in state.results if r.model == report.model]
-        load = next((r.load_s for r in results if r.load_s), None)
         if report.model in PSEUDO_MODELS:
             backend, url = "builtin", None
         else:
@@ -819,7 +818,7 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
                 run,
                 backend,
                 url,
-                load,
+                report.load_s,
                 reports,
                 digest=digest,
                 selection=selection,

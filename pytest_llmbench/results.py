@@ -95,10 +95,17 @@ class CaseResult:
 
     @classmethod
     def from_json(cls, text: str) -> CaseResult:
-        data: dict[str, Any] = json.loads(text)
-        data["generation"] = GenerationStats(**data.get("generation", {}))
-        data["budgets"] = tuple((int(b), o) for b, o in data.get("budgets", ()))
-        return cls(**data)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        """The CaseResult of `to_dict()` (or of `to_json()` parsed), as the run record keeps it."""
+        fields = {
+            **data,
+            "generation": GenerationStats(**data.get("generation", {})),
+            "budgets": tuple((int(b), o) for b, o in data.get("budgets", ())),
+        }
+        return cls(**fields)
 
 
 # The CaseResults of the latest reports, by their JSON text: the result collector and the
@@ -609,6 +616,11 @@ class ModelReport:
     def max_tokens(self) -> int | None:
         caps = [g.max_tokens for g in self.generations if g.max_tokens is not None]
         return max(caps) if caps else None
+
+    @property
+    def load_s(self) -> float | None:
+        """How long loading the model took (kept out of every other figure)."""
+        return next((c.load_s for t in self.tasks for c in t.cases if c.load_s), None)
 
     @property
     def generated(self) -> list[GenerationStats]:

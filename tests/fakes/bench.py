@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +196,19 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     found = compare.read_jsonl(path)
     assert not found.unreadable, f"{found.unreadable} unreadable lines in {path}"
     return found.records
+
+
+def comparison_cells(page: str) -> list[dict[str, str]]:
+    """The rows of an HTML report's comparison table: each cell's text by its heading."""
+    table = page.split("<table id=comparison>")[-1].split("</table>")[0]
+    head = re.findall(r"<th>(.*?)</th>", table.split("</thead>")[0])
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    cell = re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>")
+    return [
+        dict(zip(head, (html.unescape(re.sub(r"<[^>]+>", "", c)) for c in cell.findall(row)),
+                 strict=True))
+        for row in rows
+    ]  # fmt: skip
 
 
 def case_outcomes(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], str]:
