@@ -400,10 +400,7 @@ def comparison_lines(
         lost, gained = change.flipped()
         for title, flipped in (("now failing", lost), ("now passing", gained)):
             if flipped:
-                shown = flipped if flips_shown is None else flipped[:flips_shown]
-                more = len(flipped) - len(shown)
-                tail = f", and {more} more" if more else ""
-                lines.append(f"  {title} ({len(flipped)}): {', '.join(shown)}{tail}")
+                lines.append(f"  {title} ({len(flipped)}): {shortened(flipped, flips_shown)}")
         if provenance is not None:
             model, (before, after) = change.model, provenance
             lines += provenance_lines(model, before.get(model), after.get(model))
@@ -472,8 +469,8 @@ def gate(
         if not found:
             failures.append(
                 "nothing compared: no model of this run is in the baseline (this run: "
-                f"{_listed([r.model for r in reports]) or 'none'}; baseline: "
-                f"{_listed([r.model for r in baseline]) or 'none'})"
+                f"{shortened([r.model for r in reports]) or 'none'}; baseline: "
+                f"{shortened([r.model for r in baseline]) or 'none'})"
             )
         for change in found:
             assert change.overall is not None
@@ -485,8 +482,9 @@ def gate(
     return GateVerdict(tuple(failures), tuple(checked))
 
 
-def _listed(names: Sequence[str], shown: int = 5) -> str:
-    more = len(names) - shown
+def shortened(names: Sequence[str], shown: int | None = 5) -> str:
+    """The first `shown` names (all with None), and how many more there are."""
+    more = len(names) - shown if shown is not None else 0
     return ", ".join(names[:shown]) + (f", and {more} more" if more > 0 else "")
 
 
@@ -501,7 +499,7 @@ def _unmatched(change: ModelChange) -> str:
         ours = list(dict.fromkeys(t.file for t in new))
         theirs = list(dict.fromkeys(t.file for t in old))
         return (
-            f"its tasks come from other task files (this run: {_listed(ours)}; "
-            f"baseline: {_listed(theirs)})"
+            f"its tasks come from other task files (this run: {shortened(ours)}; "
+            f"baseline: {shortened(theirs)})"
         )
-    return f"no task in common (this run: {_listed(ours)}; baseline: {_listed(theirs)})"
+    return f"no task in common (this run: {shortened(ours)}; baseline: {shortened(theirs)})"
