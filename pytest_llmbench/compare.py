@@ -3,6 +3,10 @@ it is real, warn when something other than the model changed (the server's build
 file, the chat template: the `provenance` of each model's line), and turn thresholds into a
 verdict.
 
+The one reader of the JSONL (`read_jsonl`: torn lines skipped and counted) and the one
+resolver of a run reference (`resolve_run`: `latest`, a run id or a unique prefix; the run
+record's reader uses it too) are here.
+
 Works on results only (JSONL records or the reports of the run that just finished); it never
 talks to a server.
 """
@@ -144,7 +148,7 @@ def resolve_run(wanted: str, runs: Sequence[str], where: str) -> str:
         raise RunNotFound(f"{where} holds no runs yet")
     match = matching_runs(wanted, runs)
     if len(match) > 1:
-        raise RunNotFound(f"run {wanted!r} matches several runs in {where}: {', '.join(match)}")
+        raise RunNotFound(f"run {wanted!r} matches several runs in {where}: {shortened(match, 10)}")
     if not match:
         raise RunNotFound(f"run {wanted!r} is not in {where}; known runs: {', '.join(runs[-10:])}")
     return match[0]
@@ -502,4 +506,7 @@ def _unmatched(change: ModelChange) -> str:
             f"its tasks come from other task files (this run: {shortened(ours)}; "
             f"baseline: {shortened(theirs)})"
         )
-    return f"no task in common (this run: {shortened(ours)}; baseline: {shortened(theirs)})"
+    return (
+        f"no task in common (this run: {shortened(ours) or 'none'}; "
+        f"baseline: {shortened(theirs) or 'none'})"
+    )
