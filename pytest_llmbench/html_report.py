@@ -78,7 +78,7 @@ class Column:
     report: ModelReport
 
 
-def report_of(model: str, tasks: Sequence[TaskRecord]) -> ModelReport:
+def recorded_report(model: str, tasks: Sequence[TaskRecord]) -> ModelReport:
     """The ModelReport of a model's recorded cases (each case row holds its CaseResult)."""
     results = []
     for task in tasks:
@@ -144,7 +144,7 @@ def columns_of(runs: Sequence[RunData]) -> list[Column]:
         for model in run.models:
             label = model if seen[model] == 1 else f"{model} @{run.run_id[:8]}"
             tasks = [t for t in run.tasks if t.model == model]
-            columns.append(Column(label, model, run, tasks, report_of(model, tasks)))
+            columns.append(Column(label, model, run, tasks, recorded_report(model, tasks)))
     return columns
 
 

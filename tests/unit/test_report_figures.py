@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from fakes.bench import comparison_cells
 
 from pytest_llmbench import report as rep
 from pytest_llmbench.html_report import (
+    ReportError,
     budget_points,
     budget_table,
     columns_of,
@@ -157,3 +159,10 @@ def test_grid_cells_carry_the_stability_of_the_jsonl_line() -> None:
     # A run that wrote no JSONL line (interrupted before the end): nothing to mark.
     data, _ = grid_data(columns_of([run("r2", "m", 512, ["failed"])]))
     assert data["stability"] == [[None]]
+
+
+def test_a_case_this_version_cannot_read_is_one_clear_error() -> None:
+    data = run("r1", "m", 512, ["passed"])
+    data.tasks[0].cases[0].result["moved_elsewhere"] = 1  # written by another version
+    with pytest.raises(ReportError, match=r"case f.yaml::t0::c of m cannot be read by this"):
+        columns_of([data])
