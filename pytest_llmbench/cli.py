@@ -79,12 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         help="what changed between two runs, and whether it is more than noise",
         description="Per model and suite: old and new pass rates with 95 %% intervals, the "
         "difference with its interval (paired over the tasks both ran), and the tasks that "
-        "flipped. OLD and NEW are JSONL files (their last run) or run ids.",
+        "flipped. OLD and NEW are JSONL files (their latest run), run ids (or unique prefixes), "
+        "or 'latest'.",
     )
-    cmp.add_argument("old", metavar="OLD", help="JSONL file or run id of the earlier run")
-    cmp.add_argument("new", metavar="NEW", help="JSONL file or run id of the later run")
+    cmp.add_argument("old", metavar="OLD", help="the earlier run: JSONL file, run id or 'latest'")
+    cmp.add_argument("new", metavar="NEW", help="the later run: JSONL file, run id or 'latest'")
     cmp.add_argument("--jsonl", type=Path, action="append", default=None, metavar="PATH",
-                     help="where run ids are looked up (repeatable; default "
+                     help="where run ids and 'latest' are looked up (repeatable; default "
                      ".llmbench/results.jsonl)")  # fmt: skip
     cmp.add_argument("--fail-under", default=None, metavar="RATE",
                      help="exit 7 if a model of NEW passed fewer cases than RATE "

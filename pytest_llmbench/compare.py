@@ -3,6 +3,10 @@ it is real, warn when something other than the model changed (the server's build
 file, the chat template: the `provenance` of each model's line), and turn thresholds into a
 verdict.
 
+The one reader of the JSONL (`read_jsonl`: torn lines skipped and counted) and the one
+resolver of a run reference (`resolve_run`: `latest`, a run id or a unique prefix; the run
+record's reader uses it too) are here.
+
 Works on results only (JSONL records or the reports of the run that just finished); it never
 talks to a server.
 """
@@ -10,13 +14,13 @@ talks to a server.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .display import printable
-from .results import SUITES, CaseResult, Comparison, ModelReport, TaskResult, compare
+from .results import SUITES, CaseResult, Comparison, ModelReport, TaskResult, compare, task_pairs
 from .stats import Interval
 from .taskroots import current_name
 
@@ -26,7 +30,7 @@ GATE_FAILED = 7
 
 
 class RunNotFound(ValueError):
-    """A run reference that names no file and no run id in the JSONL."""
+    """A run reference that names no run (or several) where runs were looked up."""
 
 
 @dataclass(frozen=True)
@@ -73,24 +77,41 @@ def report_of(record: dict[str, Any]) -> ModelReport:
     return ModelReport(model, tasks)
 
 
-def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The readable records of a JSONL file, and how many lines could not be read (a torn
-    last line of an interrupted run, say)."""
+@dataclass(frozen=True)
+class JsonlRecords:
+    """The results lines of a JSONL file, and how many of its lines were not one."""
+
+    records: list[dict[str, Any]]
+    # Lines that are not a whole JSON object naming its run and model: the torn last line of
+    # a run killed mid-write (the writer starts the next run on a fresh line), or a foreign line.
+    unreadable: int
+
+
+def parse_jsonl(lines: Iterable[str | bytes]) -> JsonlRecords:
+    """The records among `lines`, skipping (and counting) those that are not whole records;
+    blank lines are neither."""
     records: list[dict[str, Any]] = []
     unreadable = 0
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:
             unreadable += 1
             continue
         if isinstance(record, dict) and "run_id" in record and "model" in record:
             records.append(record)
         else:
             unreadable += 1
-    return records, unreadable
+    return JsonlRecords(records, unreadable)
+
+
+def read_jsonl(path: Path) -> JsonlRecords:
+    """The records of a results file (`--llmbench-jsonl`), by the rule of `parse_jsonl`."""
+    # Decoded line by line: a torn line may end inside a UTF-8 sequence, which makes it one bad
+    # line, not a file that cannot be read.
+    return parse_jsonl(path.read_bytes().split(b"\n"))
 
 
 def _run(records: list[dict[str, Any]], run_id: str, source: str) -> Run:
@@ -108,28 +129,59 @@ def _run(records: list[dict[str, Any]], run_id: str, source: str) -> Run:
     )
 
 
+LATEST = "latest"  # names the newest run, wherever a run can be named
+
+
+def matching_runs(wanted: str, runs: Sequence[str]) -> list[str]:
+    """The runs among `runs` (oldest first, each once) that `wanted` names: `latest` names the
+    newest, a run id itself, anything else every run it is a prefix of."""
+    if wanted == LATEST:
+        return list(runs[-1:])
+    if wanted in runs:
+        return [wanted]
+    return [run for run in runs if run.startswith(wanted)]
+
+
+def resolve_run(wanted: str, runs: Sequence[str], where: str) -> str:
+    """The run `wanted` names among `runs` (oldest first), held in `where` (a JSONL file, the
+    run record): `latest`, a run id, or a unique prefix of one. Raises RunNotFound, one line,
+    when it names no run or several."""
+    if not runs:
+        raise RunNotFound(f"{where} holds no runs yet")
+    match = matching_runs(wanted, runs)
+    if len(match) > 1:
+        raise RunNotFound(f"run {wanted!r} matches several runs in {where}: {shortened(match, 10)}")
+    if not match:
+        raise RunNotFound(f"run {wanted!r} is not in {where}; known runs: {', '.join(runs[-10:])}")
+    return match[0]
+
+
+def run_ids(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The runs of JSONL records, oldest first (a run's lines are written together)."""
+    return list(dict.fromkeys(str(r["run_id"]) for r in records))
+
+
 def load_run(reference: str, jsonl: Sequence[Path]) -> Run:
-    """A run by reference: a JSONL file (its last run) or a run id (or a unique prefix of one)
-    looked up in the `jsonl` files."""
+    """A run by reference: a JSONL file (its latest run), or `latest`, a run id or a unique
+    prefix of one, looked up in the `jsonl` files (the first of them that names a run)."""
     path = Path(reference)
     if path.is_file():
-        records, _ = read_records(path)
-        if not records:
-            raise RunNotFound(f"{reference} holds no llmbench results")
-        return _run(records, records[-1]["run_id"], str(path))
+        records = read_jsonl(path).records
+        return _run(records, resolve_run(LATEST, run_ids(records), str(path)), str(path))
     searched = []
     for source in jsonl:
         if not source.is_file():
             continue
         searched.append(str(source))
-        records, _ = read_records(source)
-        ids = list(dict.fromkeys(r["run_id"] for r in records if r["run_id"].startswith(reference)))
-        if len(ids) > 1:
-            raise RunNotFound(f"run id {reference!r} is ambiguous in {source}: {', '.join(ids)}")
-        if ids:
-            return _run(records, ids[0], str(source))
-    where = ", ".join(searched) if searched else "no JSONL file (none of: "
-    where += "" if searched else ", ".join(str(p) for p in jsonl) + ")"
+        records = read_jsonl(source).records
+        ids = run_ids(records)
+        if matching_runs(reference, ids):
+            return _run(records, resolve_run(reference, ids, str(source)), str(source))
+    missing = f"no JSONL file (none of: {', '.join(str(p) for p in jsonl)})"
+    if reference == LATEST:
+        why = f"none recorded in {', '.join(searched)}" if searched else missing
+        raise RunNotFound(f"no run to take as {LATEST!r}: {why}")
+    where = ", ".join(searched) if searched else missing
     raise RunNotFound(f"{reference!r} is neither a file nor a run id in {where}")
 
 
@@ -354,10 +406,7 @@ def comparison_lines(
         lost, gained = change.flipped()
         for title, flipped in (("now failing", lost), ("now passing", gained)):
             if flipped:
-                shown = flipped if flips_shown is None else flipped[:flips_shown]
-                more = len(flipped) - len(shown)
-                tail = f", and {more} more" if more else ""
-                lines.append(f"  {title} ({len(flipped)}): {', '.join(shown)}{tail}")
+                lines.append(f"  {title} ({len(flipped)}): {shortened(flipped, flips_shown)}")
         if provenance is not None:
             model, (before, after) = change.model, provenance
             lines += provenance_lines(model, before.get(model), after.get(model))
@@ -405,7 +454,9 @@ def gate(
     fail_on_regression: bool,
 ) -> GateVerdict:
     """The CI verdict: every model's share of cases passed at least `fail_under`, and (with
-    `fail_on_regression`) no model significantly worse than in the baseline."""
+    `fail_on_regression`) no model significantly worse than in the baseline, and something
+    compared: a model in both runs that shares no task with the baseline (none ran without an
+    error in both), or a baseline with none of the run's models, fails the gate."""
     failures: list[str] = []
     checked: list[str] = []
     if fail_under is not None:
@@ -419,9 +470,45 @@ def gate(
                 )
     if fail_on_regression and baseline is not None:
         checked.append("no model significantly worse than the baseline")
-        for change in changes(baseline, reports):
+        found = changes(baseline, reports)
+        # A regression gate that compared nothing has shown nothing: it must not pass.
+        if not found:
+            failures.append(
+                "nothing compared: no model of this run is in the baseline (this run: "
+                f"{shortened([r.model for r in reports]) or 'none'}; baseline: "
+                f"{shortened([r.model for r in baseline]) or 'none'})"
+            )
+        for change in found:
             assert change.overall is not None
             diff = change.overall.cases
-            if diff.significant and diff.delta < 0:
+            if not diff.tasks:
+                failures.append(f"{change.model}: nothing compared: {_unmatched(change)}")
+            elif diff.significant and diff.delta < 0:
                 failures.append(f"{change.model}: regressed {_difference(change.overall)}")
     return GateVerdict(tuple(failures), tuple(checked))
+
+
+def shortened(names: Sequence[str], shown: int | None = 5) -> str:
+    """The first `shown` names (all with None), and how many more there are."""
+    more = len(names) - shown if shown is not None else 0
+    return ", ".join(names[:shown]) + (f", and {more} more" if more > 0 else "")
+
+
+def _unmatched(change: ModelChange) -> str:
+    """Why a model in both runs had no task to compare, naming what did not match."""
+    old, new = change.old.tasks, change.new.tasks
+    if task_pairs(old, new):
+        return "every task both runs ran ended in an error in one of them"
+    ours = list(dict.fromkeys(f"{t.suite}:{t.task}" for t in new))
+    theirs = list(dict.fromkeys(f"{t.suite}:{t.task}" for t in old))
+    if set(ours) & set(theirs):  # the same ids: the tasks are matched by their files too
+        ours = list(dict.fromkeys(t.file for t in new))
+        theirs = list(dict.fromkeys(t.file for t in old))
+        return (
+            f"its tasks come from other task files (this run: {shortened(ours)}; "
+            f"baseline: {shortened(theirs)})"
+        )
+    return (
+        f"no task in common (this run: {shortened(ours) or 'none'}; "
+        f"baseline: {shortened(theirs) or 'none'})"
+    )

@@ -5,8 +5,10 @@ opens from disk with no network. It has:
 
 - the comparison table: per model and run, cases passed per suite and per tier, tasks fully
   passed, time and speed (hovering a model names the server that answered it, with its build);
-  a table per token budget when a model was run at several budgets (several runs, or a run
-  whose JSONL carries `budgets`), with intervals when the data has them;
+  a table per token budget when a model was run at several budgets (several runs, or one run
+  with --llmbench-budgets); 95 % intervals. Every figure is a results.ModelReport's, built from
+  the recorded CaseResults: the computation the terminal table and the JSONL use, so the three
+  agree (also on a run resumed from the answer store);
 - plots (matplotlib): score against token budget, score against generation time, decode speed;
 - a grid of tasks by model, each cell one stripe per case coloured by outcome, filtered by suite,
   tier, outcome and text; a cell whose (model, task) is not stable (flaky, budget- or
@@ -15,8 +17,9 @@ opens from disk with no network. It has:
   highlighted, reasoning folded, each case's expectation against what it got, the tool
   transcript turn by turn, and what ran in the sandbox with its output.
 
-The record keeps each case's first sample only; what the run learned from all its samples (the
-stability labels, pass@k) comes from the model's JSONL line, which the record also keeps.
+The record keeps each case's first sample only, so with --llmbench-repeat the table's figures
+are the first sample's; what the run learned from all its samples (the stability labels) comes
+from the model's JSONL line, which the record also keeps.
 
 The grid's data is parsed at load; each model's case details are kept compressed and unpacked on
 the first click into that model's column (the browser's own gzip decoder, no network), which
@@ -29,22 +32,31 @@ import base64
 import gzip
 import html
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .backends.provenance import describe
 from .record import RunData, TaskRecord, read_run, resolve_runs
-from .results import OUTCOMES, SUITES, Label, Stability
+from .results import (
+    OUTCOMES,
+    SUITES,
+    CaseResult,
+    Label,
+    ModelReport,
+    Outcome,
+    Stability,
+    aggregate,
+)
 
 CODES = {"passed": ".", "failed": "F", "truncated": "t", "no_answer": "n", "timeout": "T",
          "error": "E"}  # fmt: skip
 TIERS = ("easy", "medium", "hard")
-NOTED = (("truncated", "truncated"), ("no_answer", "no answer"), ("timeout", "timeout"),
-         ("error", "errors"))  # fmt: skip
+NOTED: tuple[tuple[Outcome, str], ...] = (("truncated", "truncated"), ("no_answer", "no answer"),
+                                           ("timeout", "timeout"), ("error", "errors"))  # fmt: skip
 # The mark on a grid cell, by the task's primary label; stable tasks carry none.
 MARKS: dict[Label, str] = {"batching-sensitive": "≠", "flaky": "~", "budget-sensitive": "↑"}
 
@@ -61,83 +73,66 @@ class Column:
     model: str
     run: RunData
     tasks: list[TaskRecord]
+    # The column's case results aggregated as the terminal table and the JSONL aggregate
+    # them, so that the three give the same figures (time, speeds, scores, intervals).
+    report: ModelReport
 
-    @property
-    def cases(self) -> list[Any]:
-        return [c for t in self.tasks for c in t.cases]
+
+def recorded_report(model: str, tasks: Sequence[TaskRecord]) -> ModelReport:
+    """The ModelReport of a model's recorded cases (each case row holds its CaseResult)."""
+    results = []
+    for task in tasks:
+        for case in task.cases:
+            try:
+                results.append(CaseResult.from_dict(case.result))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ReportError(
+                    f"the record's case {task.task_ref}::{case.case} of {model} cannot be read "
+                    f"by this version ({type(exc).__name__}: {exc})"
+                ) from None
+    reports = aggregate(results, (model,))
+    return reports[0] if reports else ModelReport(model, [])
 
 
-@dataclass
+@dataclass(frozen=True)
 class Figures:
-    """One column's numbers, as the table and the plots use them."""
+    """One column's numbers, as the table and the plots show them: its ModelReport's (the
+    computation behind the terminal table and the JSONL), and the cases per tier, which only
+    the record knows (a task's difficulty)."""
 
-    passed: int = 0
-    total: int = 0
-    by_suite: dict[str, list[int]] = field(default_factory=dict)
-    by_tier: dict[str, list[int]] = field(default_factory=dict)
-    tasks_passed: int = 0
-    tasks: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    generation_s: float = 0.0
-    completion_tokens: int = 0
-    decode_rates: list[float] = field(default_factory=list)  # per task, tok/s while decoding
-    decode_weighted: float | None = None
-    load_s: float | None = None
-    max_tokens: set[int] = field(default_factory=set)
+    report: ModelReport
+    by_tier: dict[str, tuple[int, int]]
 
     @property
     def rate(self) -> float | None:
-        return self.passed / self.total if self.total else None
+        return self.report.passed / self.report.total if self.report.total else None
 
     @property
-    def tokens_per_second(self) -> float | None:
-        return self.completion_tokens / self.generation_s if self.generation_s > 0 else None
+    def wall_seconds(self) -> float | None:
+        return self.report.wall_seconds
+
+    @property
+    def throughput(self) -> float | None:
+        return self.report.throughput
+
+    @property
+    def decode_tok_s(self) -> float | None:
+        return self.report.decode_tok_s
+
+    @property
+    def decode_rates(self) -> list[float]:
+        """Per answer generated in this run, its decoding speed: what `decode_tok_s` weighs."""
+        return [g.decode_tok_s for g in self.report.generated if g.decode_tok_s]
 
 
 def figures(column: Column) -> Figures:
-    out = Figures()
-    decode_tokens = decode_seconds = 0.0
-    request_s = 0.0
-    spans: list[tuple[float, float]] = []
-    for task in column.tasks:
-        if not task.cases:
-            continue
-        passed = sum(c.outcome == "passed" for c in task.cases)
-        total = len(task.cases)
-        out.passed += passed
-        out.total += total
-        for key, table in ((task.suite, out.by_suite), (task.difficulty or "-", out.by_tier)):
-            cell = table.setdefault(key, [0, 0])
-            cell[0] += passed
-            cell[1] += total
-        out.tasks += 1
-        out.tasks_passed += passed == total
-        out.outcomes.update(c.outcome for c in task.cases)
-        result = task.cases[0].result
-        gen = result.get("generation", {})
-        request_s += gen.get("seconds") or 0.0
-        if gen.get("started_at") and gen.get("finished_at") and not gen.get("from_store"):
-            spans.append((float(gen["started_at"]), float(gen["finished_at"])))
-        tokens = gen.get("completion_tokens") or 0
-        out.completion_tokens += tokens
-        if gen.get("max_tokens"):
-            out.max_tokens.add(int(gen["max_tokens"]))
-        rate = gen.get("decode_tok_s")
-        if rate:
-            out.decode_rates.append(float(rate))
-            if tokens:
-                decode_tokens += tokens
-                decode_seconds += tokens / rate
-        if out.load_s is None and result.get("load_s") is not None:
-            out.load_s = float(result["load_s"])
-    out.decode_weighted = decode_tokens / decode_seconds if decode_seconds > 0 else None
-    # The generation phase's wall-clock, as the terminal table gives it: with several requests
-    # in flight the sum of request times would count the same seconds several times over.
-    if spans:
-        out.generation_s = max(end for _, end in spans) - min(start for start, _ in spans)
-    else:
-        out.generation_s = request_s
-    return out
+    tiers = {task.task_ref: task.difficulty or "-" for task in column.tasks}
+    by_tier: dict[str, tuple[int, int]] = {}
+    for task in column.report.tasks:
+        tier = tiers.get(f"{task.file}::{task.task}", "-")
+        passed, total = by_tier.get(tier, (0, 0))
+        by_tier[tier] = (passed + task.passed, total + task.total)
+    return Figures(column.report, by_tier)
 
 
 def columns_of(runs: Sequence[RunData]) -> list[Column]:
@@ -148,7 +143,8 @@ def columns_of(runs: Sequence[RunData]) -> list[Column]:
     for run in runs:
         for model in run.models:
             label = model if seen[model] == 1 else f"{model} @{run.run_id[:8]}"
-            columns.append(Column(label, model, run, [t for t in run.tasks if t.model == model]))
+            tasks = [t for t in run.tasks if t.model == model]
+            columns.append(Column(label, model, run, tasks, recorded_report(model, tasks)))
     return columns
 
 
@@ -161,42 +157,52 @@ def _fraction(cell: Sequence[int] | None) -> str:
     return f"{cell[0]}/{cell[1]} <small>{100 * cell[0] / cell[1]:.0f}%</small>"
 
 
-def _interval(summary: dict[str, Any] | None) -> str:
-    """A 95 % interval as the statistics of the JSONL give it (`interval: [low, high]`)."""
-    interval = (summary or {}).get("interval")
-    if isinstance(interval, (list, tuple)) and len(interval) == 2:
-        low, high = interval
-        return f" <small class=ci>[{100 * low:.0f}-{100 * high:.0f}%]</small>"
-    return ""
+def _interval(interval: tuple[float, float] | None) -> str:
+    """A 95 % interval of a pass rate, `(low, high)` fractions."""
+    if interval is None:
+        return ""
+    low, high = interval
+    return f" <small class=ci>[{100 * low:.0f}-{100 * high:.0f}%]</small>"
 
 
 def _number(value: float | None, fmt: str) -> str:
     return format(value, fmt) if value is not None else "-"
 
 
+def _wall(report: ModelReport) -> str:
+    """The generation phase's wall-clock; an answer store that gave every answer left none."""
+    if report.wall_seconds is not None:
+        return f"{report.wall_seconds:.1f}s"
+    return "stored" if report.from_store else "-"
+
+
 def comparison_table(columns: Sequence[Column], stats: Sequence[Figures]) -> str:
-    suites = [s for s in SUITES if any(s in f.by_suite for f in stats)]
-    suites += sorted({s for f in stats for s in f.by_suite} - set(suites))
+    ran = {s for f in stats for s in f.report.suites()}
+    suites = [s for s in SUITES if s in ran] + sorted(ran - set(SUITES))
     tiers = [t for t in TIERS if any(t in f.by_tier for f in stats)]
     head = ["model", *suites, *tiers, "total", "tasks", "time", "tok/s", "decode tok/s", "load",
             "max_tokens", "notes"]  # fmt: skip
     rows = []
     for column, fig in zip(columns, stats, strict=True):
-        notes = ", ".join(f"{fig.outcomes[o]} {label}" for o, label in NOTED if fig.outcomes[o])
+        report = fig.report
+        notes = ", ".join(f"{report.count(o)} {label}" for o, label in NOTED if report.count(o))
         summary = column.run.summaries.get(column.model)
         server = describe((summary or {}).get("provenance"))
         title = html.escape(f"run {column.run.run_id}" + (f"; {server}" if server else ""))
+        score = report.score()
+        interval = (score.interval.low, score.interval.high) if score.total else None
+        load = report.load_s
         cells = [
             f"<th title='{title}'>{html.escape(column.label)}</th>",
-            *(f"<td>{_fraction(fig.by_suite.get(s))}</td>" for s in suites),
+            *(f"<td>{_fraction(report.suite_counts(s))}</td>" for s in suites),
             *(f"<td>{_fraction(fig.by_tier.get(t))}</td>" for t in tiers),
-            f"<td class=total>{_fraction([fig.passed, fig.total])}{_interval(summary)}</td>",
-            f"<td>{fig.tasks_passed}/{fig.tasks}</td>",
-            f"<td>{fig.generation_s:.1f}s</td>",
-            f"<td>{_number(fig.tokens_per_second, '.0f')}</td>",
-            f"<td>{_number(fig.decode_weighted, '.0f')}</td>",
-            f"<td>{_number(fig.load_s, '.1f')}{'s' if fig.load_s is not None else ''}</td>",
-            f"<td>{', '.join(map(str, sorted(fig.max_tokens))) or '-'}</td>",
+            f"<td class=total>{_fraction((score.passed, score.total))}{_interval(interval)}</td>",
+            f"<td>{score.tasks_passed}/{score.tasks_total}</td>",
+            f"<td>{_wall(report)}</td>",
+            f"<td>{_number(report.throughput, '.0f')}</td>",
+            f"<td>{_number(report.decode_tok_s, '.0f')}</td>",
+            f"<td>{_number(load, '.1f')}{'s' if load is not None else ''}</td>",
+            f"<td>{_number(report.max_tokens, 'd')}</td>",
             f"<td class=notes>{html.escape(notes)}</td>",
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -204,10 +210,12 @@ def comparison_table(columns: Sequence[Column], stats: Sequence[Figures]) -> str
     return (
         f"<table id=comparison><thead><tr>{header}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
-        "<p class=legend>Cases passed per suite and tier (totals are the declared case counts); "
-        "tasks: tasks with every case passed; time: generation wall-clock, model loading "
-        "excluded; tok/s: completion tokens over generation time; decode tok/s: while "
-        "decoding, prompt processing excluded.</p>"
+        "<p class=legend>Cases passed per suite and tier (totals are the declared case counts), "
+        "the total with its 95 % interval; tasks: tasks with every case passed; time: "
+        "generation wall-clock, model loading excluded (stored: every answer came from the "
+        "answer store); tok/s: completion tokens generated over that time; decode tok/s: "
+        "while decoding, prompt processing excluded; as the terminal table and the JSONL give "
+        "them.</p>"
     )
 
 
@@ -217,53 +225,33 @@ class BudgetPoint:
     max_tokens: int
     passed: int
     total: int
-    tasks_passed: int | None = None
-    tasks: int | None = None
-    truncated: int | None = None
-    interval: tuple[float, float] | None = None
+    tasks_passed: int
+    tasks: int
+    truncated: int
+    interval: tuple[float, float] | None  # 95 %, of the case pass rate
 
 
 def budget_points(columns: Sequence[Column]) -> list[BudgetPoint]:
-    """Score per model and token budget: each run's own cap, and the budgets a run's JSONL
-    line reports (one run can sweep several); the JSONL's figures win for a budget both give."""
+    """Score per model and token budget: each run's cap, and with --llmbench-budgets every
+    budget the run scored (one run can sweep several), computed as the JSONL's `budgets`."""
     points: dict[tuple[str, int], BudgetPoint] = {}
     for column in columns:
-        by_budget: dict[int, list[Any]] = defaultdict(list)
-        for task in column.tasks:
-            cap = (task.cases[0].result.get("generation", {}) if task.cases else {}).get(
-                "max_tokens"
-            )
-            if cap:
-                by_budget[int(cap)].append(task)
-        for cap, tasks in by_budget.items():
-            cases = [c for t in tasks for c in t.cases]
-            points[(column.model, cap)] = BudgetPoint(
+        report = column.report
+        views = {budget: report.at_budget(budget) for budget in report.budgets}
+        if report.max_tokens is not None:
+            views.setdefault(report.max_tokens, report)
+        for budget, view in views.items():
+            score = view.score()
+            points[(column.model, budget)] = BudgetPoint(
                 column.model,
-                cap,
-                sum(c.outcome == "passed" for c in cases),
-                len(cases),
-                sum(all(c.outcome == "passed" for c in t.cases) for t in tasks),
-                len(tasks),
-                sum(c.outcome == "truncated" for c in cases),
+                budget,
+                score.passed,
+                score.total,
+                score.tasks_passed,
+                score.tasks_total,
+                view.count("truncated"),
+                (score.interval.low, score.interval.high) if score.total else None,
             )
-        summary = column.run.summaries.get(column.model) or {}
-        for entry in summary.get("budgets") or []:
-            if not isinstance(entry, dict) or entry.get("suite") not in (None, "all", "total"):
-                continue
-            try:
-                interval = entry.get("interval")
-                points[(column.model, int(entry["max_tokens"]))] = BudgetPoint(
-                    column.model,
-                    int(entry["max_tokens"]),
-                    int(entry["passed"]),
-                    int(entry["total"]),
-                    entry.get("tasks_passed"),
-                    entry.get("tasks_total"),
-                    entry.get("truncated"),
-                    (float(interval[0]), float(interval[1])) if interval else None,
-                )
-            except (KeyError, TypeError, ValueError, IndexError):
-                continue  # a shape this report does not know: the table above still holds
     return sorted(points.values(), key=lambda p: (p.model, p.max_tokens))
 
 
@@ -276,16 +264,10 @@ def budget_table(points: Sequence[BudgetPoint]) -> str:
     for p in points:
         if per_model[p.model] < 2:
             continue
-        interval = (
-            f" <small class=ci>[{100 * p.interval[0]:.0f}-{100 * p.interval[1]:.0f}%]</small>"
-            if p.interval
-            else ""
-        )
-        tasks = f"{p.tasks_passed}/{p.tasks}" if p.tasks is not None else "-"
         rows.append(
             f"<tr><th>{html.escape(p.model)}</th><td>{p.max_tokens}</td>"
-            f"<td>{_fraction([p.passed, p.total])}{interval}</td><td>{tasks}</td>"
-            f"<td>{p.truncated if p.truncated is not None else '-'}</td></tr>"
+            f"<td>{_fraction((p.passed, p.total))}{_interval(p.interval)}</td>"
+            f"<td>{p.tasks_passed}/{p.tasks}</td><td>{p.truncated}</td></tr>"
         )
     return (
         "<h3>By token budget</h3><table id=budgets><thead><tr><th>model</th><th>max_tokens</th>"

@@ -220,7 +220,8 @@ OPTIONS: tuple[Option, ...] = (
            "pass@1 averaged over them, pass@k and pass^k, unstable cases, flaky tasks", 1,
            _positive, metavar="K"),
     Option("baseline", "--llmbench-baseline", "compare this run with a baseline at the end: a "
-           "JSONL file (its last run) or a run id in the JSONL", metavar="FILE|RUN"),
+           "JSONL file (its latest run), a run id in the JSONL, or 'latest' (the run before this "
+           "one)", metavar="FILE|RUN"),
     Option("fail_under", "--llmbench-fail-under", "gate: exit 7 if a model passed fewer cases "
            "than RATE (a fraction like 0.8, or a percentage); wrong answers alone then exit 0",
            None, _rate, metavar="RATE"),

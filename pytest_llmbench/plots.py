@@ -82,9 +82,9 @@ def score_vs_time(
 ) -> Figure:
     fig, ax = _figure("Score against generation time")
     for column, fig_stats in zip(columns, stats, strict=True):
-        if fig_stats.rate is None:
-            continue
-        x, y = fig_stats.generation_s, 100 * fig_stats.rate
+        if fig_stats.rate is None or fig_stats.wall_seconds is None:
+            continue  # nothing scored, or nothing generated (every answer from the store)
+        x, y = fig_stats.wall_seconds, 100 * fig_stats.rate
         ax.scatter([x], [y], color=colours.get(column.model), s=40, zorder=3)
         ax.annotate(column.label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xlabel("generation time (s, loading excluded)")
@@ -108,11 +108,11 @@ def decode_speed(
             patch.set_facecolor(colours.get(columns[i - 1].model))
             patch.set_alpha(0.6)
         for i, s in enumerate(stats):
-            if s.decode_weighted is not None:
-                ax.plot([s.decode_weighted], [i + 1], marker="D", color="black", markersize=4)
+            if s.decode_tok_s is not None:
+                ax.plot([s.decode_tok_s], [i + 1], marker="D", color="black", markersize=4)
         ax.set_xlabel("tokens/s while decoding, per task (diamond: over all tokens)")
     else:
-        values = [s.tokens_per_second or 0.0 for s in stats]
+        values = [s.throughput or 0.0 for s in stats]
         ax.barh(range(1, len(values) + 1), values,
                 color=[colours.get(c.model) for c in columns])  # fmt: skip
         ax.set_xlabel("completion tokens/s (the server reported no decode timings)")

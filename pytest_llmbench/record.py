@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import pytest
 
 from . import transcript
+from .compare import LATEST, RunNotFound, resolve_run
 from .database import BatchWriter, Statement, open_database, open_read_only
 from .results import CaseResult
 from .taskroots import current_name
@@ -454,19 +455,14 @@ def list_runs(path: Path) -> list[RunListing]:
 def resolve_runs(path: Path, wanted: Sequence[str]) -> list[str]:
     """Run ids for `wanted` (full ids, unique prefixes, or `latest`); none means the latest."""
     runs = [r.run_id for r in list_runs(path)]
-    if not runs:
-        raise RecordError(f"{path} holds no runs yet")
     chosen: list[str] = []
-    for want in wanted or ["latest"]:
-        if want == "latest":
-            match = [runs[-1]]
-        else:
-            match = [r for r in runs if r == want] or [r for r in runs if r.startswith(want)]
-        if len(match) != 1:
-            what = "matches several runs" if match else "is not in the record"
-            raise RecordError(f"run {want!r} {what} at {path}; known runs: {', '.join(runs[-10:])}")
-        if match[0] not in chosen:
-            chosen.append(match[0])
+    for want in wanted or [LATEST]:
+        try:
+            run_id = resolve_run(want, runs, f"the record at {path}")
+        except RunNotFound as exc:
+            raise RecordError(str(exc)) from None
+        if run_id not in chosen:
+            chosen.append(run_id)
     return chosen
 
 

@@ -20,6 +20,7 @@ from . import stats
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .backends.provenance import describe
+from .compare import comparison_lines, shortened
 from .display import printable
 from .inflight import answers_note
 from .record import database_path
@@ -229,11 +230,6 @@ def repeat_rows(reports: Sequence[ModelReport]) -> list[list[str]]:
     return rows
 
 
-def _listed(names: Sequence[str], listed: int) -> str:
-    more = f", and {len(names) - listed} more" if len(names) > listed else ""
-    return f"{', '.join(names[:listed])}{more}"
-
-
 def repeat_lines(reports: Sequence[ModelReport], listed: int = 10) -> list[str]:
     samples = max((r.repeats for r in reports), default=1)
     if samples < 2:
@@ -247,7 +243,7 @@ def repeat_lines(reports: Sequence[ModelReport], listed: int = 10) -> list[str]:
         unstable = report.unstable()
         if unstable:
             lines.append(
-                f"unstable cases of {report.model} ({len(unstable)}): {_listed(unstable, listed)}"
+                f"unstable cases of {report.model} ({len(unstable)}): {shortened(unstable, listed)}"
             )
         flaky = [
             f"{task.suite}:{task.task} {found.samples_passed} of {found.samples}"
@@ -257,7 +253,7 @@ def repeat_lines(reports: Sequence[ModelReport], listed: int = 10) -> list[str]:
         if flaky:
             lines.append(
                 f"flaky tasks of {report.model} ({len(flaky)}; samples that passed): "
-                f"{_listed(flaky, listed)}"
+                f"{shortened(flaky, listed)}"
             )
     return lines
 
@@ -556,7 +552,7 @@ def audit_lines(reports: Sequence[ModelReport], spec: str | None, listed: int = 
         if audit.flipped:
             lines.append(
                 f"BATCHING FLIPPED VERDICTS of {report.model}: {head}; its scores depend on "
-                f"what else was in flight: {_listed(list(audit.flipped), listed)}"
+                f"what else was in flight: {shortened(list(audit.flipped), listed)}"
             )
         else:
             lines.append(f"audit of {report.model}: {head}")
@@ -652,19 +648,6 @@ def append_jsonl(path: Path, lines: Sequence[str]) -> None:
         os.close(fd)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a results file, skipping lines that are not whole JSON objects."""
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
 def oracle_lines(results: Sequence[CaseResult], oracle: str) -> list[str]:
     """The oracle's verdict: suite:task:case it did not pass (errors are not its fault)."""
     suspects = [
@@ -735,8 +718,6 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
     lines += budget_lines(reports)
     lines += repeat_lines(reports)
     if state.baseline is not None:
-        from .compare import comparison_lines
-
         lines.append(f"llmbench against the baseline, {state.baseline.label()}")
         lines += comparison_lines(
             state.baseline.reports,
@@ -817,7 +798,6 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
     lines = []
     for report in reports:
         results = [r for r in state.results if r.model == report.model]
-        load = next((r.load_s for r in results if r.load_s), None)
         if report.model in PSEUDO_MODELS:
             backend, url = "builtin", None
         else:
@@ -832,7 +812,7 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
                 run,
                 backend,
                 url,
-                load,
+                report.load_s,
                 reports,
                 digest=digest,
                 selection=selection,

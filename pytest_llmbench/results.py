@@ -95,10 +95,17 @@ class CaseResult:
 
     @classmethod
     def from_json(cls, text: str) -> CaseResult:
-        data: dict[str, Any] = json.loads(text)
-        data["generation"] = GenerationStats(**data.get("generation", {}))
-        data["budgets"] = tuple((int(b), o) for b, o in data.get("budgets", ()))
-        return cls(**data)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        """The CaseResult of `to_dict()` (or of `to_json()` parsed), as the run record keeps it."""
+        fields = {
+            **data,
+            "generation": GenerationStats(**data.get("generation", {})),
+            "budgets": tuple((int(b), o) for b, o in data.get("budgets", ())),
+        }
+        return cls(**fields)
 
 
 # The CaseResults of the latest reports, by their JSON text: the result collector and the
@@ -611,6 +618,11 @@ class ModelReport:
         return max(caps) if caps else None
 
     @property
+    def load_s(self) -> float | None:
+        """How long loading the model took (kept out of every other figure)."""
+        return next((c.load_s for t in self.tasks for c in t.cases if c.load_s), None)
+
+    @property
     def generated(self) -> list[GenerationStats]:
         """The generations of this run (not those the answer store supplied)."""
         return [g for g in self.generations if not g.from_store]
@@ -749,6 +761,19 @@ class Comparison:
         }
 
 
+def task_pairs(old: list[TaskResult], new: list[TaskResult]) -> list[tuple[TaskResult, TaskResult]]:
+    """The tasks both ran, as (old, new) in the order of `old`: the same task file, suite and
+    id."""
+    # Records written before tasks carried their file are matched by suite and task id.
+    with_file = all(t.file for t in (*old, *new))
+
+    def key(task: TaskResult) -> tuple[str, ...]:
+        return task.key if with_file else task.key[1:]
+
+    theirs = {key(t): t for t in new}
+    return [(t, theirs[key(t)]) for t in old if key(t) in theirs]
+
+
 def compare(
     old: ModelReport | list[TaskResult],
     new: ModelReport | list[TaskResult],
@@ -759,14 +784,7 @@ def compare(
     out: it says nothing about either model)."""
     old_tasks = old.tasks if isinstance(old, ModelReport) else old
     new_tasks = new.tasks if isinstance(new, ModelReport) else new
-    # Records written before tasks carried their file are matched by suite and task id.
-    with_file = all(t.file for t in (*old_tasks, *new_tasks))
-
-    def key(task: TaskResult) -> tuple[str, ...]:
-        return task.key if with_file else task.key[1:]
-
-    theirs = {key(t): t for t in new_tasks if not t.errored}
-    shared = [(t, theirs[key(t)]) for t in old_tasks if not t.errored and key(t) in theirs]
+    shared = [(a, b) for a, b in task_pairs(old_tasks, new_tasks) if not (a.errored or b.errored)]
     if names is None:
         names = (
             old.model if isinstance(old, ModelReport) else "old",

@@ -6,10 +6,10 @@ the file.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, TextIO
 
+from .compare import parse_jsonl
 from .stats import percent_range
 
 
@@ -64,13 +64,8 @@ def summarise(record: dict[str, Any]) -> str:
 
 
 def main(stream: TextIO = sys.stdin) -> int:
-    for line in stream:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # blank, or the torn tail of a run killed mid-write
-        if isinstance(record, dict):
-            print("JSONL: " + summarise(record))
+    for record in parse_jsonl(stream).records:
+        print("JSONL: " + summarise(record))
     return 0
 
 

@@ -87,11 +87,63 @@ def test_baseline_comparison_and_regression_gate(
     assert same.ret == pytest.ExitCode.OK
 
 
+def test_the_latest_run_as_the_baseline(bench_dir: pytest.Pytester, fake_openai: Any) -> None:
+    good = fake_openai({"m": good_script()})
+    bad = fake_openai({"m": bad_script()})
+    assert run(bench_dir, good.url, "--models=m").ret == pytest.ExitCode.OK
+    assert run(bench_dir, good.url, "--models=m").ret == pytest.ExitCode.OK
+    _, second = read_jsonl(bench_dir.path / "out/results.jsonl")
+    # `latest` is read before this run appends its own line: the run before it.
+    worse = run(bench_dir, bad.url, "--models=m", "--llmbench-baseline=latest",
+                "--llmbench-fail-on-regression")  # fmt: skip
+    assert f"llmbench against the baseline, run {second['run_id']}" in worse.stdout.str()
+    assert "m: regressed -100.0 pts" in worse.stdout.str()
+    assert worse.ret == GATE_FAILED
+
+
+def test_a_regression_gate_that_compared_nothing_fails(
+    bench_dir: pytest.Pytester, fake_openai: Any
+) -> None:
+    server = fake_openai({"m": good_script(), "n": good_script()})
+    assert run(bench_dir, server.url, "--models=m", "-k", "weather").ret == pytest.ExitCode.OK
+    [first] = read_jsonl(bench_dir.path / "out/results.jsonl")
+    gate = ["--llmbench-fail-on-regression", f"--llmbench-baseline={first['run_id']}"]
+
+    other_model = run(bench_dir, server.url, "--models=n", "-k", "weather", *gate)
+    assert other_model.ret == GATE_FAILED
+    other_model.stdout.fnmatch_lines(
+        [
+            "llmbench gate: FAILED (exit status 7)",
+            "  nothing compared: no model of this run is in the baseline (this run: n; "
+            "baseline: m)",
+        ]
+    )
+
+    other_task = run(bench_dir, server.url, "--models=m", "-k", "lookup", *gate)
+    assert other_task.ret == GATE_FAILED
+    other_task.stdout.fnmatch_lines(
+        [
+            "llmbench gate: FAILED (exit status 7)",
+            "  m: nothing compared: no task in common (this run: tooling:lookup_then_email; "
+            "baseline: tooling:weather)",
+        ]
+    )
+
+    # The same task again: compared, no change, the gate passes.
+    same = run(bench_dir, server.url, "--models=m", "-k", "weather", *gate)
+    assert same.ret == pytest.ExitCode.OK
+    assert "llmbench gate: passed" in same.stdout.str()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--llmbench-fail-on-regression"], "--llmbench-fail-on-regression needs"),
         (["--llmbench-baseline=nowhere.jsonl"], "'nowhere.jsonl' is neither a file nor a run"),
+        (
+            ["--llmbench-baseline=latest"],
+            "--llmbench-baseline: no run to take as 'latest': no JSONL file (none of: ",
+        ),
         (["--llmbench-fail-under=most"], "--llmbench-fail-under: cannot use 'most'"),
         (["--llmbench-fail-under=120%"], "--llmbench-fail-under: cannot use '120%'"),
     ],

@@ -5,6 +5,7 @@ drill-down and the plots render with the right content; a task that was not stab
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,14 @@ from typing import Any
 import matplotlib.figure  # noqa: F401
 import pytest
 from browser import chromium_page
-from fakes.bench import bad_script, good_script, read_jsonl, seeded_script, thinker_script
+from fakes.bench import (
+    bad_script,
+    comparison_cells,
+    good_script,
+    read_jsonl,
+    seeded_script,
+    thinker_script,
+)
 from fakes.openai_server import Reply, by_prompt
 
 from pytest_llmbench import cli
@@ -202,6 +210,40 @@ def test_a_flaky_task_is_marked_on_the_grid(bench_dir: pytest.Pytester, fake_ope
             "stability: flaky (2 of 3) · what follows is the first sample"
         )
         assert page.llmbench_errors == []
+
+
+def test_a_resumed_run_has_the_same_time_and_speeds_in_every_output(
+    bench_dir: pytest.Pytester, fake_openai: Any
+) -> None:
+    good = good_script()
+
+    def slow(body: dict[str, Any]) -> Reply:
+        time.sleep(0.2)  # time enough to measure, the same for every request
+        return good(body)
+
+    server = fake_openai({"m": slow})
+    run_bench(bench_dir, server.url, "--models=m", "-m", "tooling", "-k", "weather")
+    # Run again with one more task: weather's answer comes from the store, half of the two.
+    again = run_bench(bench_dir, server.url, "--models=m", "-m", "tooling",
+                      "--llmbench-html=out/report.html")  # fmt: skip
+    row = read_jsonl(bench_dir.path / "out/results.jsonl")[-1]
+    assert row["answers_from_store"] == 1 and row["total"] == 3
+    text = again.stdout.str()
+    [line] = [line for line in text.splitlines() if line.startswith("m ")]
+    words = line.split()
+    time_cell = next(w for w in words if re.fullmatch(r"\d+\.\ds", w))
+    decode_cell = words[words.index(time_cell) + 1]
+    aggregate = float(re.findall(r"([\d.]+) tok/s aggregate", text)[0])
+    assert "1 of 2 answers from the store" in text
+
+    [shown] = comparison_cells((bench_dir.path / "out/report.html").read_text())
+    # Each figure as the terminal table shows it, and as the JSONL records it (rounded there).
+    assert shown["time"] == time_cell
+    assert abs(float(time_cell[:-1]) - row["generation_wall_s"]) < 0.051
+    assert shown["decode tok/s"] == decode_cell
+    assert abs(float(decode_cell) - row["decode_tok_s"]) < 0.51
+    assert abs(float(shown["tok/s"]) - row["throughput_tok_s"]) < 0.51
+    assert abs(aggregate - row["throughput_tok_s"]) < 0.051
 
 
 def test_llmbench_report_combines_runs_and_writes_pngs(

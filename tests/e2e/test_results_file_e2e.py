@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.bench import bad_script, good_script
+from fakes.bench import bad_script, good_script, read_jsonl
 from fakes.http_fake import Raw
 from fakes.openai_server import Reply, last_user_text
 
-from pytest_llmbench.report import read_jsonl
+from pytest_llmbench import compare
 from pytest_llmbench.stopping import EXIT_INFRA_ERROR
 
 WORKERS = pytest.mark.parametrize("workers", ["0", "2"])
@@ -142,14 +142,18 @@ def test_a_write_that_fails_at_the_end_still_prints_the_table(
 def test_a_torn_last_line_is_left_on_its_own(bench_dir: pytest.Pytester, server: Any) -> None:
     path = bench_dir.path / "out/results.jsonl"
     path.parent.mkdir()
-    earlier = json.dumps({"model": "earlier", "passed": 1})
-    path.write_text(earlier + "\n" + '{"model": "killed mid-wri')  # no newline: torn
+    earlier = json.dumps({"run_id": "r0", "model": "earlier", "passed": 1})
+    torn = '{"run_id": "r1", "model": "killed mid-wri\xc3'  # no newline, and half a character
+    path.write_bytes(f"{earlier}\n{torn}".encode()[:-1])
     run(bench_dir, server.url, "--models=good", "-m", "python")
-    lines = path.read_text().split("\n")
-    assert lines[0] == earlier
-    assert lines[1] == '{"model": "killed mid-wri'
-    assert json.loads(lines[2])["model"] == "good" and lines[3] == ""
-    assert [r["model"] for r in rows(bench_dir)] == ["earlier", "good"]
+    lines = path.read_bytes().split(b"\n")
+    assert lines[0] == earlier.encode()
+    assert lines[1] == torn.encode()[:-1]
+    assert json.loads(lines[2])["model"] == "good" and lines[3] == b""
+    # Readers skip the torn line, and can say how many they skipped.
+    found = compare.read_jsonl(path)
+    assert [r["model"] for r in found.records] == ["earlier", "good"]
+    assert found.unreadable == 1
 
 
 def test_appends_from_concurrent_writers_never_interleave(tmp_path: Path) -> None:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.bench import GOOD_CODE
+from fakes.bench import GOOD_CODE, read_jsonl
 from fakes.chat_stream import Answer, tokens
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.signals import default_signals
 
-from pytest_llmbench.report import read_jsonl
 from pytest_llmbench.stopping import EXIT_UNLOAD_S
 
 

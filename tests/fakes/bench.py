@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import html
+import re
 from pathlib import Path
 from typing import Any
+
+from pytest_llmbench import compare
 
 from .openai_server import Reply, Script, by_prompt, last_user_text
 
@@ -189,7 +192,23 @@ def seeded_script() -> Script:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The records of a results file the plugin wrote: every line of it a whole record."""
+    found = compare.read_jsonl(path)
+    assert not found.unreadable, f"{found.unreadable} unreadable lines in {path}"
+    return found.records
+
+
+def comparison_cells(page: str) -> list[dict[str, str]]:
+    """The rows of an HTML report's comparison table: each cell's text by its heading."""
+    table = page.split("<table id=comparison>")[-1].split("</table>")[0]
+    head = re.findall(r"<th>(.*?)</th>", table.split("</thead>")[0])
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    cell = re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>")
+    return [
+        dict(zip(head, (html.unescape(re.sub(r"<[^>]+>", "", c)) for c in cell.findall(row)),
+                 strict=True))
+        for row in rows
+    ]  # fmt: skip
 
 
 def case_outcomes(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], str]:

@@ -10,8 +10,17 @@ import pytest
 
 from pytest_llmbench import cli
 from pytest_llmbench import report as rep
-from pytest_llmbench.compare import GATE_FAILED, load_run, parse_rate
-from pytest_llmbench.results import CaseResult, aggregate
+from pytest_llmbench.compare import (
+    GATE_FAILED,
+    RunNotFound,
+    gate,
+    load_run,
+    parse_jsonl,
+    parse_rate,
+    read_jsonl,
+    resolve_run,
+)
+from pytest_llmbench.results import CaseResult, ModelReport, Outcome, aggregate
 
 
 def write_run(
@@ -20,18 +29,20 @@ def write_run(
     failing: dict[str, set[int]],
     tasks: int = 20,
     provenance: dict[str, Any] | None = None,
+    prefix: str = "",
 ) -> None:
-    """Append one run: per model, `tasks` python tasks of 2 cases and 10 cli tasks of 1 case;
-    the python tasks in `failing[model]` fail their second case. Every model's line carries
-    `provenance` when given, else none at all (as lines written before it existed)."""
+    """Append one run: per model, `tasks` python tasks of 2 cases and 10 cli tasks of 1 case
+    (their ids start with `prefix`); the python tasks in `failing[model]` fail their second
+    case. Every model's line carries `provenance` when given, else none at all (as lines
+    written before it existed)."""
     results = [
-        CaseResult(model, "python", f"p{t}", f"c{c}",
+        CaseResult(model, "python", f"{prefix}p{t}", f"c{c}",
                    "failed" if t in fails and c == 1 else "passed", file="tasks/p.yaml")
         for model, fails in failing.items()
         for t in range(tasks)
         for c in range(2)
     ] + [
-        CaseResult(model, "cli", f"k{t}", "only", "passed", file="tasks/k.yaml")
+        CaseResult(model, "cli", f"{prefix}k{t}", "only", "passed", file="tasks/k.yaml")
         for model in failing
         for t in range(10)
     ]  # fmt: skip
@@ -83,18 +94,74 @@ def test_torn_lines_are_skipped(runs: Path) -> None:
     assert load_run(str(runs), []).run_id == "bbb222"
 
 
+def test_the_reader_skips_and_counts_what_is_not_a_whole_record(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    good = [{"run_id": "r1", "model": "a"}, {"run_id": "r2", "model": "b", "passed": 1}]
+    path.write_bytes(
+        b"\n".join(
+            [
+                json.dumps(good[0]).encode(),
+                b"",  # blank: not counted
+                b'{"run_id": "r1", "model": "cut \xc3',  # torn inside a UTF-8 character
+                json.dumps(good[1]).encode(),
+                b'["run_id", "model"]',  # whole JSON, but not an object
+                b'{"model": "no run id"}',
+                b'{"run_id": "r3", "model": "torn',  # the last line, without its newline
+            ]
+        )
+    )
+    found = read_jsonl(path)
+    assert found.records == good
+    assert found.unreadable == 4
+    # The same rule over lines of text (a stream): what `python -m pytest_llmbench.summary` reads.
+    text = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    assert parse_jsonl(text) == found
+
+
 def test_bad_references_are_one_line_errors(
     runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_run(runs, "aaa999", {"qwen": set()})
     assert cli.main(["compare", "aaa", "bbb", "--jsonl", str(runs)]) == 1
-    assert "run id 'aaa' is ambiguous" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == f"llmbench compare: run 'aaa' matches several runs in {runs}: aaa111, aaa999\n"
     assert cli.main(["compare", "zzz", "bbb", "--jsonl", str(runs)]) == 1
-    assert "'zzz' is neither a file nor a run id in " + str(runs) in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == f"llmbench compare: 'zzz' is neither a file nor a run id in {runs}\n"
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     assert cli.main(["compare", str(empty), str(runs)]) == 1
-    assert "holds no llmbench results" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"llmbench compare: {empty} holds no runs yet\n"
+    assert cli.main(["compare", "latest", str(runs), "--jsonl", str(empty)]) == 1
+    assert capsys.readouterr().err == (
+        f"llmbench compare: no run to take as 'latest': none recorded in {empty}\n"
+    )
+
+
+def test_latest_names_the_newest_run(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert load_run("latest", [runs]).run_id == "bbb222"
+    # The first file that holds runs decides, as it does for a run id.
+    assert load_run("latest", [runs.parent / "missing.jsonl", runs]).run_id == "bbb222"
+    assert cli.main(["compare", "aaa111", "latest", "--jsonl", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "old: run aaa111" in out and "new: run bbb222" in out
+    # `llmbench compare latest FILE`: the run just recorded against a baseline file.
+    baseline = runs.parent / "baseline.jsonl"
+    write_run(baseline, "base00", {"qwen": set(), "gemma": set()})
+    code = cli.main(["compare", str(baseline), "latest", "--jsonl", str(runs),
+                     "--fail-on-regression"])  # fmt: skip
+    assert code == GATE_FAILED
+    out = capsys.readouterr().out
+    assert "old: run base00" in out and "new: run bbb222" in out
+    assert "qwen: regressed" in out
+
+
+def test_a_run_id_is_found_before_the_longer_ids_it_begins(runs: Path) -> None:
+    write_run(runs, "bbb", {"qwen": set()})
+    assert load_run("bbb", [runs]).run_id == "bbb"
+    assert load_run("bbb2", [runs]).run_id == "bbb222"
+    with pytest.raises(RunNotFound, match="'bb' matches several runs in x: bbb, bbb222"):
+        resolve_run("bb", ["bbb", "bbb222"], "x")
 
 
 def test_compare_gates_on_regression_and_rate(
@@ -110,6 +177,57 @@ def test_compare_gates_on_regression_and_rate(
     assert "qwen: 38/50 = 76.0% of cases passed, under 80.0%" in capsys.readouterr().out
     assert cli.main(["compare", "bbb222", "bbb222", "--jsonl", str(runs),
                      "--fail-on-regression"]) == 0  # fmt: skip
+
+
+def gate_lines(out: str) -> list[str]:
+    return out[out.index("llmbench gate:") :].splitlines()
+
+
+def test_a_regression_gate_that_compared_nothing_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    write_run(old, "aaa111", {"qwen": set(), "gemma": set()})
+    # No model in common: nothing to compare, so nothing shown not to have regressed.
+    write_run(new, "bbb222", {"phi": set()})
+    assert cli.main(["compare", str(old), str(new)]) == 0  # without a gate, a comparison
+    capsys.readouterr()
+    assert cli.main(["compare", str(old), str(new), "--fail-on-regression"]) == GATE_FAILED
+    assert gate_lines(capsys.readouterr().out) == [
+        "llmbench gate: FAILED (exit status 7)",
+        "  nothing compared: no model of this run is in the baseline (this run: phi; "
+        "baseline: qwen, gemma)",
+    ]
+    # The same model, on other tasks.
+    write_run(new, "ccc333", {"qwen": set()}, tasks=2, prefix="x")
+    assert cli.main(["compare", str(old), str(new), "--fail-on-regression"]) == GATE_FAILED
+    assert gate_lines(capsys.readouterr().out) == [
+        "llmbench gate: FAILED (exit status 7)",
+        "  qwen: nothing compared: no task in common (this run: python:xp0, python:xp1, "
+        "cli:xk0, cli:xk1, cli:xk2, and 7 more; baseline: python:p0, python:p1, python:p2, "
+        "python:p3, python:p4, and 25 more)",
+    ]
+    # A rate gate alone still passes: it needs no baseline.
+    assert cli.main(["compare", str(old), str(new), "--fail-under", "0.5"]) == 0
+
+
+def test_tasks_from_other_files_or_only_errors_compare_nothing(tmp_path: Path) -> None:
+    def report(model: str, file: str, outcome: Outcome = "passed") -> ModelReport:
+        [only] = aggregate([CaseResult(model, "python", "add", "c", outcome, file=file)], (model,))
+        return only
+
+    def verdict(old: ModelReport, new: ModelReport) -> list[str]:
+        found = gate([new], fail_under=None, baseline=[old], fail_on_regression=True)
+        return list(found.failures)
+
+    assert verdict(report("m", "a.yaml"), report("m", "b.yaml")) == [
+        "m: nothing compared: its tasks come from other task files (this run: b.yaml; "
+        "baseline: a.yaml)"
+    ]
+    assert verdict(report("m", "a.yaml", "error"), report("m", "a.yaml")) == [
+        "m: nothing compared: every task both runs ran ended in an error in one of them"
+    ]
+    assert verdict(report("m", "a.yaml"), report("m", "a.yaml")) == []
 
 
 @pytest.mark.parametrize(("text", "value"), [("0.8", 0.8), ("80%", 0.8), ("80", 0.8), ("1", 1.0)])

@@ -1,11 +1,18 @@
-"""The report's figures from recorded runs: budgets (several runs, or a JSONL's `budgets`),
-intervals when the data has them, and a page without plots when matplotlib is missing."""
+"""The report's figures from recorded runs, computed as the terminal table and the JSONL
+compute them: budgets (several runs, or one run's --llmbench-budgets), intervals, time; and a
+page without plots when matplotlib is missing."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+from fakes.bench import comparison_cells
+
+from pytest_llmbench import report as rep
 from pytest_llmbench.html_report import (
+    ReportError,
     budget_points,
     budget_table,
     columns_of,
@@ -15,14 +22,29 @@ from pytest_llmbench.html_report import (
     render,
 )
 from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
+from pytest_llmbench.results import CaseResult, GenerationStats, Outcome
+from pytest_llmbench.stats import Interval
 
 
-def run(run_id: str, model: str, cap: int, outcomes: list[str], **summary: Any) -> RunData:
+def run(
+    run_id: str,
+    model: str,
+    cap: int,
+    outcomes: list[Outcome],
+    budgets: dict[int, list[Outcome]] | None = None,
+    **summary: Any,
+) -> RunData:
+    """A recorded run of `model`: one python task of one case per outcome (and per budget, the
+    outcomes at that budget), each case row holding its CaseResult as the record does."""
     tasks = []
     for i, outcome in enumerate(outcomes):
-        result = {"generation": {"max_tokens": cap, "seconds": 1.0, "completion_tokens": 10,
-                                 "decode_tok_s": 20.0}, "load_s": 2.0}  # fmt: skip
-        case = CaseRecord(model, f"f.yaml::t{i}", "c", outcome, "", {"id": "c"}, None, result)
+        generation = GenerationStats(seconds=1.0, completion_tokens=10, decode_tok_s=20.0,
+                                     max_tokens=cap)  # fmt: skip
+        at_budgets = tuple((b, got[i]) for b, got in (budgets or {}).items())
+        result = CaseResult(model, "python", f"t{i}", "c", outcome, file="f.yaml",
+                            generation=generation, load_s=2.0, budgets=at_budgets)  # fmt: skip
+        case = CaseRecord(model, f"f.yaml::t{i}", "c", outcome, "", {"id": "c"}, None,
+                          json.loads(result.to_json()))  # fmt: skip
         tasks.append(TaskRecord(model, f"f.yaml::t{i}", "python", f"t{i}", "easy", {"tags": []},
                                 None, {"answer": "x"}, {}, [case]))  # fmt: skip
     summaries = {model: {"model": model, **summary}} if summary else {}
@@ -45,24 +67,29 @@ def test_one_budget_per_model_needs_no_budget_table() -> None:
     assert budget_table(budget_points(columns_of(runs))) == ""
 
 
-def test_budgets_and_intervals_from_the_jsonl_line() -> None:
-    swept = run(
-        "r1", "m", 4096, ["passed", "passed"],
-        interval=[0.4, 0.9],
-        budgets=[
-            {"max_tokens": 512, "passed": 0, "total": 2, "tasks_passed": 0, "tasks_total": 2,
-             "truncated": 2, "interval": [0.0, 0.3]},
-            {"max_tokens": 1024, "passed": 1, "total": 2, "suite": "python"},  # per suite: not here
-        ],
-    )  # fmt: skip
-    points = budget_points(columns_of([swept]))
-    assert [(p.max_tokens, p.passed, p.interval) for p in points] == [
-        (512, 0, (0.0, 0.3)),
-        (4096, 2, None),
-    ]
-    assert "[0-30%]" in budget_table(points)
-    columns = columns_of([swept])
-    assert "[40-90%]" in comparison_table(columns, [figures(c) for c in columns])
+def test_budgets_and_intervals_are_computed_as_the_jsonl_computes_them() -> None:
+    swept = run("r1", "m", 4096, ["passed", "passed", "failed"],
+                budgets={512: ["passed", "truncated", "truncated"],
+                         4096: ["passed", "passed", "failed"]})  # fmt: skip
+    [column] = columns_of([swept])
+    points = budget_points([column])
+    # The JSONL's `budgets` of the same cases: one computation for both.
+    expected = {b["max_tokens"]: b for b in rep.budget_records(column.report)}
+    assert [p.max_tokens for p in points] == [512, 4096] == sorted(expected)
+    for p in points:
+        line = expected[p.max_tokens]
+        assert (p.passed, p.total, p.tasks_passed, p.tasks, p.truncated) == (
+            line["passed"], line["total"], line["tasks_passed"], line["tasks_total"],
+            line["truncated"],
+        )  # fmt: skip
+        assert p.interval is not None and Interval(*p.interval).as_list() == line["interval"]
+    table = budget_table(points)
+    low, high = expected[512]["interval"]
+    assert f"[{100 * low:.0f}-{100 * high:.0f}%]" in table
+    # The table's total carries the interval the terminal and the JSONL give it.
+    overall = column.report.score().interval
+    row = comparison_cells(comparison_table([column], [figures(column)]))[0]
+    assert row["total"].endswith(f"[{100 * overall.low:.0f}-{100 * overall.high:.0f}%]")
 
 
 def test_hovering_a_model_names_the_server_that_answered_it() -> None:
@@ -94,9 +121,18 @@ def test_time_is_the_generation_wall_clock_not_the_sum_of_requests() -> None:
         task.cases[0].result["generation"].update(
             started_at=100.0 + i / 6, finished_at=101.0 + i / 6
         )
-    assert abs(figures(columns_of([data])[0]).generation_s - 1.5) < 1e-9
-    # Answers from the store carry no time of this run: without spans, the request times add up.
-    assert figures(columns_of([run("r2", "m", 512, ["passed"] * 4)])[0]).generation_s == 4.0
+    [column] = columns_of([data])
+    wall = figures(column).wall_seconds
+    assert wall is not None and abs(wall - 1.5) < 1e-9
+    assert comparison_cells(comparison_table([column], [figures(column)]))[0]["time"] == "1.5s"
+    # Answers from the store carry no time of this run: every one from the store, no time.
+    stored = run("r2", "m", 512, ["passed"] * 4)
+    for task in stored.tasks:
+        task.cases[0].result["generation"].update(from_store=True)
+    [column] = columns_of([stored])
+    assert figures(column).wall_seconds is None
+    row = comparison_cells(comparison_table([column], [figures(column)]))[0]
+    assert (row["time"], row["tok/s"], row["decode tok/s"]) == ("stored", "-", "-")
 
 
 def test_grid_cells_carry_the_stability_of_the_jsonl_line() -> None:
@@ -123,3 +159,10 @@ def test_grid_cells_carry_the_stability_of_the_jsonl_line() -> None:
     # A run that wrote no JSONL line (interrupted before the end): nothing to mark.
     data, _ = grid_data(columns_of([run("r2", "m", 512, ["failed"])]))
     assert data["stability"] == [[None]]
+
+
+def test_a_case_this_version_cannot_read_is_one_clear_error() -> None:
+    data = run("r1", "m", 512, ["passed"])
+    data.tasks[0].cases[0].result["moved_elsewhere"] = 1  # written by another version
+    with pytest.raises(ReportError, match=r"case f.yaml::t0::c of m cannot be read by this"):
+        columns_of([data])
