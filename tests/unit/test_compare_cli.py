@@ -383,12 +383,12 @@ def test_a_run_recorded_before_the_bundled_tasks_moved_compares_task_by_task(
 ) -> None:
     """The bundled tasks moved from pytest_llmbench/tasks/ to the top-level tasks/: the files a
     run recorded before name them by their former path, and still pair with today's."""
-    from pytest_llmbench.compare import load_run, read_records
+    from pytest_llmbench.compare import load_run, read_jsonl
 
     before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
     write_run(before, "aaa111", {"qwen": set()})
     write_run(after, "bbb222", {"qwen": set(range(20))})  # every python task lost a case
-    records, _ = read_records(before)
+    records = read_jsonl(before).records
     for record in records:
         for task in record["results"]:
             task["file"] = "pytest_llmbench/" + task["file"]
