@@ -24,8 +24,8 @@ enum, accepts ``'FASTEST'`` for ``['fastest', 'scenic']``),
 
 An omitted argument whose matcher is not optional still matches when the tool's schema declares
 it optional with a ``default`` that satisfies the matcher. With ``strict=True`` the call must
-also be valid for the schema (required arguments present, no unknown argument, JSON types) and
-carry no argument that has no matcher, as the leaderboard demands.
+also be valid for the schema (suites/schema.py, with exact types: 3.0 is no integer) and carry
+no argument that has no matcher, as the leaderboard demands.
 
 A dict with one of the keys ``equals``, ``one_of``, ``contains``, ``approx`` is a matcher (and
 may carry only that matcher's modifiers); any other dict is a literal. To match a literal dict
@@ -40,6 +40,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .schema import arguments_error, shown
 
 if TYPE_CHECKING:
     from ..spec import ToolingCase
@@ -194,11 +196,6 @@ def is_optional(matcher: Any) -> bool:
 # --------------------------------------------------------------------------- value matching
 
 
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -229,26 +226,26 @@ def _match_scalar(
     if expected is None or isinstance(expected, bool):
         if actual is expected or (isinstance(actual, bool) and actual == expected):
             return None
-        return f"{path}: expected {_show(expected)}, got {_show(actual)}"
+        return f"{path}: expected {shown(expected)}, got {shown(actual)}"
     if isinstance(expected, str):
         if not isinstance(actual, str):
-            return f"{path}: expected a string {_show(expected)}, got {_show(actual)}"
+            return f"{path}: expected a string {shown(expected)}, got {shown(actual)}"
         same = (
             bfcl_normalize(actual) == bfcl_normalize(expected) if normalize else actual == expected
         )
-        return None if same else f"{path}: expected {_show(expected)}, got {_show(actual)}"
+        return None if same else f"{path}: expected {shown(expected)}, got {shown(actual)}"
     if _is_number(expected):
         if not _is_number(actual):
-            return f"{path}: expected a number {_show(expected)}, got {_show(actual)}"
+            return f"{path}: expected a number {shown(expected)}, got {shown(actual)}"
         kind = _schema_type(schema)
         if kind == "integer" and not isinstance(actual, int):
-            return f"{path}: expected an integer, got {_show(actual)}"
+            return f"{path}: expected an integer, got {shown(actual)}"
         if isinstance(expected, int) and isinstance(actual, float) and kind != "number":
-            return f"{path}: expected the integer {expected}, got the float {_show(actual)}"
+            return f"{path}: expected the integer {expected}, got the float {shown(actual)}"
         if actual != expected:
-            return f"{path}: expected {_show(expected)}, got {_show(actual)}"
+            return f"{path}: expected {shown(expected)}, got {shown(actual)}"
         return None
-    return f"{path}: cannot compare with {_show(expected)}"
+    return f"{path}: cannot compare with {shown(expected)}"
 
 
 def _match_list(
@@ -260,7 +257,7 @@ def _match_list(
     path: str,
 ) -> str | None:
     if not isinstance(actual, (list, tuple)):
-        return f"{path}: expected a list, got {_show(actual)}"
+        return f"{path}: expected a list, got {shown(actual)}"
     if len(actual) != len(expected):
         return f"{path}: expected {len(expected)} items, got {len(actual)}"
     item_schema = _sub_schema(schema, 0)
@@ -280,7 +277,7 @@ def _match_list(
     assignment = best_assignment(grid)
     missing = [expected[i] for i, col in enumerate(assignment) if col is None]
     if missing:
-        return f"{path}: no item matches {_show(missing[0])} (in any order)"
+        return f"{path}: no item matches {shown(missing[0])} (in any order)"
     return None
 
 
@@ -292,7 +289,7 @@ def _match_dict(
     path: str,
 ) -> str | None:
     if not isinstance(actual, Mapping):
-        return f"{path}: expected an object, got {_show(actual)}"
+        return f"{path}: expected an object, got {shown(actual)}"
     for key, want in expected.items():
         sub = f"{path}.{key}" if path else str(key)
         if key not in actual:
@@ -325,29 +322,29 @@ def match_value(
     normalize = _normalize or m.normalize
     if m.kind == "contains":
         if not isinstance(actual, str):
-            return f"{path}: expected a string containing {_show(m.value)}, got {_show(actual)}"
+            return f"{path}: expected a string containing {shown(m.value)}, got {shown(actual)}"
         if str(m.value).lower() in actual.lower():
             return None
-        return f"{path}: {_show(actual)} does not contain {_show(m.value)}"
+        return f"{path}: {shown(actual)} does not contain {shown(m.value)}"
     if m.kind == "approx":
         if not _is_number(actual):
-            return f"{path}: expected a number near {m.value}, got {_show(actual)}"
+            return f"{path}: expected a number near {m.value}, got {shown(actual)}"
         if _schema_type(schema) == "integer" and not isinstance(actual, int):
-            return f"{path}: expected an integer, got {_show(actual)}"
+            return f"{path}: expected an integer, got {shown(actual)}"
         target = float(m.value)
         if abs(float(actual) - target) <= max(m.tol, m.rel * abs(target)):
             return None
         allowed = max(m.tol, m.rel * abs(target))
-        return f"{path}: {_show(actual)} is not within {allowed:g} of {target:g}"
+        return f"{path}: {shown(actual)} is not within {allowed:g} of {target:g}"
     if m.kind == "one_of":
         options: list[Any] = m.value if isinstance(m.value, list) else [m.value]
         for option in options:
             why = _literal_or_matcher(option, actual, schema, normalize, m.unordered, path)
             if why is None:
                 return None
-        shown = ", ".join(_show(_as_plain(o), 30) for o in options[:4])
+        listed = ", ".join(shown(_as_plain(o), 30) for o in options[:4])
         more = ", ..." if len(options) > 4 else ""
-        return f"{path}: {_show(actual)} is not one of [{shown}{more}]"
+        return f"{path}: {shown(actual)} is not one of [{listed}{more}]"
     return _literal_or_matcher(m.value, actual, schema, normalize, m.unordered, path, literal=True)
 
 
@@ -372,26 +369,6 @@ def _literal_or_matcher(
 
 # --------------------------------------------------------------------------- arguments
 
-JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list, tuple),
-    "object": (dict,),
-    "null": (type(None),),
-}
-
-
-def _in_enum(value: Any, enum: list[Any], normalize: bool) -> bool:
-    if value in enum:
-        return True
-    if normalize and isinstance(value, str):
-        # The leaderboard never checks enums: it compares strings after its normalisation,
-        # so 'FASTEST' is as good as 'fastest'.
-        return bfcl_normalize(value) in {bfcl_normalize(e) for e in enum if isinstance(e, str)}
-    return False
-
 
 def _normalizes(matcher: Any) -> bool:
     """Whether `matcher`, or a matcher nested in it, compares strings normalised."""
@@ -408,47 +385,6 @@ def _normalizes(matcher: Any) -> bool:
     return False
 
 
-def schema_type_error(
-    value: Any, schema: Mapping[str, Any] | None, path: str, *, normalize: bool = False
-) -> str | None:
-    """A reason if `value` does not fit the JSON type of `schema` (recursively into arrays and
-    objects with properties); exact types, an int accepted for a number, never a bool. With
-    `normalize`, a string is in an `enum` when it is after the leaderboard's normalisation."""
-    if not schema:
-        return None
-    kind = schema.get("type")
-    kinds = [kind] if isinstance(kind, str) else list(kind) if isinstance(kind, list) else []
-    known = [k for k in kinds if k in JSON_TYPES]
-    if known:
-        fits = any(
-            isinstance(value, JSON_TYPES[k])
-            and not (k in ("integer", "number") and isinstance(value, bool))
-            for k in known
-        )
-        if not fits:
-            return f"{path}: expected {'/'.join(known)}, got {type(value).__name__} {_show(value)}"
-    enum = schema.get("enum")
-    if isinstance(enum, list) and not _in_enum(value, enum, normalize):
-        return f"{path}: {_show(value)} is not one of {enum}"
-    if isinstance(value, (list, tuple)):
-        items = schema.get("items")
-        if isinstance(items, Mapping):
-            for index, item in enumerate(value):
-                why = schema_type_error(item, items, f"{path}[{index}]", normalize=normalize)
-                if why:
-                    return why
-    if isinstance(value, Mapping):
-        props = schema.get("properties")
-        if isinstance(props, Mapping):
-            for key, item in value.items():
-                sub = props.get(key)
-                if isinstance(sub, Mapping):
-                    why = schema_type_error(item, sub, f"{path}.{key}", normalize=normalize)
-                    if why:
-                        return why
-    return None
-
-
 def match_arguments(
     matchers: Mapping[str, Any],
     arguments: Mapping[str, Any],
@@ -463,18 +399,18 @@ def match_arguments(
     properties: Mapping[str, Any] = (schema or {}).get("properties") or {}
     required = set((schema or {}).get("required") or ())
     if strict:
-        for name in sorted(required):
-            if name not in arguments:
-                return f"missing required argument {name!r}"
-        for name, value in arguments.items():
-            if name not in matchers:
-                return f"unexpected argument {name!r}"
-            if schema is not None and name not in properties:
-                return f"unknown argument {name!r}"
-            normalize = _normalizes(matchers[name])
-            why = schema_type_error(value, properties.get(name), name, normalize=normalize)
-            if why:
-                return why
+        # Exact types: a 3.0 for an integer is a float, as the leaderboard's checker sees it.
+        normalized = {
+            name: bfcl_normalize
+            for name in arguments
+            if name in matchers and _normalizes(matchers[name])
+        }
+        why = arguments_error(schema, arguments, normalize=normalized)
+        if why:
+            return why
+        unmatched = next((name for name in arguments if name not in matchers), None)
+        if unmatched is not None:
+            return f"unexpected argument {unmatched!r}"
     for name, matcher in matchers.items():
         sub = properties.get(name)
         sub_schema = sub if isinstance(sub, Mapping) else None
@@ -484,7 +420,7 @@ def match_arguments(
             if sub_schema is not None and "default" in sub_schema and name not in required:
                 if match_value(matcher, sub_schema["default"], sub_schema, path=name) is None:
                     continue
-                default = _show(sub_schema["default"])
+                default = shown(sub_schema["default"])
                 return f"{name}: omitted, and its default {default} does not match"
             return f"missing argument {name!r}"
         why = match_value(matcher, arguments[name], sub_schema, path=name)
