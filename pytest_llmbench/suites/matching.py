@@ -2,7 +2,8 @@
 Leaderboard's AST checker, plus what it lacks (numeric tolerance, schema defaults, parallel
 calls matched by best assignment instead of greedily).
 
-A matcher is plain YAML/JSON data (or one of the spec's matcher models):
+How a matcher is written is the task format's (matchers.py, which the loader checks every task
+file against); this module gives each kind its meaning:
 
 - a literal (string, number, bool, null) means *equal*, with exact types: a bool is never a
   number, an int is accepted where a float is expected (and either where the schema says
@@ -26,171 +27,36 @@ An omitted argument whose matcher is not optional still matches when the tool's 
 it optional with a ``default`` that satisfies the matcher. With ``strict=True`` the call must
 also be valid for the schema (suites/schema.py, with exact types: 3.0 is no integer) and carry
 no argument that has no matcher, as the leaderboard demands.
-
-A dict with one of the keys ``equals``, ``one_of``, ``contains``, ``approx`` is a matcher (and
-may carry only that matcher's modifiers); any other dict is a literal. To match a literal dict
-with such a key, wrap it: ``{equals: {...}}`` (the wrapped level is taken literally).
 """
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..matchers import head_of, is_optional, parse_matcher
 from .schema import arguments_error, shown
 
 if TYPE_CHECKING:
     from ..spec import ToolingCase
 
 __all__ = [
-    "MatcherError",
     "ToolUse",
     "best_assignment",
     "bfcl_normalize",
     "check_case",
-    "check_matcher",
     "match_arguments",
     "match_calls",
     "match_value",
 ]
 
-_HEADS: dict[str, frozenset[str]] = {
-    "equals": frozenset({"optional", "unordered", "normalize"}),
-    "one_of": frozenset({"optional", "unordered", "normalize"}),
-    "contains": frozenset({"optional"}),
-    "approx": frozenset({"optional", "tol", "rel"}),
-}
-_MODIFIERS = frozenset().union(*_HEADS.values())
-DEFAULT_TOL = 1e-6
 _BFCL_STRIP = re.compile(r"[ ,./\-_*^]")
-
-
-class MatcherError(ValueError):
-    """A matcher that cannot be used (raised by `check_matcher`, for the task loader)."""
 
 
 def bfcl_normalize(text: str) -> str:
     """The leaderboard's string normalisation (its `standardize_string`)."""
     return _BFCL_STRIP.sub("", text).lower().replace("'", '"')
-
-
-# --------------------------------------------------------------------------- matcher parsing
-
-
-@dataclass(frozen=True)
-class _Matcher:
-    kind: str  # "literal", "equals", "one_of", "contains", "approx"
-    value: Any
-    optional: bool = False
-    unordered: bool = False
-    normalize: bool = False
-    tol: float = DEFAULT_TOL
-    rel: float = 0.0
-
-
-def _as_plain(matcher: Any) -> Any:
-    dump = getattr(matcher, "model_dump", None)
-    if callable(dump):  # one of the spec's pydantic matcher models
-        return dump(by_alias=True, exclude_defaults=True)
-    return matcher
-
-
-def _matcher_head(data: Mapping[Any, Any]) -> str | None:
-    """The matcher head of a dict, or None for a literal dict (one without any head key)."""
-    heads = [k for k in data if k in _HEADS]
-    return heads[0] if len(heads) == 1 else None
-
-
-def _parse(matcher: Any) -> _Matcher:
-    data = _as_plain(matcher)
-    if isinstance(data, Mapping):
-        head = _matcher_head(data)
-        if head is not None:
-            return _Matcher(
-                kind=head,
-                value=data[head],
-                optional=bool(data.get("optional", False)),
-                unordered=bool(data.get("unordered", False)),
-                normalize=bool(data.get("normalize", False)),
-                tol=float(data.get("tol", DEFAULT_TOL)),
-                rel=float(data.get("rel", 0.0)),
-            )
-    return _Matcher(kind="literal", value=data)
-
-
-def check_matcher(matcher: Any, where: str = "") -> None:
-    """Raise MatcherError if `matcher` (recursively) is malformed: several heads in one dict, a
-    modifier its head does not take, a one_of that is not a non-empty list, a contains that is
-    not a string, an approx/tol/rel that is not a number."""
-    label = where or "matcher"
-    data = _as_plain(matcher)
-    if isinstance(data, Mapping):
-        heads = [k for k in data if k in _HEADS]
-        if len(heads) > 1:
-            raise MatcherError(
-                f"{label}: a matcher has exactly one of {', '.join(_HEADS)} "
-                f"(got {', '.join(heads)}); wrap a literal dict in {{equals: ...}}"
-            )
-        if heads:
-            bad = [k for k in data if k != heads[0] and k not in _HEADS[heads[0]]]
-            if bad:
-                hint = _nearest(str(bad[0]), _HEADS[heads[0]])
-                raise MatcherError(f"{label}: {heads[0]} does not take {bad[0]!r}{hint}")
-            for flag in ("optional", "unordered", "normalize"):
-                if flag in data and not isinstance(data[flag], bool):
-                    raise MatcherError(f"{label}: {flag} must be true or false")
-    m = _parse(matcher)
-    if m.kind == "one_of":
-        if not isinstance(m.value, list) or not m.value:
-            raise MatcherError(f"{label}: one_of needs a non-empty list")
-        for index, option in enumerate(m.value):
-            check_matcher(option, f"{label}.one_of[{index}]")
-    elif m.kind == "contains":
-        if not isinstance(m.value, str):
-            raise MatcherError(f"{label}: contains needs a string")
-    elif m.kind == "approx":
-        for key in ("approx", "tol", "rel"):
-            value = data.get(key, 0.0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise MatcherError(f"{label}: {key} needs a number")
-            if not math.isfinite(value):
-                raise MatcherError(f"{label}: {key} needs a finite number")
-            if key != "approx" and value < 0:
-                raise MatcherError(f"{label}: {key} must be >= 0")
-    elif isinstance(m.value, Mapping):
-        for key, sub in m.value.items():
-            if not isinstance(key, str):
-                raise MatcherError(f"{label}: dict keys must be strings")
-            # A misspelt head, alone or with modifiers: `{contians: x}`, `{aprox: 1, tol: 0.1}`.
-            others_are_modifiers = all(k in _MODIFIERS for k in m.value if k != key)
-            hint = _nearest(key, _HEADS) if m.kind == "literal" and others_are_modifiers else ""
-            if hint:
-                # `{contians: x}` would silently match only an object with that key.
-                raise MatcherError(
-                    f"{label}: unknown matcher {key!r}{hint}; an object argument with this key "
-                    "is written {equals: {...}}"
-                )
-            check_matcher(sub, f"{label}.{key}")
-    elif isinstance(m.value, (list, tuple)):
-        for index, sub in enumerate(m.value):
-            check_matcher(sub, f"{label}[{index}]")
-    elif not isinstance(m.value, (str, int, float, bool, type(None))):
-        raise MatcherError(f"{label}: unsupported literal {type(m.value).__name__}")
-
-
-def _nearest(word: str, names: Iterable[str]) -> str:
-    """' (did you mean X?)' when `word` looks like a misspelling of one of `names`."""
-    close = difflib.get_close_matches(word, sorted(names), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close and close[0] != word else ""
-
-
-def is_optional(matcher: Any) -> bool:
-    """Whether the matcher lets its argument be omitted."""
-    return _parse(matcher).optional
 
 
 # --------------------------------------------------------------------------- value matching
@@ -293,7 +159,7 @@ def _match_dict(
     for key, want in expected.items():
         sub = f"{path}.{key}" if path else str(key)
         if key not in actual:
-            if _parse(want).optional:
+            if parse_matcher(want).optional:
                 continue
             return f"{sub}: missing"
         why = match_value(
@@ -318,7 +184,7 @@ def match_value(
     """None if `actual` satisfies `matcher`, else a short reason naming `path`.
 
     `schema` is the JSON schema of the value (it decides whether an int/float mix is fine)."""
-    m = _parse(matcher)
+    m = parse_matcher(matcher)
     normalize = _normalize or m.normalize
     if m.kind == "contains":
         if not isinstance(actual, str):
@@ -342,7 +208,7 @@ def match_value(
             why = _literal_or_matcher(option, actual, schema, normalize, m.unordered, path)
             if why is None:
                 return None
-        listed = ", ".join(shown(_as_plain(o), 30) for o in options[:4])
+        listed = ", ".join(shown(o, 30) for o in options[:4])
         more = ", ..." if len(options) > 4 else ""
         return f"{path}: {shown(actual)} is not one of [{listed}{more}]"
     return _literal_or_matcher(m.value, actual, schema, normalize, m.unordered, path, literal=True)
@@ -357,14 +223,13 @@ def _literal_or_matcher(
     path: str,
     literal: bool = False,
 ) -> str | None:
-    plain = _as_plain(value)
-    if not literal and isinstance(plain, Mapping) and _matcher_head(plain) is not None:
-        return match_value(plain, actual, schema, path=path, _normalize=normalize)
-    if isinstance(plain, Mapping):
-        return _match_dict(plain, actual, schema, normalize, path)
-    if isinstance(plain, (list, tuple)):
-        return _match_list(plain, actual, schema, normalize, unordered, path)
-    return _match_scalar(plain, actual, schema, normalize, path)
+    if not literal and head_of(value) is not None:
+        return match_value(value, actual, schema, path=path, _normalize=normalize)
+    if isinstance(value, Mapping):
+        return _match_dict(value, actual, schema, normalize, path)
+    if isinstance(value, (list, tuple)):
+        return _match_list(value, actual, schema, normalize, unordered, path)
+    return _match_scalar(value, actual, schema, normalize, path)
 
 
 # --------------------------------------------------------------------------- arguments
@@ -372,16 +237,15 @@ def _literal_or_matcher(
 
 def _normalizes(matcher: Any) -> bool:
     """Whether `matcher`, or a matcher nested in it, compares strings normalised."""
-    m = _parse(matcher)
+    m = parse_matcher(matcher)
     if m.normalize:
         return True
     if m.kind == "one_of" and isinstance(m.value, list):
         return any(_normalizes(option) for option in m.value)
-    plain = _as_plain(m.value)
-    if m.kind in ("literal", "equals") and isinstance(plain, Mapping):
-        return any(_normalizes(sub) for sub in plain.values())
-    if m.kind in ("literal", "equals") and isinstance(plain, (list, tuple)):
-        return any(_normalizes(sub) for sub in plain)
+    if m.kind in ("literal", "equals") and isinstance(m.value, Mapping):
+        return any(_normalizes(sub) for sub in m.value.values())
+    if m.kind in ("literal", "equals") and isinstance(m.value, (list, tuple)):
+        return any(_normalizes(sub) for sub in m.value)
     return False
 
 
