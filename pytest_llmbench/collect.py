@@ -28,6 +28,7 @@ from .session import STATE, RunState
 from .spec import Task, TaskFileError
 from .suites import get_suite
 from .suites.base import Generation, Verdict, same_answer
+from .suites.toolbox import TOOLBOX
 from .taskcache import load_cached
 
 
@@ -64,7 +65,11 @@ class TaskFileCollector(pytest.File):
         state = self.config.stash[STATE]
         try:
             cache = state.settings.rootdir / ".llmbench" / "cache" / "tasks"
-            task_file = load_cached(self.path, None if state.settings.cache == "off" else cache)
+            task_file = load_cached(
+                self.path,
+                None if state.settings.cache == "off" else cache,
+                builtin_tools=TOOLBOX.keys(),
+            )
         except TaskFileError as exc:
             raise self.CollectError(str(exc)) from None
         if state.settings.validate:

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import difflib
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from .matchers import MatcherError, check_matchers, nearest_name
 from .taskyaml import YamlProblem, compose_yaml, read_yaml
 
 Suite = Literal["python", "cli", "tooling"]
@@ -160,96 +160,16 @@ class CliTask(TaskBase):
 
 
 # --------------------------------------------------------------------------- tooling
-# Argument matchers (semantics in suites/matching.py). In YAML a matcher is a literal (equal,
-# exact types, int accepted for float; lists in order and dicts key by key, recursively, their
-# elements being matchers too) or a dict with exactly one of the heads `contains`, `one_of`,
-# `equals`, `approx` plus that head's modifiers. A literal dict with such a key must be wrapped
-# in `{equals: ...}`.
+# A case's `args` map argument names to matchers, plain data in the grammar of matchers.py; a
+# malformed one is refused here, at its line (see load_task_file).
 
 
-class _ArgMatcherBase(_Model):
-    optional: bool = False  # the argument may be omitted; if given it must match
-
-
-class Contains(_ArgMatcherBase):
-    """A string containing `contains`, case-insensitively."""
-
-    contains: str
-
-
-class OneOf(_ArgMatcherBase):
-    """Any of the options (each a matcher). `normalize`: strings compared after the BFCL
-    normalisation; `unordered`: list options match in any order."""
-
-    one_of: Annotated[list[Any], Field(min_length=1)]
-    unordered: bool = False
-    normalize: bool = False
-
-
-class Equals(_ArgMatcherBase):
-    """`equals` as a literal, with the modifiers a bare literal cannot carry."""
-
-    equals: Any
-    unordered: bool = False
-    normalize: bool = False
-
-
-class Approx(_ArgMatcherBase):
-    """A number within max(tol, rel * |approx|) of `approx`."""
-
-    approx: Annotated[float, Field(allow_inf_nan=False)]
-    tol: Tolerance = 1e-6
-    rel: Tolerance = 0.0
-
-
-_MATCHER_HEADS: dict[str, type[_ArgMatcherBase]] = {
-    "contains": Contains,
-    "one_of": OneOf,
-    "equals": Equals,
-    "approx": Approx,
-}
-
-
-def _matcher_tag(value: Any) -> str:
-    if isinstance(value, _ArgMatcherBase):
-        return next(k for k, v in _MATCHER_HEADS.items() if isinstance(value, v))
-    if isinstance(value, dict):
-        heads = [str(k) for k in value if k in _MATCHER_HEADS]
-        if len(heads) == 1:
-            return heads[0]
-        if len(heads) > 1:
-            return "ambiguous"
-    return "literal"
-
-
-def _ambiguous(value: Any) -> Any:
-    heads = [k for k in value if k in _MATCHER_HEADS]
-    raise ValueError(
-        f"a matcher has exactly one of {', '.join(_MATCHER_HEADS)} (got {', '.join(heads)}); "
-        "wrap a literal dict in {equals: ...}"
-    )
-
-
-ArgMatcher = Annotated[
-    Annotated[Contains, Tag("contains")]
-    | Annotated[OneOf, Tag("one_of")]
-    | Annotated[Equals, Tag("equals")]
-    | Annotated[Approx, Tag("approx")]
-    | Annotated[Any, BeforeValidator(_ambiguous), Tag("ambiguous")]
-    | Annotated[Any, Tag("literal")],
-    Discriminator(_matcher_tag),
-]
-
-
-def _check_nested_matchers(args: dict[str, Any]) -> dict[str, Any]:
-    from .suites.matching import MatcherError, check_matcher
-
-    for name, matcher in args.items():
-        try:
-            check_matcher(matcher, name)
-        except MatcherError as exc:
-            raise ValueError(str(exc)) from None
+def _checked_matchers(args: dict[str, Any]) -> dict[str, Any]:
+    check_matchers(args)
     return args
+
+
+ArgMatchers = Annotated[dict[str, Any], AfterValidator(_checked_matchers)]
 
 
 class ToolCallSpec(_Model):
@@ -273,9 +193,7 @@ class ExpectedCall(_Model):
     """One call of a `calls` case: a tool name and argument matchers."""
 
     name: str
-    args: dict[str, ArgMatcher] = Field(default_factory=dict)
-
-    _nested = field_validator("args")(classmethod(lambda cls, v: _check_nested_matchers(v)))
+    args: ArgMatchers = Field(default_factory=dict)
 
 
 class ToolingCase(_Model):
@@ -294,18 +212,13 @@ class ToolingCase(_Model):
 
     id: Annotated[str, Field(pattern=_ID_PATTERN)]
     called: str | None = None
-    args: dict[str, ArgMatcher] = Field(default_factory=dict)
+    args: ArgMatchers = Field(default_factory=dict)
     not_called: str | None = None
     calls: Annotated[list[ExpectedCall], Field(min_length=1)] | None = None
     no_call: bool = False
     strict: bool = False
     same_turn: bool = False
     only: bool = False
-
-    @field_validator("args")
-    @classmethod
-    def _nested(cls, args: dict[str, Any]) -> dict[str, Any]:
-        return _check_nested_matchers(args)
 
     @model_validator(mode="after")
     def _one_check(self) -> ToolingCase:
@@ -339,6 +252,13 @@ class ToolingCase(_Model):
         return names + [c.name for c in self.calls or ()]
 
 
+@dataclass(frozen=True)
+class _LoadContext:
+    """What validation needs from outside the format (pydantic's validation context)."""
+
+    builtin_tools: frozenset[str] | None  # None: names of built-in tools are not checked
+
+
 class ToolingTask(TaskBase):
     tools: Annotated[list[str | OpenAIToolSpec], Field(min_length=1)]
     max_steps: Annotated[int, Field(ge=1, le=20)] = 4
@@ -351,16 +271,26 @@ class ToolingTask(TaskBase):
     def tool_names(self) -> list[str]:
         return [t if isinstance(t, str) else t.function.name for t in self.tools]
 
+    @field_validator("tools")
+    @classmethod
+    def _builtin_tools(
+        cls, tools: list[str | OpenAIToolSpec], info: ValidationInfo
+    ) -> list[str | OpenAIToolSpec]:
+        # Which names are built-in is the tooling suite's knowledge, passed in by the loader's
+        # caller (load_task_file's `builtin_tools`): the format does not import the suites.
+        context = info.context
+        if isinstance(context, _LoadContext) and context.builtin_tools is not None:
+            known = context.builtin_tools
+            for tool in tools:
+                if isinstance(tool, str) and tool not in known:
+                    raise ValueError(
+                        f"unknown toolbox tool {tool!r} (built-in: {', '.join(sorted(known))})"
+                    )
+        return tools
+
     @model_validator(mode="after")
     def _known_tools(self) -> ToolingTask:
-        from .suites.toolbox import TOOLBOX
-
         names = self.tool_names
-        for tool in self.tools:
-            if isinstance(tool, str) and tool not in TOOLBOX:
-                raise ValueError(
-                    f"unknown toolbox tool {tool!r} (built-in: {', '.join(sorted(TOOLBOX))})"
-                )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"tool {dupes[0]!r} is listed twice")
@@ -428,12 +358,6 @@ def _node_at(node: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
     return node
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    """' (did you mean ...?)' for the nearest valid name, or nothing when none is near."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _field_names(model: type[BaseModel]) -> set[str]:
     return {info.alias or name for name, info in model.model_fields.items()}
 
@@ -458,13 +382,19 @@ def _models_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[type[
     return current
 
 
+def _inside_matchers(error: Any) -> tuple[str | int, ...]:
+    """Where below a case's `args` a malformed matcher is (pydantic's location ends there)."""
+    cause = (error.get("ctx") or {}).get("error")
+    return cause.location if isinstance(cause, MatcherError) else ()
+
+
 def _explain(model: type[BaseModel], error: Any) -> str:
     """pydantic's message, worded for a task author: unknown keys name the nearest valid one."""
     loc = tuple(error["loc"])
     if error["type"] == "extra_forbidden" and loc:
         key = str(loc[-1])
         names = set().union(*(_field_names(m) for m in _models_at(model, loc)))
-        return f"unknown key{_suggest(key, names)}"
+        return f"unknown key{nearest_name(key, names)}"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 
@@ -505,8 +435,11 @@ def _task_at_line(root: yaml.Node | None, line: int | None) -> str | None:
 TOP_LEVEL_KEYS = ("suite", "tasks")
 
 
-def load_task_file(path: Path) -> TaskFile:
+def load_task_file(path: Path, *, builtin_tools: Collection[str] | None = None) -> TaskFile:
     """Read and validate one task file; raise TaskFileError pointing at the first problem.
+
+    `builtin_tools`: the names a tooling task may list without a spec (the tooling suite's
+    toolbox, which its caller knows and the format does not); None leaves them unchecked.
 
     Reading is bounded (taskyaml.Budget): size, nesting and alias expansion are checked before
     any data is built, so a hostile file costs milliseconds, not memory."""
@@ -524,7 +457,7 @@ def load_task_file(path: Path) -> TaskFile:
         if key not in TOP_LEVEL_KEYS:
             line = _node_at(root.get(), (key,)).start_mark.line + 1
             raise TaskFileError(
-                path, line, None, str(key), f"unknown key{_suggest(str(key), TOP_LEVEL_KEYS)}"
+                path, line, None, str(key), f"unknown key{nearest_name(str(key), TOP_LEVEL_KEYS)}"
             )
     suite = data.get("suite")
     if suite not in _TASK_CLASS:
@@ -537,18 +470,19 @@ def load_task_file(path: Path) -> TaskFile:
         line = _node_at(root.get(), ("tasks",)).start_mark.line + 1
         raise TaskFileError(path, line, None, "tasks", "must be a non-empty list of tasks")
     task_class = _TASK_CLASS[suite]
+    context = _LoadContext(None if builtin_tools is None else frozenset(builtin_tools))
     parsed: list[Any] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(tasks):
         try:
-            task = task_class.model_validate(raw)
+            task = task_class.model_validate(raw, context=context)
         except ValidationError as exc:
             errors = exc.errors()
             # An unknown key usually explains the rest (a misspelt required field is missing).
             error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-            loc = ("tasks", index, *error["loc"])
-            node = _node_at(root.get(), loc)
-            field = ".".join(str(p) for p in error["loc"]) or None
+            where = (*error["loc"], *_inside_matchers(error))
+            node = _node_at(root.get(), ("tasks", index, *where))
+            field = ".".join(str(p) for p in where) or None
             raise TaskFileError(
                 path,
                 node.start_mark.line + 1,

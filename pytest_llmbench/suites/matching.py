@@ -2,7 +2,8 @@
 Leaderboard's AST checker, plus what it lacks (numeric tolerance, schema defaults, parallel
 calls matched by best assignment instead of greedily).
 
-A matcher is plain YAML/JSON data (or one of the spec's matcher models):
+How a matcher is written is the task format's (matchers.py, which the loader checks every task
+file against); this module gives each kind its meaning:
 
 - a literal (string, number, bool, null) means *equal*, with exact types: a bool is never a
   number, an int is accepted where a float is expected (and either where the schema says
@@ -24,51 +25,33 @@ enum, accepts ``'FASTEST'`` for ``['fastest', 'scenic']``),
 
 An omitted argument whose matcher is not optional still matches when the tool's schema declares
 it optional with a ``default`` that satisfies the matcher. With ``strict=True`` the call must
-also be valid for the schema (required arguments present, no unknown argument, JSON types) and
-carry no argument that has no matcher, as the leaderboard demands.
-
-A dict with one of the keys ``equals``, ``one_of``, ``contains``, ``approx`` is a matcher (and
-may carry only that matcher's modifiers); any other dict is a literal. To match a literal dict
-with such a key, wrap it: ``{equals: {...}}`` (the wrapped level is taken literally).
+also be valid for the schema (suites/schema.py, with exact types: 3.0 is no integer) and carry
+no argument that has no matcher, as the leaderboard demands.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from ..matchers import head_of, is_optional, parse_matcher
+from .schema import arguments_error, shown
 
 if TYPE_CHECKING:
     from ..spec import ToolingCase
 
 __all__ = [
-    "MatcherError",
     "ToolUse",
     "best_assignment",
     "bfcl_normalize",
     "check_case",
-    "check_matcher",
     "match_arguments",
     "match_calls",
     "match_value",
 ]
 
-_HEADS: dict[str, frozenset[str]] = {
-    "equals": frozenset({"optional", "unordered", "normalize"}),
-    "one_of": frozenset({"optional", "unordered", "normalize"}),
-    "contains": frozenset({"optional"}),
-    "approx": frozenset({"optional", "tol", "rel"}),
-}
-_MODIFIERS = frozenset().union(*_HEADS.values())
-DEFAULT_TOL = 1e-6
 _BFCL_STRIP = re.compile(r"[ ,./\-_*^]")
-
-
-class MatcherError(ValueError):
-    """A matcher that cannot be used (raised by `check_matcher`, for the task loader)."""
 
 
 def bfcl_normalize(text: str) -> str:
@@ -76,127 +59,7 @@ def bfcl_normalize(text: str) -> str:
     return _BFCL_STRIP.sub("", text).lower().replace("'", '"')
 
 
-# --------------------------------------------------------------------------- matcher parsing
-
-
-@dataclass(frozen=True)
-class _Matcher:
-    kind: str  # "literal", "equals", "one_of", "contains", "approx"
-    value: Any
-    optional: bool = False
-    unordered: bool = False
-    normalize: bool = False
-    tol: float = DEFAULT_TOL
-    rel: float = 0.0
-
-
-def _as_plain(matcher: Any) -> Any:
-    dump = getattr(matcher, "model_dump", None)
-    if callable(dump):  # one of the spec's pydantic matcher models
-        return dump(by_alias=True, exclude_defaults=True)
-    return matcher
-
-
-def _matcher_head(data: Mapping[Any, Any]) -> str | None:
-    """The matcher head of a dict, or None for a literal dict (one without any head key)."""
-    heads = [k for k in data if k in _HEADS]
-    return heads[0] if len(heads) == 1 else None
-
-
-def _parse(matcher: Any) -> _Matcher:
-    data = _as_plain(matcher)
-    if isinstance(data, Mapping):
-        head = _matcher_head(data)
-        if head is not None:
-            return _Matcher(
-                kind=head,
-                value=data[head],
-                optional=bool(data.get("optional", False)),
-                unordered=bool(data.get("unordered", False)),
-                normalize=bool(data.get("normalize", False)),
-                tol=float(data.get("tol", DEFAULT_TOL)),
-                rel=float(data.get("rel", 0.0)),
-            )
-    return _Matcher(kind="literal", value=data)
-
-
-def check_matcher(matcher: Any, where: str = "") -> None:
-    """Raise MatcherError if `matcher` (recursively) is malformed: several heads in one dict, a
-    modifier its head does not take, a one_of that is not a non-empty list, a contains that is
-    not a string, an approx/tol/rel that is not a number."""
-    label = where or "matcher"
-    data = _as_plain(matcher)
-    if isinstance(data, Mapping):
-        heads = [k for k in data if k in _HEADS]
-        if len(heads) > 1:
-            raise MatcherError(
-                f"{label}: a matcher has exactly one of {', '.join(_HEADS)} "
-                f"(got {', '.join(heads)}); wrap a literal dict in {{equals: ...}}"
-            )
-        if heads:
-            bad = [k for k in data if k != heads[0] and k not in _HEADS[heads[0]]]
-            if bad:
-                hint = _nearest(str(bad[0]), _HEADS[heads[0]])
-                raise MatcherError(f"{label}: {heads[0]} does not take {bad[0]!r}{hint}")
-            for flag in ("optional", "unordered", "normalize"):
-                if flag in data and not isinstance(data[flag], bool):
-                    raise MatcherError(f"{label}: {flag} must be true or false")
-    m = _parse(matcher)
-    if m.kind == "one_of":
-        if not isinstance(m.value, list) or not m.value:
-            raise MatcherError(f"{label}: one_of needs a non-empty list")
-        for index, option in enumerate(m.value):
-            check_matcher(option, f"{label}.one_of[{index}]")
-    elif m.kind == "contains":
-        if not isinstance(m.value, str):
-            raise MatcherError(f"{label}: contains needs a string")
-    elif m.kind == "approx":
-        for key in ("approx", "tol", "rel"):
-            value = data.get(key, 0.0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise MatcherError(f"{label}: {key} needs a number")
-            if not math.isfinite(value):
-                raise MatcherError(f"{label}: {key} needs a finite number")
-            if key != "approx" and value < 0:
-                raise MatcherError(f"{label}: {key} must be >= 0")
-    elif isinstance(m.value, Mapping):
-        for key, sub in m.value.items():
-            if not isinstance(key, str):
-                raise MatcherError(f"{label}: dict keys must be strings")
-            # A misspelt head, alone or with modifiers: `{contians: x}`, `{aprox: 1, tol: 0.1}`.
-            others_are_modifiers = all(k in _MODIFIERS for k in m.value if k != key)
-            hint = _nearest(key, _HEADS) if m.kind == "literal" and others_are_modifiers else ""
-            if hint:
-                # `{contians: x}` would silently match only an object with that key.
-                raise MatcherError(
-                    f"{label}: unknown matcher {key!r}{hint}; an object argument with this key "
-                    "is written {equals: {...}}"
-                )
-            check_matcher(sub, f"{label}.{key}")
-    elif isinstance(m.value, (list, tuple)):
-        for index, sub in enumerate(m.value):
-            check_matcher(sub, f"{label}[{index}]")
-    elif not isinstance(m.value, (str, int, float, bool, type(None))):
-        raise MatcherError(f"{label}: unsupported literal {type(m.value).__name__}")
-
-
-def _nearest(word: str, names: Iterable[str]) -> str:
-    """' (did you mean X?)' when `word` looks like a misspelling of one of `names`."""
-    close = difflib.get_close_matches(word, sorted(names), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close and close[0] != word else ""
-
-
-def is_optional(matcher: Any) -> bool:
-    """Whether the matcher lets its argument be omitted."""
-    return _parse(matcher).optional
-
-
 # --------------------------------------------------------------------------- value matching
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_number(value: Any) -> bool:
@@ -229,26 +92,26 @@ def _match_scalar(
     if expected is None or isinstance(expected, bool):
         if actual is expected or (isinstance(actual, bool) and actual == expected):
             return None
-        return f"{path}: expected {_show(expected)}, got {_show(actual)}"
+        return f"{path}: expected {shown(expected)}, got {shown(actual)}"
     if isinstance(expected, str):
         if not isinstance(actual, str):
-            return f"{path}: expected a string {_show(expected)}, got {_show(actual)}"
+            return f"{path}: expected a string {shown(expected)}, got {shown(actual)}"
         same = (
             bfcl_normalize(actual) == bfcl_normalize(expected) if normalize else actual == expected
         )
-        return None if same else f"{path}: expected {_show(expected)}, got {_show(actual)}"
+        return None if same else f"{path}: expected {shown(expected)}, got {shown(actual)}"
     if _is_number(expected):
         if not _is_number(actual):
-            return f"{path}: expected a number {_show(expected)}, got {_show(actual)}"
+            return f"{path}: expected a number {shown(expected)}, got {shown(actual)}"
         kind = _schema_type(schema)
         if kind == "integer" and not isinstance(actual, int):
-            return f"{path}: expected an integer, got {_show(actual)}"
+            return f"{path}: expected an integer, got {shown(actual)}"
         if isinstance(expected, int) and isinstance(actual, float) and kind != "number":
-            return f"{path}: expected the integer {expected}, got the float {_show(actual)}"
+            return f"{path}: expected the integer {expected}, got the float {shown(actual)}"
         if actual != expected:
-            return f"{path}: expected {_show(expected)}, got {_show(actual)}"
+            return f"{path}: expected {shown(expected)}, got {shown(actual)}"
         return None
-    return f"{path}: cannot compare with {_show(expected)}"
+    return f"{path}: cannot compare with {shown(expected)}"
 
 
 def _match_list(
@@ -260,7 +123,7 @@ def _match_list(
     path: str,
 ) -> str | None:
     if not isinstance(actual, (list, tuple)):
-        return f"{path}: expected a list, got {_show(actual)}"
+        return f"{path}: expected a list, got {shown(actual)}"
     if len(actual) != len(expected):
         return f"{path}: expected {len(expected)} items, got {len(actual)}"
     item_schema = _sub_schema(schema, 0)
@@ -280,7 +143,7 @@ def _match_list(
     assignment = best_assignment(grid)
     missing = [expected[i] for i, col in enumerate(assignment) if col is None]
     if missing:
-        return f"{path}: no item matches {_show(missing[0])} (in any order)"
+        return f"{path}: no item matches {shown(missing[0])} (in any order)"
     return None
 
 
@@ -292,11 +155,11 @@ def _match_dict(
     path: str,
 ) -> str | None:
     if not isinstance(actual, Mapping):
-        return f"{path}: expected an object, got {_show(actual)}"
+        return f"{path}: expected an object, got {shown(actual)}"
     for key, want in expected.items():
         sub = f"{path}.{key}" if path else str(key)
         if key not in actual:
-            if _parse(want).optional:
+            if parse_matcher(want).optional:
                 continue
             return f"{sub}: missing"
         why = match_value(
@@ -321,33 +184,33 @@ def match_value(
     """None if `actual` satisfies `matcher`, else a short reason naming `path`.
 
     `schema` is the JSON schema of the value (it decides whether an int/float mix is fine)."""
-    m = _parse(matcher)
+    m = parse_matcher(matcher)
     normalize = _normalize or m.normalize
     if m.kind == "contains":
         if not isinstance(actual, str):
-            return f"{path}: expected a string containing {_show(m.value)}, got {_show(actual)}"
+            return f"{path}: expected a string containing {shown(m.value)}, got {shown(actual)}"
         if str(m.value).lower() in actual.lower():
             return None
-        return f"{path}: {_show(actual)} does not contain {_show(m.value)}"
+        return f"{path}: {shown(actual)} does not contain {shown(m.value)}"
     if m.kind == "approx":
         if not _is_number(actual):
-            return f"{path}: expected a number near {m.value}, got {_show(actual)}"
+            return f"{path}: expected a number near {m.value}, got {shown(actual)}"
         if _schema_type(schema) == "integer" and not isinstance(actual, int):
-            return f"{path}: expected an integer, got {_show(actual)}"
+            return f"{path}: expected an integer, got {shown(actual)}"
         target = float(m.value)
         if abs(float(actual) - target) <= max(m.tol, m.rel * abs(target)):
             return None
         allowed = max(m.tol, m.rel * abs(target))
-        return f"{path}: {_show(actual)} is not within {allowed:g} of {target:g}"
+        return f"{path}: {shown(actual)} is not within {allowed:g} of {target:g}"
     if m.kind == "one_of":
         options: list[Any] = m.value if isinstance(m.value, list) else [m.value]
         for option in options:
             why = _literal_or_matcher(option, actual, schema, normalize, m.unordered, path)
             if why is None:
                 return None
-        shown = ", ".join(_show(_as_plain(o), 30) for o in options[:4])
+        listed = ", ".join(shown(o, 30) for o in options[:4])
         more = ", ..." if len(options) > 4 else ""
-        return f"{path}: {_show(actual)} is not one of [{shown}{more}]"
+        return f"{path}: {shown(actual)} is not one of [{listed}{more}]"
     return _literal_or_matcher(m.value, actual, schema, normalize, m.unordered, path, literal=True)
 
 
@@ -360,93 +223,30 @@ def _literal_or_matcher(
     path: str,
     literal: bool = False,
 ) -> str | None:
-    plain = _as_plain(value)
-    if not literal and isinstance(plain, Mapping) and _matcher_head(plain) is not None:
-        return match_value(plain, actual, schema, path=path, _normalize=normalize)
-    if isinstance(plain, Mapping):
-        return _match_dict(plain, actual, schema, normalize, path)
-    if isinstance(plain, (list, tuple)):
-        return _match_list(plain, actual, schema, normalize, unordered, path)
-    return _match_scalar(plain, actual, schema, normalize, path)
+    if not literal and head_of(value) is not None:
+        return match_value(value, actual, schema, path=path, _normalize=normalize)
+    if isinstance(value, Mapping):
+        return _match_dict(value, actual, schema, normalize, path)
+    if isinstance(value, (list, tuple)):
+        return _match_list(value, actual, schema, normalize, unordered, path)
+    return _match_scalar(value, actual, schema, normalize, path)
 
 
 # --------------------------------------------------------------------------- arguments
 
-JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list, tuple),
-    "object": (dict,),
-    "null": (type(None),),
-}
-
-
-def _in_enum(value: Any, enum: list[Any], normalize: bool) -> bool:
-    if value in enum:
-        return True
-    if normalize and isinstance(value, str):
-        # The leaderboard never checks enums: it compares strings after its normalisation,
-        # so 'FASTEST' is as good as 'fastest'.
-        return bfcl_normalize(value) in {bfcl_normalize(e) for e in enum if isinstance(e, str)}
-    return False
-
 
 def _normalizes(matcher: Any) -> bool:
     """Whether `matcher`, or a matcher nested in it, compares strings normalised."""
-    m = _parse(matcher)
+    m = parse_matcher(matcher)
     if m.normalize:
         return True
     if m.kind == "one_of" and isinstance(m.value, list):
         return any(_normalizes(option) for option in m.value)
-    plain = _as_plain(m.value)
-    if m.kind in ("literal", "equals") and isinstance(plain, Mapping):
-        return any(_normalizes(sub) for sub in plain.values())
-    if m.kind in ("literal", "equals") and isinstance(plain, (list, tuple)):
-        return any(_normalizes(sub) for sub in plain)
+    if m.kind in ("literal", "equals") and isinstance(m.value, Mapping):
+        return any(_normalizes(sub) for sub in m.value.values())
+    if m.kind in ("literal", "equals") and isinstance(m.value, (list, tuple)):
+        return any(_normalizes(sub) for sub in m.value)
     return False
-
-
-def schema_type_error(
-    value: Any, schema: Mapping[str, Any] | None, path: str, *, normalize: bool = False
-) -> str | None:
-    """A reason if `value` does not fit the JSON type of `schema` (recursively into arrays and
-    objects with properties); exact types, an int accepted for a number, never a bool. With
-    `normalize`, a string is in an `enum` when it is after the leaderboard's normalisation."""
-    if not schema:
-        return None
-    kind = schema.get("type")
-    kinds = [kind] if isinstance(kind, str) else list(kind) if isinstance(kind, list) else []
-    known = [k for k in kinds if k in JSON_TYPES]
-    if known:
-        fits = any(
-            isinstance(value, JSON_TYPES[k])
-            and not (k in ("integer", "number") and isinstance(value, bool))
-            for k in known
-        )
-        if not fits:
-            return f"{path}: expected {'/'.join(known)}, got {type(value).__name__} {_show(value)}"
-    enum = schema.get("enum")
-    if isinstance(enum, list) and not _in_enum(value, enum, normalize):
-        return f"{path}: {_show(value)} is not one of {enum}"
-    if isinstance(value, (list, tuple)):
-        items = schema.get("items")
-        if isinstance(items, Mapping):
-            for index, item in enumerate(value):
-                why = schema_type_error(item, items, f"{path}[{index}]", normalize=normalize)
-                if why:
-                    return why
-    if isinstance(value, Mapping):
-        props = schema.get("properties")
-        if isinstance(props, Mapping):
-            for key, item in value.items():
-                sub = props.get(key)
-                if isinstance(sub, Mapping):
-                    why = schema_type_error(item, sub, f"{path}.{key}", normalize=normalize)
-                    if why:
-                        return why
-    return None
 
 
 def match_arguments(
@@ -463,18 +263,18 @@ def match_arguments(
     properties: Mapping[str, Any] = (schema or {}).get("properties") or {}
     required = set((schema or {}).get("required") or ())
     if strict:
-        for name in sorted(required):
-            if name not in arguments:
-                return f"missing required argument {name!r}"
-        for name, value in arguments.items():
-            if name not in matchers:
-                return f"unexpected argument {name!r}"
-            if schema is not None and name not in properties:
-                return f"unknown argument {name!r}"
-            normalize = _normalizes(matchers[name])
-            why = schema_type_error(value, properties.get(name), name, normalize=normalize)
-            if why:
-                return why
+        # Exact types: a 3.0 for an integer is a float, as the leaderboard's checker sees it.
+        normalized = {
+            name: bfcl_normalize
+            for name in arguments
+            if name in matchers and _normalizes(matchers[name])
+        }
+        why = arguments_error(schema, arguments, normalize=normalized)
+        if why:
+            return why
+        unmatched = next((name for name in arguments if name not in matchers), None)
+        if unmatched is not None:
+            return f"unexpected argument {unmatched!r}"
     for name, matcher in matchers.items():
         sub = properties.get(name)
         sub_schema = sub if isinstance(sub, Mapping) else None
@@ -484,7 +284,7 @@ def match_arguments(
             if sub_schema is not None and "default" in sub_schema and name not in required:
                 if match_value(matcher, sub_schema["default"], sub_schema, path=name) is None:
                     continue
-                default = _show(sub_schema["default"])
+                default = shown(sub_schema["default"])
                 return f"{name}: omitted, and its default {default} does not match"
             return f"missing argument {name!r}"
         why = match_value(matcher, arguments[name], sub_schema, path=name)

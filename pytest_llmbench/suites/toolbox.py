@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..safe_ast import parse_expression
-from .matching import JSON_TYPES
+from .schema import arguments_error
 
 __all__ = ["FALLBACK_RESULT", "TOOLBOX", "MockTool", "safe_arithmetic"]
 
@@ -30,45 +30,6 @@ __all__ = ["FALLBACK_RESULT", "TOOLBOX", "MockTool", "safe_arithmetic"]
 FALLBACK_RESULT: dict[str, Any] = {"status": "ok"}
 
 Handler = Callable[[Mapping[str, Any]], Any]
-
-
-def _type_error(value: Any, schema: Mapping[str, Any], where: str) -> str | None:
-    """A reason if `value` does not have the schema's JSON type (top level plus array items)."""
-    expected = schema.get("type")
-    if isinstance(expected, str) and expected in JSON_TYPES:
-        ok = isinstance(value, JSON_TYPES[expected])
-        if expected in ("integer", "number") and isinstance(value, bool):
-            ok = False
-        if expected == "integer" and isinstance(value, float) and value.is_integer():
-            ok = True  # 3.0 is a fine integer for a mock; the matcher decides exactness
-        if not ok:
-            return f"{where} must be of type {expected}, got {type(value).__name__}"
-    enum = schema.get("enum")
-    if isinstance(enum, list) and value not in enum:
-        return f"{where} must be one of {enum}, got {value!r}"
-    items = schema.get("items")
-    if isinstance(items, Mapping) and isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            why = _type_error(item, items, f"{where}[{index}]")
-            if why:
-                return why
-    return None
-
-
-def check_arguments(parameters: Mapping[str, Any], arguments: Mapping[str, Any]) -> str | None:
-    """Validate call arguments against a function's `parameters` schema (the subset mocks need):
-    required keys present, no unknown keys, JSON types of the given values."""
-    properties: Mapping[str, Any] = parameters.get("properties") or {}
-    for name in parameters.get("required") or ():
-        if name not in arguments:
-            return f"missing required argument {name!r}"
-    for name, value in arguments.items():
-        if name not in properties:
-            return f"unknown argument {name!r}"
-        why = _type_error(value, properties[name], repr(name))
-        if why:
-            return why
-    return None
 
 
 @dataclass(frozen=True)
@@ -88,7 +49,8 @@ class MockTool:
         """The tool's answer to one call; never raises (bad input gives `{"error": ...}`)."""
         if not isinstance(arguments, Mapping):
             return {"error": "arguments must be a JSON object"}
-        why = check_arguments(self.parameters, arguments)
+        # 3.0 passengers is a fine integer to a mock: the scorer, not the mock, judges exactness.
+        why = arguments_error(self.parameters, arguments, whole_float_is_integer=True)
         if why:
             return {"error": why}
         try:

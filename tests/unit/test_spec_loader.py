@@ -122,6 +122,28 @@ def test_tooling_tasks_take_toolbox_names_and_bare_specs(tmp_path: Path) -> None
     assert isinstance(task, ToolingTask) and task.tool_names == ["get_weather", "lookup"]
 
 
+UNKNOWN_TOOL = (
+    "suite: tooling\ntasks:\n  - id: t\n    prompt: p\n"
+    "    tools: [get_weather, teleport]\n"
+    "    reference: [[{name: teleport, arguments: {}}]]\n"
+    "    cases: [{id: c, called: teleport}]\n"
+)
+
+
+def test_builtin_tool_names_are_checked_against_the_names_the_caller_gives(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, UNKNOWN_TOOL)
+    with pytest.raises(TaskFileError) as info:
+        load_task_file(path, builtin_tools=["get_weather", "get_time"])
+    error = info.value
+    assert (error.line, error.task, error.field) == (5, "t", "tools")
+    assert "unknown toolbox tool 'teleport' (built-in: get_time, get_weather)" in str(error)
+    # The format itself does not know the toolbox: without the names, they are not checked.
+    (task,) = load_task_file(path).tasks
+    assert isinstance(task, ToolingTask) and task.tool_names == ["get_weather", "teleport"]
+
+
 def test_bundled_task_ids_are_unique_within_each_suite() -> None:
     # Results, the oracle banner and JSONL name tasks as suite:task, so ids must not repeat.
     seen: dict[tuple[str, str], Path] = {}

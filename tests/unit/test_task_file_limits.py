@@ -3,10 +3,13 @@ names file, line and field, before any data is built from them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pytest_llmbench.matchers import HEADS, parse_matcher
 from pytest_llmbench.spec import TaskFileError, load_task_file
 from pytest_llmbench.taskyaml import Budget, YamlProblem, read_yaml
 
@@ -164,6 +167,41 @@ def test_misspelt_matchers_suggest_the_nearest_name(
     assert f"did you mean {suggestion}?" in str(error)
     assert (error.line, error.task) == (10, "weather")
     assert str(error.field).startswith("cases.0.args")
+
+
+def test_a_malformed_matcher_is_refused_at_its_own_line(tmp_path: Path) -> None:
+    text = TOOLING_TASK.replace(
+        "        args: {city: {contains: paris}}\n",
+        "        args:\n"
+        "          city:\n"
+        "            one_of:\n"
+        "              - Paris\n"
+        "              - {contains: 3}\n",
+    )
+    error = refused(tmp_path, text)
+    assert (error.line, error.task) == (14, "weather")
+    assert error.field == "cases.0.args.city.one_of.1.contains"
+    assert "city.one_of[1]: contains needs a string" in str(error)
+
+
+@pytest.mark.parametrize(("head", "value"), [("equals", "Paris"), ("one_of", ["Paris"]),
+                                             ("contains", "par"), ("approx", 1.5)])  # fmt: skip
+def test_the_loader_and_the_scorer_read_one_grammar(tmp_path: Path, head: str, value: Any) -> None:
+    """Each head takes the modifiers of matchers.HEADS and no other: the loader refuses the
+    others with the nearest one it takes, and the scorer reads the ones it takes."""
+    samples: dict[str, Any] = {"optional": True, "unordered": True, "normalize": True,
+                               "tol": 0.5, "rel": 0.25}  # fmt: skip
+    assert set(samples) == set().union(*HEADS.values())
+    for modifier, sample in samples.items():
+        matcher = {head: value, modifier: sample}
+        path = tmp_path / f"{head}_{modifier}.yaml"
+        path.write_text(TOOLING_TASK.replace("{contains: paris}", json.dumps(matcher)))
+        if modifier in HEADS[head]:
+            case = load_task_file(path).tasks[0].cases[0]
+            assert getattr(parse_matcher(case.args["city"]), modifier) == sample
+        else:
+            with pytest.raises(TaskFileError, match=f"{head} does not take '{modifier}'"):
+                load_task_file(path)
 
 
 def test_an_object_argument_that_only_resembles_a_matcher_can_be_wrapped(tmp_path: Path) -> None:

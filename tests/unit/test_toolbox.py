@@ -138,7 +138,9 @@ def test_missing_and_wrong_type_name_the_argument() -> None:
     assert TOOLBOX["send_email"].run({"to": "a@b"}) == {
         "error": "missing required argument 'subject'"
     }
-    assert "'city'" in TOOLBOX["get_weather"].run({"city": 12})["error"]
+    assert TOOLBOX["get_weather"].run({"city": 12}) == {
+        "error": "city: expected string, got int 12"
+    }
 
 
 def test_a_crashing_handler_becomes_an_error_result() -> None:
