@@ -370,7 +370,9 @@ def test_a_run_killed_by_sigterm_regenerates_nothing_that_had_finished(
     pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
 ) -> None:
     many_dir(pytester)
-    server = fake_openai({"m": InFlight(answer_many, hold_s=0.3)})
+    # Each answer takes a second: the run is still generating when the signal lands, even on
+    # a machine so busy that the exit takes a while.
+    server = fake_openai({"m": InFlight(answer_many, hold_s=1.0)})
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", f"--llmbench-base-url={server.url}", "--models=m",
          "--llmbench-backend=openai", "--llmbench-concurrency=2", "-p", "no:cacheprovider"],
