@@ -13,13 +13,13 @@ import pytest
 from _pytest._code.code import TerminalRepr
 
 from .display import printable
+from .outcome import Outcome
 from .record import record_case
 from .results import (
     PROPERTY,
     PROVENANCE_PROPERTY,
     CaseResult,
     GenerationStats,
-    Outcome,
     case_result_text,
     read_case_result,
 )

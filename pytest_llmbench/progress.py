@@ -1,7 +1,7 @@
 """What a person watching the terminal sees while a benchmark runs.
 
-- Status letters per case (`pytest_report_teststatus`): passed `.`, failed `F`, truncated `t`,
-  no answer `n`, timeout `T`, error `E`; under `-v` the words.
+- Status letters per case (`pytest_report_teststatus`): each outcome's letter, under `-v` its
+  word (the outcome vocabulary, outcome.py).
 - Before each model, a line naming it with its backend and URL and "loading...", then one with
   the load time and the context length.
 - While it runs: tasks done of those selected, cases passed so far, tokens per second and an
@@ -25,18 +25,11 @@ from typing import Any, TextIO
 
 import pytest
 
+from .outcome import VOCABULARY
 from .results import PROPERTY, CaseResult, read_case_result
 from .selection import parse_case_id
 
 Markup = dict[str, bool]
-LETTERS: dict[str, tuple[str, str, Markup]] = {
-    "passed": (".", "PASSED", {"green": True}),
-    "failed": ("F", "FAILED", {"red": True}),
-    "truncated": ("t", "TRUNCATED", {"yellow": True}),
-    "no_answer": ("n", "NO ANSWER", {"yellow": True}),
-    "timeout": ("T", "TIMEOUT", {"yellow": True}),
-    "error": ("E", "ERROR", {"red": True}),
-}
 LOAD_PROPERTY = "llmbench_load"  # a worker's word that it loaded a model, on a setup report
 PLAIN_STEPS = 10  # plain progress lines per model: one at every tenth of its tasks
 
@@ -52,13 +45,12 @@ def teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, Markup]]
     """A benchmark case's status by its outcome; None for anything else (pytest decides)."""
     if not (report.when == "call" or (report.when == "setup" and report.failed)):
         return None
-    outcome = _property(report, "llmbench_outcome")
-    if outcome not in LETTERS:
+    shown = VOCABULARY.get(_property(report, "llmbench_outcome"))
+    if shown is None:
         return None
-    letter, word, markup = LETTERS[outcome]
     # The category keeps pytest's meaning (counts, -rf, FAILURES); only the letter is ours.
     category = "passed" if report.passed else ("error" if report.when == "setup" else "failed")
-    return category, letter, (word, markup)
+    return category, shown.letter, (shown.word, {shown.colour: True})
 
 
 class StatusLetters:

@@ -22,13 +22,13 @@ from .backends.builtin import PSEUDO_MODELS
 from .backends.provenance import describe
 from .display import printable
 from .inflight import answers_note
+from .outcome import NOTED
 from .record import database_path
 from .results import (
     LABELS,
     SUITES,
     CaseResult,
     ModelReport,
-    Outcome,
     Score,
     aggregate,
     compare,
@@ -44,12 +44,6 @@ COLUMNS = ("model", *SUITES, "total", "tasks", "time", "decode tok/s")
 # A model that wrote its calls in a format the server does not parse scores the server's
 # limits, not its own: said in the table, with the fix in the README.
 CALLS_AS_TEXT = "left as text: the server did not parse them"
-NOTED: tuple[tuple[Outcome, str], ...] = (
-    ("truncated", "truncated"),
-    ("no_answer", "no answer"),
-    ("timeout", "timeout"),
-    ("error", "errors"),
-)
 INTERVAL_METHOD = (
     f"95 %; cases: cluster bootstrap over tasks ({stats.RESAMPLES} resamples, seed {stats.SEED}); "
     "tasks: Wilson score; differences: paired bootstrap over shared tasks, exact McNemar on tasks"

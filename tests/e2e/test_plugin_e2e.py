@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from fakes.bench import bad_script, case_outcomes, good_script, read_jsonl, thinker_script
 
-from pytest_llmbench.progress import LETTERS
+from pytest_llmbench.outcome import VOCABULARY
 
-WORDS = tuple(word for _, word, _ in LETTERS.values())  # PASSED, FAILED, TRUNCATED, ...
+WORDS = tuple(shown.word for shown in VOCABULARY.values())  # PASSED, FAILED, TRUNCATED, ...
 
 
 def run_bench(bench: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
