@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -323,6 +323,13 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.suite}: {self.name}"
+
+
+def needs_sandbox(items: Iterable[pytest.Item]) -> bool:
+    """Whether any of these items runs what it scores in the sandbox: its suite says so
+    (`Suite.uses_sandbox`)."""
+    suites = {item.suite for item in items if isinstance(item, (CaseItem, ControlItem))}
+    return any(get_suite(suite).uses_sandbox for suite in suites)
 
 
 def case_result_of(report: pytest.TestReport) -> CaseResult | None:

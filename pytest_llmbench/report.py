@@ -381,7 +381,8 @@ class RunInfo:
 
 
 def run_settings(settings: Settings, isolation: str = "unused") -> dict[str, Any]:
-    """The settings a JSONL line records: all that shapes the answers and their scoring."""
+    """The settings a run records, in each JSONL line and in the record's runs table: all that
+    shapes the answers and their scoring. `isolation` is the sandbox tier the run used."""
     return {
         "max_tokens": settings.max_tokens,
         "temperature": settings.temperature,
@@ -803,11 +804,14 @@ def _speed_note(reports: Sequence[ModelReport]) -> str:
     )
 
 
-def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = None) -> list[str]:
-    """Append one JSONL line per model (returned too); write the markdown table if asked.
-    Raises OSError."""
+def model_lines(
+    state: RunState,
+    run: RunInfo,
+    reports: Sequence[ModelReport],
+    selection: Selection | None = None,
+) -> list[str]:
+    """One JSONL line per model of `reports` (the run's results, aggregated)."""
     settings = state.settings
-    reports = aggregate(state.results, settings.models)
     lines = []
     for report in reports:
         results = [r for r in state.results if r.model == report.model]
@@ -833,8 +837,4 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
                 provenance=state.provenance.get(report.model),
             )
         )
-    append_jsonl(settings.jsonl_path, lines)
-    if settings.markdown is not None:
-        settings.markdown.parent.mkdir(parents=True, exist_ok=True)
-        settings.markdown.write_text(render_markdown(reports, settings.oracle), encoding="utf-8")
     return lines

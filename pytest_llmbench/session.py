@@ -215,6 +215,11 @@ class RunState:
                 self._sandbox = get_sandbox(self.settings.isolation)  # type: ignore[arg-type]
             return self._sandbox
 
+    def close_scheduler(self) -> None:
+        """Nothing more will be asked of the scheduler: drop the work it has not started."""
+        if self._scheduler is not None:
+            self._scheduler.close()
+
     def close_sandbox(self) -> None:
         with self._lock:
             if self._sandbox is not None:

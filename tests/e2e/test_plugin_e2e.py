@@ -267,6 +267,44 @@ def test_a_sandbox_failure_is_an_error_not_a_model_failure(bench_dir: pytest.Pyt
     }
 
 
+# A suite that said it runs its answers in the sandbox, on a machine that has none.
+SANDBOX_FOR_TOOLING = """
+from pytest_llmbench import sandbox
+from pytest_llmbench.suites.tooling import ToolingSuite
+
+
+def refuse(required="auto"):
+    raise sandbox.SandboxUnavailable("no sandbox on this machine")
+
+
+sandbox.get_sandbox = refuse
+ToolingSuite.uses_sandbox = True
+"""
+
+
+def test_which_suites_need_the_sandbox_is_each_suites_own_word(
+    bench_dir: pytest.Pytester,
+) -> None:
+    bench_dir.makeconftest(SANDBOX_FOR_TOOLING)
+    # In a process of its own: the conftest changes a class of the package.
+    result = bench_dir.runpytest_subprocess(
+        "--models=reference", "-m", "tooling", "-p", "no:cacheprovider"
+    )
+    # The sandbox is checked before any model is called, as for python and cli.
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "llmbench: no sandbox on this machine" in result.stdout.str() + result.stderr.str()
+
+
+def test_task_files_named_without_models_get_a_hint(bench_dir: pytest.Pytester) -> None:
+    result = bench_dir.runpytest("tasks/python", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    (hint,) = [line for line in result.stdout.lines if line.startswith("llmbench:")]
+    assert hint.startswith("llmbench: task files were named but no models") and "--models=" in hint
+    # Named nothing of the kind: pytest's own run, without a word from the plugin.
+    other = bench_dir.runpytest("-p", "no:cacheprovider")
+    assert not [line for line in other.stdout.lines if line.startswith("llmbench")]
+
+
 def test_last_failed_reruns_only_the_failed_cases(bench_dir: pytest.Pytester, server: Any) -> None:
     args = ("--llmbench-backend=openai", f"--llmbench-base-url={server.url}", "--models=good,bad")
     bench_dir.runpytest(*args, "-m", "python or cli")
