@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _pytest._code.code import TerminalRepr
@@ -29,6 +29,9 @@ from .spec import Task, TaskFileError
 from .suites import get_suite
 from .suites.base import Generation, Verdict, same_answer
 from .taskcache import load_cached
+
+if TYPE_CHECKING:
+    from .validate import Control
 
 
 @functools.cache
@@ -85,7 +88,7 @@ class TaskFileCollector(pytest.File):
                     )
                     yield item
 
-    def _controls(self, suite: str, tasks: list[Any]) -> Iterator[pytest.Item]:
+    def _controls(self, suite: str, tasks: Sequence[Task]) -> Iterator[pytest.Item]:
         from .validate import controls_for
 
         for task in tasks:
@@ -103,7 +106,7 @@ class ControlFailed(Exception):
 class ControlItem(pytest.Item):
     """Runs one control of a task (--llmbench-validate): reference, null, or a wrong answer."""
 
-    def __init__(self, *, suite: str, control: Any, **kwargs: Any) -> None:
+    def __init__(self, *, suite: str, control: Control, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.suite = suite
         self.control = control

@@ -2,12 +2,12 @@
 
 A run that names models or validates tasks is "active": pytest_configure makes its BenchRun
 (runner.py) and registers it, and the rest of the run's hooks are that object's methods (the
-shape of pytest-xdist's DSession). The header and the terminal summary stay here, delegating
-to it: their lines keep their place among those of the project's conftests. A project that merely has this plugin installed pays for the
-import of this module and `options` (standard library and pytest only) and a few option
-registrations: everything else (run state, backends, sandbox, suites, reports) is imported only
-by an active run. An inactive run gets no header line, no markers and no output from this
-plugin, but for a hint when it named task files and no models.
+shape of pytest-xdist's DSession). The header and the terminal summary stay here, delegating to
+it: their lines keep their place among those of the project's conftests. A project that merely
+has this plugin installed pays for the import of this module and `options` (standard library and
+pytest only) and a few option registrations: everything else (run state, backends, sandbox,
+suites, reports) is imported only by an active run. An inactive run gets no header line, no
+markers and no output from this plugin, but for a hint when it named task files and no models.
 """
 
 from __future__ import annotations

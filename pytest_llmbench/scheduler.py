@@ -42,6 +42,7 @@ from .suites.base import Generation, RequestSettings
 
 if TYPE_CHECKING:
     from .backends.base import Backend, LoadInfo
+    from .spec import Task
 
 TaskKey = tuple[str, str]  # (model, file node id::task id)
 
@@ -52,7 +53,7 @@ class Job:
 
     key: TaskKey
     suite: str
-    task: Any
+    task: Task
     repeat: int = 0
 
 
