@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _pytest._code.code import TerminalRepr
 
 from .display import printable
+from .outcome import Outcome
 from .record import record_case
 from .results import (
     PROPERTY,
     PROVENANCE_PROPERTY,
     CaseResult,
     GenerationStats,
-    Outcome,
     case_result_text,
     read_case_result,
 )
@@ -30,6 +30,9 @@ from .suites import get_suite
 from .suites.base import Generation, Verdict, same_answer
 from .suites.toolbox import TOOLBOX
 from .taskcache import load_cached
+
+if TYPE_CHECKING:
+    from .validate import Control
 
 
 @functools.cache
@@ -90,7 +93,7 @@ class TaskFileCollector(pytest.File):
                     )
                     yield item
 
-    def _controls(self, suite: str, tasks: list[Any]) -> Iterator[pytest.Item]:
+    def _controls(self, suite: str, tasks: Sequence[Task]) -> Iterator[pytest.Item]:
         from .validate import controls_for
 
         for task in tasks:
@@ -108,7 +111,7 @@ class ControlFailed(Exception):
 class ControlItem(pytest.Item):
     """Runs one control of a task (--llmbench-validate): reference, null, or a wrong answer."""
 
-    def __init__(self, *, suite: str, control: Any, **kwargs: Any) -> None:
+    def __init__(self, *, suite: str, control: Control, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.suite = suite
         self.control = control
@@ -328,6 +331,13 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.suite}: {self.name}"
+
+
+def needs_sandbox(items: Iterable[pytest.Item]) -> bool:
+    """Whether any of these items runs what it scores in the sandbox: its suite says so
+    (`Suite.uses_sandbox`)."""
+    suites = {item.suite for item in items if isinstance(item, (CaseItem, ControlItem))}
+    return any(get_suite(suite).uses_sandbox for suite in suites)
 
 
 def case_result_of(report: pytest.TestReport) -> CaseResult | None:

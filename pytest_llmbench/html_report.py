@@ -40,23 +40,18 @@ from pathlib import Path
 from typing import Any
 
 from .backends.provenance import describe
+from .outcome import LETTERS, NOTED
 from .record import RunData, TaskRecord, read_run, resolve_runs
 from .results import (
-    OUTCOMES,
     SUITES,
     CaseResult,
     Label,
     ModelReport,
-    Outcome,
     Stability,
     aggregate,
 )
 
-CODES = {"passed": ".", "failed": "F", "truncated": "t", "no_answer": "n", "timeout": "T",
-         "error": "E"}  # fmt: skip
 TIERS = ("easy", "medium", "hard")
-NOTED: tuple[tuple[Outcome, str], ...] = (("truncated", "truncated"), ("no_answer", "no answer"),
-                                           ("timeout", "timeout"), ("error", "errors"))  # fmt: skip
 # The mark on a grid cell, by the task's primary label; stable tasks carry none.
 MARKS: dict[Label, str] = {"batching-sensitive": "≠", "flaky": "~", "budget-sensitive": "↑"}
 
@@ -321,7 +316,7 @@ def grid_data(columns: Sequence[Column]) -> tuple[dict[str, Any], list[list[Any]
                 labels[c][r] = [found.label, found.text(), found.samples]
             by_case = {case.case: case for case in task.cases}
             cells[c][r] = "".join(
-                CODES.get(by_case[k].outcome, "?") if k in by_case else " "
+                LETTERS.get(by_case[k].outcome, "?") if k in by_case else " "
                 for k in rows[task.task_ref]["cases"]
             )
             details[c][r] = task_details(task)
@@ -333,7 +328,7 @@ def grid_data(columns: Sequence[Column]) -> tuple[dict[str, Any], list[list[Any]
         "cells": cells,
         "stability": labels,  # per column, per row: [label, its text, samples] or null
         "marks": MARKS,
-        "outcomes": {code: name for name, code in CODES.items()},
+        "outcomes": {code: name for name, code in LETTERS.items()},
     }
     return data, details
 
@@ -525,4 +520,4 @@ def write_report(
     return Written(out, len(page.encode("utf-8")), figs is not None, pngs)
 
 
-__all__ = ["OUTCOMES", "ReportError", "Written", "render", "write_report"]
+__all__ = ["ReportError", "Written", "render", "write_report"]

@@ -1,7 +1,7 @@
 """What a person watching the terminal sees while a benchmark runs.
 
-- Status letters per case (`pytest_report_teststatus`): passed `.`, failed `F`, truncated `t`,
-  no answer `n`, timeout `T`, error `E`; under `-v` the words.
+- Status letters per case (`pytest_report_teststatus`): each outcome's letter, under `-v` its
+  word (the outcome vocabulary, outcome.py).
 - Before each model, a line naming it with its backend and URL and "loading...", then one with
   the load time and the context length.
 - While it runs: tasks done of those selected, cases passed so far, tokens per second and an
@@ -19,26 +19,40 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import pytest
 
+from .options import Settings
+from .outcome import VOCABULARY
 from .results import PROPERTY, CaseResult, read_case_result
 from .selection import parse_case_id
 
+if TYPE_CHECKING:
+    from .backends.base import Backend, LoadInfo
+    from .exchange import BackendError
+
 Markup = dict[str, bool]
-LETTERS: dict[str, tuple[str, str, Markup]] = {
-    "passed": (".", "PASSED", {"green": True}),
-    "failed": ("F", "FAILED", {"red": True}),
-    "truncated": ("t", "TRUNCATED", {"yellow": True}),
-    "no_answer": ("n", "NO ANSWER", {"yellow": True}),
-    "timeout": ("T", "TIMEOUT", {"yellow": True}),
-    "error": ("E", "ERROR", {"red": True}),
-}
 LOAD_PROPERTY = "llmbench_load"  # a worker's word that it loaded a model, on a setup report
 PLAIN_STEPS = 10  # plain progress lines per model: one at every tenth of its tasks
+
+
+class Models(Protocol):
+    """What the display reads of the model manager (session.ModelManager)."""
+
+    @property
+    def loads(self) -> Mapping[str, LoadInfo]: ...
+
+    @property
+    def failed(self) -> Mapping[str, BackendError]:
+        """Why a model's load failed, by model."""
+        ...
+
+    def url_for(self, model: str) -> str | None: ...
+
+    def backend_for(self, model: str) -> Backend: ...
 
 
 def _property(report: pytest.TestReport, name: str) -> Any:
@@ -52,13 +66,12 @@ def teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, Markup]]
     """A benchmark case's status by its outcome; None for anything else (pytest decides)."""
     if not (report.when == "call" or (report.when == "setup" and report.failed)):
         return None
-    outcome = _property(report, "llmbench_outcome")
-    if outcome not in LETTERS:
+    shown = VOCABULARY.get(_property(report, "llmbench_outcome"))
+    if shown is None:
         return None
-    letter, word, markup = LETTERS[outcome]
     # The category keeps pytest's meaning (counts, -rf, FAILURES); only the letter is ours.
     category = "passed" if report.passed else ("error" if report.when == "setup" else "failed")
-    return category, letter, (word, markup)
+    return category, shown.letter, (shown.word, {shown.colour: True})
 
 
 class StatusLetters:
@@ -73,8 +86,8 @@ class LoadReports:
     """Where items run (in-process, or an xdist worker): tell the controller, on the first
     setup report of each model, how its load went."""
 
-    def __init__(self, state: Any) -> None:
-        self.state = state
+    def __init__(self, models: Models) -> None:
+        self.models = models
         self.told: set[str] = set()
 
     @pytest.hookimpl(wrapper=True)
@@ -88,7 +101,7 @@ class LoadReports:
         model = getattr(item, "model", None)
         if model is None or model in self.told:
             return
-        manager = self.state.manager
+        manager = self.models
         info = manager.loads.get(model)
         failed = manager.failed.get(model)
         if info is not None:
@@ -216,7 +229,7 @@ class Tally:
         return " | ".join(running) + f", ETA {duration(eta) if eta is not None else '-'}"
 
 
-def describe_backend(settings: Any, manager: Any, model: str) -> str:
+def describe_backend(settings: Settings, models: Models, model: str) -> str:
     """The model's backend and URL as a person knows them, before anything is loaded."""
     from .backends import default_base_url
     from .backends.builtin import PSEUDO_MODELS
@@ -225,17 +238,24 @@ def describe_backend(settings: Any, manager: Any, model: str) -> str:
         return "built-in pseudo-model, no server"
     if settings.backend == "embedded":
         return "embedded llama.cpp server on a free loopback port"
-    url = manager.url_for(model) or default_base_url(settings.backend)
+    url = models.url_for(model) or default_base_url(settings.backend)
     return f"{settings.backend} at {url}"
 
 
 class Progress:
     """The controller's display: model lines, plain progress lines, the live status line."""
 
-    def __init__(self, config: pytest.Config, reporter: Any, state: Any) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        reporter: pytest.TerminalReporter,
+        settings: Settings,
+        models: Models,
+    ) -> None:
         self.config = config
         self.tr = reporter
-        self.state = state
+        self.settings = settings
+        self.models = models
         self.tally = Tally()
         self.stream: TextIO = sys.stdout  # what the terminal reporter writes to
         # How pytest prints items: letters after each file's path (default), letters in one
@@ -281,7 +301,7 @@ class Progress:
         return [self._loading_text(model)]
 
     def _loading_text(self, model: str) -> str:
-        describe = describe_backend(self.state.settings, self.state.manager, model)
+        describe = describe_backend(self.settings, self.models, model)
         return f"llmbench {model}: {describe}, loading..."
 
     def before_logstart(self, nodeid: str) -> None:
@@ -398,7 +418,7 @@ class _First:
         self.progress.select_items(session)
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+    def pytest_xdist_node_collection_finished(self, node: object, ids: Sequence[str]) -> None:
         self.progress.select_ids(ids)
 
     def pytest_report_collectionfinish(self, items: Sequence[pytest.Item]) -> list[str]:
@@ -465,8 +485,9 @@ def _case_result(report: pytest.TestReport) -> CaseResult | None:
 class _Display:
     """Installs the display once pytest's terminal reporter exists (after configure)."""
 
-    def __init__(self, state: Any) -> None:
-        self.state = state
+    def __init__(self, settings: Settings, models: Models) -> None:
+        self.settings = settings
+        self.models = models
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -474,16 +495,16 @@ class _Display:
         reporter = manager.get_plugin("terminalreporter")
         if reporter is None:
             return  # -p no:terminal: nobody to show progress to
-        progress = Progress(session.config, reporter, self.state)
+        progress = Progress(session.config, reporter, self.settings, self.models)
         manager.register(_First(progress), "llmbench-progress-first")
         manager.register(_Last(progress), "llmbench-progress-last")
 
 
-def register(config: pytest.Config, state: Any, *, worker: bool) -> None:
+def register(config: pytest.Config, settings: Settings, models: Models, *, worker: bool) -> None:
     """Install the letters everywhere, load reports where items run, the display on the
     controller."""
     manager = config.pluginmanager
     manager.register(StatusLetters(), "llmbench-letters")
-    manager.register(LoadReports(state), "llmbench-load-reports")
+    manager.register(LoadReports(models), "llmbench-load-reports")
     if not worker:
-        manager.register(_Display(state), "llmbench-display")
+        manager.register(_Display(settings, models), "llmbench-display")

@@ -3,7 +3,9 @@
 One database per project, `<rootdir>/.llmbench/store.sqlite3` (the answer store lives there
 too), in WAL mode so that xdist workers write at once. Tables of the record, keyed by run id:
 
-- `runs`: one row per run: when it started and finished, its settings and models;
+- `runs`: one row per run: when it started and finished, its models, its settings as its
+  JSONL lines record them; written with the run's first case, so that a run that ran no case
+  (a collection error, nothing selected) leaves no record;
 - `run_models`: at the end of a run, each model's JSONL line (totals, per-task figures);
 - `task_records`: one row per (run, model, task): the inputs the model was given, its
   generation (answer, reasoning, every turn and tool call) and what ran (code or command with
@@ -15,6 +17,9 @@ Cases are written as the run goes, by a writer thread in batches (one transactio
 each batch committed at most 0.2 s after its first case's verdict: a run interrupted (Ctrl-C,
 SIGTERM, SIGHUP) writes every finished case before it ends, one killed outright (SIGKILL,
 power) loses at most its last 0.2 s. Reports read the record; they never talk to servers.
+
+This module writes and reads the record; it makes no report (runend.py writes the HTML report
+from the record once the run's end is in it).
 """
 
 from __future__ import annotations
@@ -22,14 +27,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -38,6 +42,10 @@ from .compare import LATEST, RunNotFound, resolve_run
 from .database import BatchWriter, Statement, open_database, open_read_only
 from .results import CaseResult
 from .taskroots import current_name
+
+if TYPE_CHECKING:
+    from .spec import Task
+    from .suites.base import Generation
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -111,16 +119,18 @@ class RecordedItem(Protocol):
 
     config: pytest.Config
     suite: str
-    task: Any
-    case: Any
+    task: Task
+    case: Any  # the task's case: spec.PythonCase, CliCase or ToolingCase
     model: str
-    generation: Any
+    generation: Generation | None
 
     @property
     def task_key(self) -> tuple[str, str]: ...
 
 
-def answer_ref(generation: Any, result: CaseResult) -> tuple[str | None, dict[str, Any] | None]:
+def answer_ref(
+    generation: Generation | None, result: CaseResult
+) -> tuple[str | None, dict[str, Any] | None]:
     """How the record holds the generation behind a case: (answer store key, copy).
 
     The answer store (same database) holds every generation it was given a key for; the record
@@ -137,7 +147,12 @@ def answer_ref(generation: Any, result: CaseResult) -> tuple[str | None, dict[st
 class RunRecord:
     """Writes one run's record. The run's start and end are written at once; cases go through
     a BatchWriter (one transaction per batch, on its own thread, at most LINGER_S late), so
-    that recording a case costs pytest's thread no disk wait."""
+    that recording a case costs pytest's thread no disk wait.
+
+    The process that opens the run (the controller) says so with `begin`; its row is written
+    when the run's first case is recorded here (or `open` is called: under xdist the cases are
+    the workers'), so a run that ran nothing creates no record. `opened` says whether it was.
+    """
 
     LINGER_S = 0.2  # a run killed without warning loses at most the last 0.2 s of cases
 
@@ -148,6 +163,9 @@ class RunRecord:
         self._tasks_written: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self.failure: str | None = None  # why the record could not be written, once
+        self.opened = False  # the run's row is written
+        self._info: Callable[[], dict[str, Any]] | None = None  # begin()'s, until opened
+        self._started: str | None = None
         self._writer = BatchWriter(
             lambda: connect(self.path), self._failed, linger_s=self.LINGER_S,
             name="llmbench-record",
@@ -179,18 +197,34 @@ class RunRecord:
             self.failure = f"cannot write the run record at {self.path} ({what}): {exc}"
         print(f"llmbench: {self.failure}; the run goes on without it", file=sys.stderr)
 
-    def _guard(self, what: str, action: Any) -> None:
+    def _guard(self, what: str, action: Callable[[], None]) -> None:
         try:
             action()
         except (sqlite3.Error, OSError) as exc:
             self._failed(what, exc)
 
-    def start(self, info: dict[str, Any]) -> None:
+    def begin(self, info: Callable[[], dict[str, Any]]) -> None:
+        """This process opens the run, which starts now: its row is written with `info()` when
+        the first case is recorded (or at `open`)."""
+        self._started = _now()
+        self._info = info
+
+    def open(self) -> None:
+        """Write the run's row now, if `begin` said this process opens it and it is not yet."""
+        with self._lock:
+            info, self._info = self._info, None
+        if info is not None:
+            self.start(info(), started=self._started)
+
+    def start(self, info: dict[str, Any], started: str | None = None) -> None:
+        """Write the run's row (`started`: when the run started, else now)."""
+        self.opened = True
+
         def insert() -> None:
             with self._write() as conn:
                 conn.execute(
                     "INSERT OR REPLACE INTO runs (run_id, started, info) VALUES (?, ?, ?)",
-                    (self.run_id, _now(), _dumps(info)),
+                    (self.run_id, started or _now(), _dumps(info)),
                 )
 
         self._guard("run start", insert)
@@ -201,6 +235,8 @@ class RunRecord:
         """Queue a case's rows (and its task's, for the task's first case); `result_json` is
         `result.to_json()` when the caller has it already. The rows are built on the writer's
         thread, from values that do not change (frozen results, the task file's models)."""
+        if self._info is not None:
+            self.open()  # the run's first case: its row first
         task_ref = f"{result.file}::{result.task}"
         task, case, generation = item.task, item.case, item.generation
         with self._lock:
@@ -274,92 +310,6 @@ def record_case(
     record = item.config.stash.get(RECORD, None)
     if record is not None:
         record.case(item, result, execution, result_json)
-
-
-class RecordPlugin:
-    """Controller side: opens the run in the record when items start running, and names the
-    record (and the HTML report, when asked for) after the table."""
-
-    def __init__(self, record: RunRecord, info: dict[str, Any], html: Path | None) -> None:
-        self.record = record
-        self.info = info
-        self.html_path = html  # --llmbench-html
-        self.html: Path | None = None  # the HTML report written at the end, if any
-        self.html_error: str | None = None
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> None:
-        if not session.config.option.collectonly:
-            self.record.start(self.info)
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.record.failure is not None:
-            terminalreporter.write_line(f"llmbench: {self.record.failure}", red=True)
-            return
-        text = f"record: run {self.record.run_id} in {self.record.path}"
-        if self.html is not None:
-            text += f"; HTML report: {self.html}"
-        terminalreporter.write_line(text)
-        if self.html_error is not None:
-            terminalreporter.write_line(f"llmbench: {self.html_error}", red=True)
-
-
-def install(config: pytest.Config, state: Any, version: str, *, worker: bool) -> None:
-    """Every process writes its cases; the controller also opens and closes the run."""
-    record = RunRecord(database_path(config.rootpath), state.run_id)
-    config.stash[RECORD] = record
-    if not worker:
-        info = run_info(config, state.settings, version)
-        plugin = RecordPlugin(record, info, state.settings.html)
-        config.pluginmanager.register(plugin, "llmbench-record")
-
-
-def finish(config: pytest.Config, jsonl_lines: Sequence[str], exit_status: int) -> None:
-    """Close the run in the record with each model's JSONL line; write the HTML report. On an
-    xdist worker: write its queued cases."""
-    record = config.stash.get(RECORD, None)
-    if record is None:
-        return
-    plugin = config.pluginmanager.get_plugin("llmbench-record")
-    if not isinstance(plugin, RecordPlugin):
-        record.close()
-        return
-    record.finish([json.loads(line) for line in jsonl_lines], exit_status)
-    record.close()
-    html = plugin.html_path
-    if html is None or record.failure is not None:
-        return
-    from .html_report import ReportError, write_report
-
-    try:
-        write_report(record.path, [record.run_id], html)
-        plugin.html = html
-    except (ReportError, RecordError, OSError) as exc:
-        plugin.html_error = f"cannot write the HTML report {html}: {exc}"
-
-
-def run_info(config: pytest.Config, settings: Any, version: str) -> dict[str, Any]:
-    """What the runs table says about a run: who started it how, with which settings."""
-    return {
-        "models": list(settings.models),
-        "backend": settings.backend,
-        "base_url": settings.base_url,
-        "endpoints": dict(settings.endpoints),
-        "settings": {
-            "max_tokens": settings.max_tokens,
-            "temperature": settings.temperature,
-            "seed": settings.seed,
-            "timeout_s": settings.timeout,
-            "context_length": settings.context_length,
-            "isolation": settings.isolation,
-        },
-        "args": list(config.invocation_params.args),
-        "rootdir": str(config.rootpath),
-        "plugin_version": version,
-        "pid": os.getpid(),
-        "output_cap": transcript.OUTPUT_CAP,
-    }
 
 
 # --------------------------------------------------------------------------- reading

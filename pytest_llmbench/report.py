@@ -23,13 +23,13 @@ from .backends.provenance import describe
 from .compare import comparison_lines, shortened
 from .display import printable
 from .inflight import answers_note
+from .outcome import NOTED
 from .record import database_path
 from .results import (
     LABELS,
     SUITES,
     CaseResult,
     ModelReport,
-    Outcome,
     Score,
     aggregate,
     compare,
@@ -45,12 +45,6 @@ COLUMNS = ("model", *SUITES, "total", "tasks", "time", "decode tok/s")
 # A model that wrote its calls in a format the server does not parse scores the server's
 # limits, not its own: said in the table, with the fix in the README.
 CALLS_AS_TEXT = "left as text: the server did not parse them"
-NOTED: tuple[tuple[Outcome, str], ...] = (
-    ("truncated", "truncated"),
-    ("no_answer", "no answer"),
-    ("timeout", "timeout"),
-    ("error", "errors"),
-)
 INTERVAL_METHOD = (
     f"95 %; cases: cluster bootstrap over tasks ({stats.RESAMPLES} resamples, seed {stats.SEED}); "
     "tasks: Wilson score; differences: paired bootstrap over shared tasks, exact McNemar on tasks"
@@ -383,7 +377,8 @@ class RunInfo:
 
 
 def run_settings(settings: Settings, isolation: str = "unused") -> dict[str, Any]:
-    """The settings a JSONL line records: all that shapes the answers and their scoring."""
+    """The settings a run records, in each JSONL line and in the record's runs table: all that
+    shapes the answers and their scoring. `isolation` is the sandbox tier the run used."""
     return {
         "max_tokens": settings.max_tokens,
         "temperature": settings.temperature,
@@ -790,11 +785,14 @@ def _speed_note(reports: Sequence[ModelReport]) -> str:
     )
 
 
-def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = None) -> list[str]:
-    """Append one JSONL line per model (returned too); write the markdown table if asked.
-    Raises OSError."""
+def model_lines(
+    state: RunState,
+    run: RunInfo,
+    reports: Sequence[ModelReport],
+    selection: Selection | None = None,
+) -> list[str]:
+    """One JSONL line per model of `reports` (the run's results, aggregated)."""
     settings = state.settings
-    reports = aggregate(state.results, settings.models)
     lines = []
     for report in reports:
         results = [r for r in state.results if r.model == report.model]
@@ -819,8 +817,4 @@ def write_outputs(state: RunState, run: RunInfo, selection: Selection | None = N
                 provenance=state.provenance.get(report.model),
             )
         )
-    append_jsonl(settings.jsonl_path, lines)
-    if settings.markdown is not None:
-        settings.markdown.parent.mkdir(parents=True, exist_ok=True)
-        settings.markdown.write_text(render_markdown(reports, settings.oracle), encoding="utf-8")
     return lines

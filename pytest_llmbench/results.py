@@ -16,9 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 from . import stats
+from .outcome import Outcome
 
-Outcome = Literal["passed", "failed", "truncated", "no_answer", "timeout", "error"]
-OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "truncated", "no_answer", "timeout", "error")
 SUITES = ("python", "cli", "tooling")
 PROPERTY = "llmbench"  # the user_properties key that carries a CaseResult
 # The user_properties key that carries, once per model and process, what answered the model.

@@ -13,7 +13,9 @@ again once the batched ones are done, one request at a time: each audited task's
 both answers, so its cases are scored twice and say whether batching flipped them.
 
 Pytest never sees any of this: items stay the unit it runs and reports, and the scheduler knows
-nothing of pytest (collection hands it plain `Job`s).
+nothing of pytest (collection hands it plain `Job`s). It is given what it uses, not the run's
+state: the model manager (as `ModelHost`), the answer store, the sandbox (on first use: its
+self-test costs, and tooling never needs it) and the settings.
 """
 
 from __future__ import annotations
@@ -27,20 +29,20 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .exchange import BackendError, ChatRequest, Completion
 from .inflight import InFlightPlan, alone_slots, answer_settings
-from .options import audit_count
+from .options import Settings, audit_count
 from .sampling import budget_runs, repeat_seed
-from .sandbox.base import SandboxError
-from .store import AnswerKey
+from .sandbox.base import Sandbox, SandboxError
+from .store import AnswerKey, AnswerStore
 from .suites import get_suite
-from .suites.base import Generation
+from .suites.base import Generation, RequestSettings
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
-    from .session import RunState
+    from .backends.base import Backend, LoadInfo
+    from .spec import Task
 
 TaskKey = tuple[str, str]  # (model, file node id::task id)
 
@@ -51,7 +53,7 @@ class Job:
 
     key: TaskKey
     suite: str
-    task: Any
+    task: Task
     repeat: int = 0
 
 
@@ -76,7 +78,22 @@ class InfraFailure:
     retries: int = 0  # infrastructure retries spent before giving up
 
 
-Outcome = Prepared | InfraFailure
+# What a task's future settles with (not a case's outcome: its cases are scored from it).
+Settled = Prepared | InfraFailure
+
+
+class ModelHost(Protocol):
+    """What the scheduler asks of the model manager (session.ModelManager)."""
+
+    def ensure_loaded(self, model: str) -> LoadInfo:
+        """Load `model` (after unloading the one before); raises BackendError."""
+        ...
+
+    def plan(self, model: str) -> InFlightPlan:
+        """Requests in flight on each replica of the loaded `model`."""
+        ...
+
+    def max_tokens_for(self, model: str) -> int: ...
 
 
 def scoring_workers() -> int:
@@ -132,7 +149,7 @@ class _Pool:
 class _Halves:
     """An audited task's two answers as they arrive: its future settles once both are in."""
 
-    batched: Outcome | None = None
+    batched: Settled | None = None
     alone: Prepared | None = None
     alone_done: bool = False
 
@@ -149,9 +166,18 @@ def audited_jobs(jobs: Sequence[Job], spec: str) -> list[Job]:
 
 
 class Scheduler:
-    def __init__(self, state: RunState) -> None:
-        self.state = state
-        self._futures: dict[TaskKey, Future[Outcome]] = {}
+    def __init__(
+        self,
+        models: ModelHost,
+        store: AnswerStore,
+        sandbox: Callable[[], Sandbox],
+        settings: Settings,
+    ) -> None:
+        self.models = models
+        self.store = store
+        self.sandbox = sandbox  # created on first use
+        self.settings = settings
+        self._futures: dict[TaskKey, Future[Settled]] = {}
         self._pending: dict[str, deque[Job]] = {}  # model -> jobs not yet taken
         # Models whose run is over: no new request may reach their server, or a server with
         # just-in-time loading (LM Studio) would load the model again after its unload.
@@ -166,7 +192,7 @@ class Scheduler:
         self._running: dict[str, int] = {}
         self._halves: dict[TaskKey, _Halves] = {}
 
-    def result(self, model: str, key: TaskKey, jobs: Callable[[], Sequence[Job]]) -> Outcome:
+    def result(self, model: str, key: TaskKey, jobs: Callable[[], Sequence[Job]]) -> Settled:
         """The prepared answer of one task, starting the model's jobs on first use."""
         if key not in self._futures:
             self.start(model, jobs())
@@ -180,7 +206,7 @@ class Scheduler:
             self._futures.setdefault(job.key, Future())
         self._stopped.discard(model)
         try:
-            self.state.manager.ensure_loaded(model)
+            self.models.ensure_loaded(model)
         except BackendError as exc:
             for job in jobs:
                 self._settle(job.key, InfraFailure(exc.message, exc.retries))
@@ -193,9 +219,9 @@ class Scheduler:
             get_suite(suite)
         queue: deque[Job] = deque(job for job in jobs if not self._futures[job.key].done())
         self._pending[model] = queue
-        plan = self.plans[model] = self.state.manager.plan(model)
+        plan = self.plans[model] = self.models.plan(model)
         self.concurrency[model] = (plan.total, plan.why)
-        spec = self.state.settings.audit
+        spec = self.settings.audit
         audit = audited_jobs(list(queue), spec) if spec and plan.batched else []
         self._audits[model] = audit
         for job in audit:
@@ -278,19 +304,27 @@ class Scheduler:
             threading.Thread(target=audit_from, name=f"llmbench-audit-{index}", daemon=True).start()
         audit_from()  # in the thread that finished the batched answers
 
+    def request_settings(self, model: str) -> RequestSettings:
+        """What every request for `model` is sent with (a repeat's seed derives from it)."""
+        return RequestSettings(
+            max_tokens=self.models.max_tokens_for(model),
+            temperature=self.settings.temperature,
+            seed=self.settings.seed,
+            timeout_s=self.settings.timeout,
+        )
+
     def _generation(
         self, model: str, job: Job, backend: Backend, batched: bool, *, audit: bool = False
     ) -> tuple[Generation, str | None] | InfraFailure:
-        state = self.state
         suite = get_suite(job.suite)
-        settings = state.request_settings(model)
+        settings = self.request_settings(model)
         if job.repeat:
             settings = replace(settings, seed=repeat_seed(settings.seed, job.repeat))
         concurrency, why = (1, "audit") if audit else self.concurrency.get(model, (1, ""))
         key = None
-        if state.settings.cache != "off" and backend.name != "builtin":
+        if self.settings.cache != "off" and backend.name != "builtin":
             key = AnswerKey(
-                backend=state.settings.backend,
+                backend=self.settings.backend,
                 model=model,
                 shown=suite.shown(job.task),
                 max_tokens=settings.max_tokens,
@@ -300,7 +334,7 @@ class Scheduler:
                 batched=batched,
                 server=answer_settings(backend, model),
             )
-            stored = state.store.get(key)
+            stored = self.store.get(key)
             if stored is not None:
                 return replace(stored, stats=replace(stored.stats, from_store=True)), key.digest
 
@@ -328,7 +362,7 @@ class Scheduler:
         )
         generation = replace(generation, stats=stats)
         if key is not None:
-            state.store.put(key, generation)
+            self.store.put(key, generation)
         return generation, key.digest if key is not None else None
 
     def _run(self, job: Job, generation: Generation, answer_key: str | None) -> None:
@@ -348,13 +382,13 @@ class Scheduler:
 
     def _execute(
         self, job: Job, generation: Generation, answer_key: str | None, *, with_budgets: bool
-    ) -> Outcome:
-        suite = get_suite(job.suite, sanitize=self.state.settings.sanitize)
+    ) -> Settled:
+        suite = get_suite(job.suite, sanitize=self.settings.sanitize)
         try:
             # Only suites that run model output need the sandbox (and its self-test).
-            sandbox = self.state.sandbox if suite.uses_sandbox else None
+            sandbox = self.sandbox() if suite.uses_sandbox else None
             execution = suite.execute(job.task, generation, sandbox)
-            budgets = self.state.settings.budgets if with_budgets else ()
+            budgets = self.settings.budgets if with_budgets else ()
             by_budget = (
                 budget_runs(suite, job.task, generation, execution, budgets, sandbox)
                 if budgets
@@ -372,7 +406,7 @@ class Scheduler:
         self,
         key: TaskKey,
         *,
-        batched: Outcome | None = None,
+        batched: Settled | None = None,
         alone: Prepared | None = None,
         alone_done: bool = False,
     ) -> None:
@@ -393,7 +427,7 @@ class Scheduler:
             first = replace(first, audit=halves.alone)
         self._settle(key, first)
 
-    def _settle(self, key: TaskKey, outcome: Outcome) -> None:
+    def _settle(self, key: TaskKey, outcome: Settled) -> None:
         future = self._futures.get(key)
         if future is not None and not future.done():
             future.set_result(outcome)

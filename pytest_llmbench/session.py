@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .sandbox.base import Sandbox
     from .scheduler import Scheduler
     from .store import AnswerStore
-    from .suites.base import RequestSettings
 
 
 class ModelManager:
@@ -197,7 +196,10 @@ class RunState:
         if self._scheduler is None:
             from .scheduler import Scheduler
 
-            self._scheduler = Scheduler(self)
+            # The sandbox on first use: only answers that run start one (and its self-test).
+            self._scheduler = Scheduler(
+                self.manager, self.store, lambda: self.sandbox, self.settings
+            )
         return self._scheduler
 
     @property
@@ -213,20 +215,15 @@ class RunState:
                 self._sandbox = get_sandbox(self.settings.isolation)  # type: ignore[arg-type]
             return self._sandbox
 
+    def close_scheduler(self) -> None:
+        """Nothing more will be asked of the scheduler: drop the work it has not started."""
+        if self._scheduler is not None:
+            self._scheduler.close()
+
     def close_sandbox(self) -> None:
         with self._lock:
             if self._sandbox is not None:
                 self._sandbox.close()
-
-    def request_settings(self, model: str) -> RequestSettings:
-        from .suites.base import RequestSettings
-
-        return RequestSettings(
-            max_tokens=self.manager.max_tokens_for(model),
-            temperature=self.settings.temperature,
-            seed=self.settings.seed,
-            timeout_s=self.settings.timeout,
-        )
 
 
 STATE = pytest.StashKey[RunState]()

@@ -1,4 +1,5 @@
-"""How a benchmark run ends: signals, why it stopped, the exit unload, the exit status.
+"""How a benchmark run ends: signals, why it stopped, the exit status (the gate's too), the
+exit unload and its bound. The policies only; runend.py applies them, in order.
 
 SIGTERM (`kill`, `timeout`, a CI cancel) and SIGHUP (a closed ssh session) end a run the way
 Ctrl-C does: pytest unwinds, the results of finished cases are written, the model is
@@ -18,6 +19,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from .compare import GATE_FAILED
 
 if TYPE_CHECKING:
     from .selection import Selection
@@ -129,6 +132,29 @@ def exit_status(
     return exitstatus
 
 
+def gated_exit_status(
+    exitstatus: int, *, gate_passed: bool, tests_failed: int, wrong_answers: int
+) -> int:
+    """With a gate option, the gate decides the exit status: GATE_FAILED (7) when it fails; 0
+    when it passes and the only failures were the models' wrong answers. Infrastructure errors
+    (EXIT_INFRA_ERROR), interruptions and failures of other tests keep their own status."""
+    if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return exitstatus
+    if not gate_passed:
+        return GATE_FAILED
+    return pytest.ExitCode.OK if tests_failed == wrong_answers else exitstatus
+
+
+def exit_unload_bound(guard: SignalGuard, interrupted: str | None, timeout_s: float) -> float:
+    """Seconds the exit unload may take: someone waiting for the prompt after a run cut short
+    gets it soon; after a complete run the unload gets the request timeout, up to a minute."""
+    if guard.deferred:
+        return 1.0  # a signal came while the results were written: the user wants out
+    if guard.received is not None or interrupted is not None:
+        return EXIT_UNLOAD_S
+    return min(timeout_s, EXIT_UNLOAD_COMPLETE_S)
+
+
 def finish_within(work: Callable[[], None], seconds: float) -> str | None:
     """Run `work` (the exit unload) in a helper thread; wait at most `seconds`.
 
@@ -161,3 +187,29 @@ def warn(text: str) -> None:
     """One line on stderr, for the exit path where the terminal reporter may be gone."""
     with contextlib.suppress(OSError, ValueError):  # a closed terminal has nobody to tell
         print(f"llmbench: {text}", file=sys.stderr, flush=True)
+
+
+def lighten_exit() -> None:
+    """Spare the interpreter's exit a garbage collection of everything a benchmark run loaded.
+
+    At exit the interpreter empties its modules and collects them as garbage: with the `openai`
+    client's types loaded, that takes about 0.15 s after the results are out. At exit (an
+    atexit handler, so that a pytest run inside another process, as under pytester, changes
+    nothing for it), the garbage that exists is collected, its finalizers run as they would
+    have, and the objects still alive are frozen: the exit's collection skips them, as it would
+    if the process ended outright. The process's end frees them.
+    """
+    global _EXIT_LIGHTENED
+    if not _EXIT_LIGHTENED:
+        import atexit
+        import gc
+
+        def collect_then_freeze() -> None:
+            gc.collect()
+            gc.freeze()
+
+        atexit.register(collect_then_freeze)
+        _EXIT_LIGHTENED = True
+
+
+_EXIT_LIGHTENED = False

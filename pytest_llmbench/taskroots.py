@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from .options import SHORT_NAMES_TAKEN
+
 INI = "llmbench_tasks"
 # Bundled task files have the same node ids on every install: their path inside a clone, where
 # they live in the top-level tasks/ (the package's tasks/ is a link to it, so wheels carry them).
@@ -28,6 +30,11 @@ DEFAULT_ROOT = "tasks"
 # A YAML file in a directory named on the command line is a task file when it says so at its
 # top level; other YAML (CI configs, docs) next to it is left alone.
 _TASK_FILE_KEYS = re.compile(r"^(suite|tasks)\s*:", re.MULTILINE)
+NO_MODELS_HINT = (
+    "llmbench: task files were named but no models, so no benchmark items were collected. Name "
+    "models with {flag}=KEY[,KEY] (or LLMBENCH_MODELS); list installed ones with "
+    "`pytest --llmbench-list`; `{flag}=reference,null` checks the tasks without a server."
+)
 
 
 def bundled_root() -> Path | None:
@@ -181,3 +188,17 @@ def resolve_roots(config: pytest.Config) -> TaskRoots:
         return TaskRoots((project.resolve(),), "project")
     bundled = bundled_root()
     return TaskRoots((bundled.resolve(),) if bundled else (), "bundled")
+
+
+def no_models_hint(config: pytest.Config) -> str | None:
+    """What to do about a run that collected nothing because it named task files (or a
+    directory of them) but no models; None when the command line named none."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return None
+    roots = resolve_roots(config)
+    for root in roots.paths:
+        candidates = [root] if root.is_file() else [*root.rglob("*.yaml"), *root.rglob("*.yml")]
+        if any(roots.collects(path) for path in candidates if path.suffix in (".yaml", ".yml")):
+            taken = "--models" in config.stash.get(SHORT_NAMES_TAKEN, ())
+            return NO_MODELS_HINT.format(flag="--llmbench-models" if taken else "--models")
+    return None

@@ -13,7 +13,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from ..answer import split_reasoning
 from ..backends.timeline import cut
 from ..exchange import ChatRequest, Completion, ToolCall
-from ..results import GenerationStats, Outcome, weighted_rate
+from ..outcome import Outcome
+from ..results import GenerationStats, weighted_rate
 from ..sandbox.base import Sandbox
 
 Chat = Callable[[ChatRequest], Completion]

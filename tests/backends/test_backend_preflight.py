@@ -12,6 +12,7 @@ from fakes.chat_stream import Answer
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.ollama_server import OllamaFake, OllamaModel
 
+from pytest_llmbench.stopping import EXIT_INFRA_ERROR
 from pytest_llmbench.summary import summarise
 
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
@@ -71,6 +72,23 @@ def test_when_no_named_model_is_installed_nothing_runs(
     assert [(r["model"], r["skipped"]) for r in rows] == [
         ("org/x", "not installed"), ("org/y", "not installed")
     ]  # fmt: skip
+
+
+def test_results_that_cannot_be_written_with_a_model_skipped_are_one_line(
+    bench_dir: pytest.Pytester, serve: Any
+) -> None:
+    jsonl = bench_dir.path / "out.jsonl"
+
+    def answer(body: dict[str, Any]) -> Answer:
+        jsonl.mkdir(exist_ok=True)  # the results file is a directory by the end of the run
+        return GOOD
+
+    fake = serve(LMStudioFake(models=[Model("org/a")], answers={"org/a": answer}))
+    result = run(bench_dir, "lmstudio", fake.url, "org/a,org/b")
+    assert result.ret == EXIT_INFRA_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert len(mentions(result, "RESULTS NOT WRITTEN")) == 1
+    assert "INTERNALERROR" not in text and "Traceback" not in text
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from fakes.bench import bad_script, case_outcomes, good_script, read_jsonl, thinker_script
 
-from pytest_llmbench.progress import LETTERS
+from pytest_llmbench.outcome import VOCABULARY
 
-WORDS = tuple(word for _, word, _ in LETTERS.values())  # PASSED, FAILED, TRUNCATED, ...
+WORDS = tuple(shown.word for shown in VOCABULARY.values())  # PASSED, FAILED, TRUNCATED, ...
 
 
 def run_bench(bench: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:
@@ -265,6 +265,44 @@ def test_a_sandbox_failure_is_an_error_not_a_model_failure(bench_dir: pytest.Pyt
         "add": {"error": 3},
         "count_lines": {"error": 1},
     }
+
+
+# A suite that said it runs its answers in the sandbox, on a machine that has none.
+SANDBOX_FOR_TOOLING = """
+from pytest_llmbench import sandbox
+from pytest_llmbench.suites.tooling import ToolingSuite
+
+
+def refuse(required="auto"):
+    raise sandbox.SandboxUnavailable("no sandbox on this machine")
+
+
+sandbox.get_sandbox = refuse
+ToolingSuite.uses_sandbox = True
+"""
+
+
+def test_which_suites_need_the_sandbox_is_each_suites_own_word(
+    bench_dir: pytest.Pytester,
+) -> None:
+    bench_dir.makeconftest(SANDBOX_FOR_TOOLING)
+    # In a process of its own: the conftest changes a class of the package.
+    result = bench_dir.runpytest_subprocess(
+        "--models=reference", "-m", "tooling", "-p", "no:cacheprovider"
+    )
+    # The sandbox is checked before any model is called, as for python and cli.
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "llmbench: no sandbox on this machine" in result.stdout.str() + result.stderr.str()
+
+
+def test_task_files_named_without_models_get_a_hint(bench_dir: pytest.Pytester) -> None:
+    result = bench_dir.runpytest("tasks/python", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    (hint,) = [line for line in result.stdout.lines if line.startswith("llmbench:")]
+    assert hint.startswith("llmbench: task files were named but no models") and "--models=" in hint
+    # Named nothing of the kind: pytest's own run, without a word from the plugin.
+    other = bench_dir.runpytest("-p", "no:cacheprovider")
+    assert not [line for line in other.stdout.lines if line.startswith("llmbench")]
 
 
 def test_last_failed_reruns_only_the_failed_cases(bench_dir: pytest.Pytester, server: Any) -> None:

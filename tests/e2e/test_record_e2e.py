@@ -181,3 +181,39 @@ def _count_cases(database: Path) -> int:
             return int(conn.execute("SELECT count(*) FROM case_records").fetchone()[0])
     except sqlite3.Error:
         return 0  # the schema is being created
+
+
+def test_a_collection_error_before_any_case_ran_records_nothing(
+    bench_dir: pytest.Pytester,
+) -> None:
+    (bench_dir.path / "tasks" / "broken.yaml").write_text("suite: python\ntasks: [\n")
+    result = bench_dir.runpytest("--models=reference", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # the collection error stops the run
+    assert "ERROR collecting tasks/broken.yaml" in result.stdout.str()
+    assert "record: run" not in result.stdout.str()
+    assert not database_path(bench_dir.path).exists()
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_run_that_selects_nothing_records_nothing(
+    bench_dir: pytest.Pytester, workers: str
+) -> None:
+    result = bench_dir.runpytest(
+        "--models=reference", "-k", "no_such_task", "-p", "no:cacheprovider", "-n", workers
+    )
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert "record: run" not in result.stdout.str()
+    assert not database_path(bench_dir.path).exists()
+
+
+def test_the_record_keeps_the_settings_the_jsonl_line_records(
+    bench_dir: pytest.Pytester, server: Any
+) -> None:
+    run_bench(bench_dir, server.url, "--models=good", "-m", "python or tooling")
+    (row,) = read_jsonl(bench_dir.path / "out/results.jsonl")
+    info = read_run(database_path(bench_dir.path), row["run_id"]).info
+    # One builder: the same settings, but for the model's own max_tokens on its JSONL line.
+    assert {**info["settings"], "max_tokens": None} == {**row["settings"], "max_tokens": None}
+    # The tier the run used (python answers ran in the sandbox), and the one it asked for.
+    assert info["settings"]["isolation"] in ("full", "reduced")
+    assert info["isolation_asked"] == "auto"

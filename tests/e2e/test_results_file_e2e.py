@@ -15,6 +15,7 @@ from fakes.http_fake import Raw
 from fakes.openai_server import Reply, last_user_text
 
 from pytest_llmbench import compare
+from pytest_llmbench.record import database_path, read_run
 from pytest_llmbench.stopping import EXIT_INFRA_ERROR
 
 WORKERS = pytest.mark.parametrize("workers", ["0", "2"])
@@ -137,6 +138,32 @@ def test_a_write_that_fails_at_the_end_still_prints_the_table(
     written = [line for line in text.splitlines() if "RESULTS NOT WRITTEN" in line]
     assert len(written) == 1 and "out/results.jsonl" in written[0], text
     assert "Traceback" not in text
+
+
+def test_a_markdown_table_that_cannot_be_written_is_named_and_the_jsonl_kept(
+    bench_dir: pytest.Pytester, fake_openai: Any
+) -> None:
+    tables = bench_dir.path / "tables"
+    good = good_script()
+
+    def script(body: dict[str, Any]) -> Reply:
+        if tables.is_dir():  # the markdown's directory vanishes mid-run, a file in its place
+            shutil.rmtree(tables)
+            tables.write_text("not a directory")
+        return good(body)
+
+    server = fake_openai({"good": script})
+    result = run(
+        bench_dir, server.url, "--models=good", "-m", "python",
+        "--llmbench-markdown=tables/table.md",
+    )  # fmt: skip
+    assert result.ret == EXIT_INFRA_ERROR
+    written = [line for line in result.stdout.lines if "RESULTS NOT WRITTEN" in line]
+    assert len(written) == 1 and "tables/table.md" in written[0], result.stdout.str()
+    (row,) = rows(bench_dir)  # written before the markdown was tried
+    assert row["passed"] == 3
+    recorded = read_run(database_path(bench_dir.path), row["run_id"])
+    assert recorded.summaries["good"]["passed"] == 3
 
 
 def test_a_torn_last_line_is_left_on_its_own(bench_dir: pytest.Pytester, server: Any) -> None:

@@ -19,6 +19,7 @@ from fakes.chat_stream import Answer, tokens
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.signals import default_signals
 
+from pytest_llmbench.record import database_path, list_runs
 from pytest_llmbench.stopping import EXIT_UNLOAD_S
 
 
@@ -160,17 +161,30 @@ def test_a_second_interrupt_during_the_exit_unload_loses_nothing(
 
 
 def test_a_complete_run_writes_before_it_unloads(bench_dir: pytest.Pytester, serve: Any) -> None:
-    jsonl = bench_dir.path / "out.jsonl"
-    written_before_unload: list[bool] = []
-    fake = alpha_server(serve, on_unload=lambda: written_before_unload.append(jsonl.exists()))
+    jsonl, table, page = (bench_dir.path / name for name in ("out.jsonl", "table.md", "r.html"))
+
+    def written() -> dict[str, bool]:
+        runs = list_runs(database_path(bench_dir.path))
+        return {"jsonl": jsonl.exists(), "markdown": table.exists(), "html": page.exists(),
+                "record": len(runs) == 1 and runs[0].finished is not None}  # fmt: skip
+
+    written_before_unload: list[dict[str, bool]] = []
+    fake = alpha_server(serve, on_unload=lambda: written_before_unload.append(written()))
     result = bench_dir.runpytest(
         f"--llmbench-base-url={fake.url}", "--models=alpha", "--llmbench-jsonl=out.jsonl",
+        "--llmbench-markdown=table.md", "--llmbench-html=r.html",
         "-p", "no:cacheprovider", "-m", "python",
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.OK
-    assert written_before_unload == [True] and fake.instances == []
+    everything = {"jsonl": True, "markdown": True, "html": True, "record": True}
+    assert written_before_unload == [everything] and fake.instances == []
     (row,) = read_jsonl(jsonl)
     assert row["interrupted"] is None
+    # The table, then where the record and the page are, both before pytest's last line.
+    lines = result.stdout.lines
+    table_at = lines.index(next(line for line in lines if "llmbench results" in line))
+    record_at = lines.index(next(line for line in lines if line.startswith("record: run")))
+    assert table_at < record_at < len(lines) - 1 and "HTML report: r.html" in lines[record_at]
 
 
 # The process signals itself at the start of the run's end, after the last item: exactly when

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.progress import LETTERS, Tally, duration
+from pytest_llmbench.progress import Tally, duration
 from pytest_llmbench.progress import teststatus as status_of
 from pytest_llmbench.results import CaseResult, GenerationStats
 
@@ -101,7 +101,7 @@ def test_letters_and_words(outcome: str, letter: str, word: str) -> None:
 
 
 def test_errors_keep_their_category_and_other_reports_are_pytests() -> None:
-    assert status_of(_report("setup", False, "error")) == ("error", "E", LETTERS["error"][1:])  # type: ignore[arg-type]
+    assert status_of(_report("setup", False, "error")) == ("error", "E", ("ERROR", {"red": True}))  # type: ignore[arg-type]
     assert status_of(_report("setup", True, None)) is None
     assert status_of(_report("teardown", True, "passed")) is None
     assert status_of(_report("call", True, None)) is None  # not a benchmark item

@@ -9,9 +9,9 @@ import pytest
 
 from pytest_llmbench import report as rep
 from pytest_llmbench import stats
+from pytest_llmbench.outcome import Outcome
 from pytest_llmbench.results import (
     CaseResult,
-    Outcome,
     Stability,
     TaskResult,
     aggregate,

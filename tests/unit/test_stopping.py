@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.stopping import EXIT_INFRA_ERROR, SignalGuard, exit_status, finish_within
+from pytest_llmbench.compare import GATE_FAILED
+from pytest_llmbench.stopping import (
+    EXIT_INFRA_ERROR,
+    EXIT_UNLOAD_COMPLETE_S,
+    EXIT_UNLOAD_S,
+    SignalGuard,
+    exit_status,
+    exit_unload_bound,
+    finish_within,
+    gated_exit_status,
+)
 
 
 @pytest.fixture
@@ -90,6 +100,37 @@ def test_the_exit_status_scheme(
         pytest_status, stopped_by_maxfail=maxfail, any_error=error, write_failed=write_failed
     )
     assert status == expected
+
+
+@pytest.mark.parametrize(
+    ("pytest_status", "passed", "failed", "wrong", "expected"),
+    [(0, True, 0, 0, 0),
+     (1, True, 2, 2, 0),  # only the models' wrong answers: the gate passed
+     (1, True, 3, 2, 1),  # a test that is not a benchmark case failed too
+     (0, False, 0, 0, GATE_FAILED),
+     (1, False, 2, 2, GATE_FAILED),
+     (EXIT_INFRA_ERROR, True, 1, 0, EXIT_INFRA_ERROR),  # whatever the gate says
+     (EXIT_INFRA_ERROR, False, 1, 0, EXIT_INFRA_ERROR),
+     (2, False, 0, 0, 2)],  # interrupted
+)  # fmt: skip
+def test_the_gate_decides_only_between_pass_and_wrong_answers(
+    pytest_status: int, passed: bool, failed: int, wrong: int, expected: int
+) -> None:
+    status = gated_exit_status(
+        pytest_status, gate_passed=passed, tests_failed=failed, wrong_answers=wrong
+    )
+    assert status == expected
+
+
+def test_the_exit_unload_is_brief_after_a_run_cut_short() -> None:
+    guard = SignalGuard()
+    assert exit_unload_bound(guard, None, 600.0) == EXIT_UNLOAD_COMPLETE_S
+    assert exit_unload_bound(guard, None, 5.0) == 5.0  # never more than a request may take
+    assert exit_unload_bound(guard, "-x", 600.0) == EXIT_UNLOAD_S
+    guard.received = "SIGTERM"
+    assert exit_unload_bound(guard, None, 600.0) == EXIT_UNLOAD_S
+    guard.deferred = True  # a signal while the results were written: the user wants out
+    assert exit_unload_bound(guard, "SIGTERM", 600.0) == 1.0
 
 
 def test_the_infrastructure_code_is_not_one_of_pytests() -> None:
