@@ -18,7 +18,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from .html_report import BudgetPoint, Column, Figures
+    from .html_data import BudgetPoint, Column, Figures
 
 SIZE = (5.6, 3.6)  # inches
 FILES = {

@@ -9,7 +9,8 @@ from typing import Any, cast
 
 import pytest
 
-from pytest_llmbench.html_report import columns_of, comparison_table, figures, grid_data
+from pytest_llmbench.html_data import columns_of, figures, grid_data
+from pytest_llmbench.html_report import comparison_table
 from pytest_llmbench.outcome import LETTERS, NOTED, OUTCOMES, VOCABULARY, Outcome
 from pytest_llmbench.progress import teststatus as status_of
 from pytest_llmbench.record import CaseRecord, RunData, TaskRecord

@@ -11,16 +11,8 @@ import pytest
 from fakes.bench import comparison_cells
 
 from pytest_llmbench import report as rep
-from pytest_llmbench.html_report import (
-    ReportError,
-    budget_points,
-    budget_table,
-    columns_of,
-    comparison_table,
-    figures,
-    grid_data,
-    render,
-)
+from pytest_llmbench.html_data import ReportError, budget_points, columns_of, figures, grid_data
+from pytest_llmbench.html_report import budget_table, comparison_table, render
 from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
 from pytest_llmbench.results import CaseResult, GenerationStats, Outcome
 from pytest_llmbench.stats import Interval
