@@ -377,15 +377,6 @@ def resolve(config: pytest.Config) -> Settings:
         except ValueError:
             named = f"{opt.short} ({opt.flag})" if opt.short else opt.flag
             raise pytest.UsageError(f"{named}: cannot use {raw!r}") from None
-    if "backend" in values:
-        # Only a run that names a backend pays for importing the backend registry.
-        from .backends import BACKENDS
-
-        if values["backend"] not in BACKENDS:
-            raise pytest.UsageError(
-                f"--llmbench-backend must be one of {', '.join(BACKENDS)} "
-                f"(got {values['backend']!r})"
-            )
     if values.get("isolation", "auto") not in ("auto", "full", "reduced"):
         raise pytest.UsageError("--llmbench-isolation must be one of auto, full, reduced")
     if values.get("fail_on_regression") and not values.get("baseline"):

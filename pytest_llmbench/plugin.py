@@ -49,8 +49,21 @@ def _settings(config: pytest.Config) -> Settings:
     """The run's settings, resolved once: pytest_cmdline_main needs them before configure, and
     xdist workers configure without running pytest_cmdline_main."""
     if SETTINGS not in config.stash:
-        config.stash[SETTINGS] = resolve(config)
+        config.stash[SETTINGS] = settings = resolve(config)
+        if settings.backend != Settings.backend:
+            _check_backend(settings.backend)
     return config.stash[SETTINGS]
+
+
+def _check_backend(name: str) -> None:
+    """Only a run that names a backend pays for importing the backend registry (options.py
+    sits below the backends, so the name is checked here)."""
+    from .backends import BACKENDS
+
+    if name not in BACKENDS:
+        raise pytest.UsageError(
+            f"--llmbench-backend must be one of {', '.join(BACKENDS)} (got {name!r})"
+        )
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
