@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_llmbench import report, stats
+from pytest_llmbench import jsonl, markdown, stats, table
 from pytest_llmbench.results import CaseResult, aggregate
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--tasks", default="117,800")
     parser.add_argument("--cases", type=int, default=4)
     args = parser.parse_args()
-    run = report.RunInfo("bench", "now", "openai", "0", "d", {})
+    run = jsonl.RunInfo("bench", "now", "openai", "0", "d", {})
     print(f"{'models':>6} {'tasks':>6} {'cases':>7} {'seconds':>8}  (resamples {stats.RESAMPLES})")
     for models in (int(m) for m in args.models.split(",")):
         for tasks in (int(t) for t in args.tasks.split(",")):
@@ -61,10 +61,10 @@ def main() -> None:
             stats._paired_difference.cache_clear()
             started = time.perf_counter()
             reports = aggregate(results, names)
-            report.render_table(reports)
-            report.render_markdown(reports)
+            table.render_table(reports)
+            markdown.render_markdown(reports)
             for r in reports:
-                report.jsonl_line(r, run, "openai", None, None, reports)
+                jsonl.jsonl_line(r, run, "openai", None, None, reports)
             seconds = time.perf_counter() - started
             print(f"{models:>6} {tasks:>6} {len(results):>7} {seconds:>8.2f}")
 

@@ -26,7 +26,7 @@ from .exchange import BackendError, BackendUnreachable
 from .options import Settings
 
 if TYPE_CHECKING:
-    from .report import RunInfo
+    from .jsonl import RunInfo
 
 NOT_INSTALLED = "not installed"
 # How xdist's controller hands the verdict to its workers (they must deselect the same items).

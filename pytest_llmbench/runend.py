@@ -33,9 +33,10 @@ import json
 import pytest
 
 from . import __version__
+from .jsonl import RunInfo, append_jsonl, model_lines, run_info
+from .markdown import render_markdown
 from .preflight import VERDICT, jsonl_lines
 from .record import RecordError, RunRecord
-from .report import RunInfo, append_jsonl, model_lines, render_markdown, run_info, summary_lines
 from .results import aggregate
 from .session import RunState
 from .stopping import (
@@ -48,6 +49,7 @@ from .stopping import (
     warn,
     why_stopped,
 )
+from .summary_lines import summary_lines
 
 # Summary lines that say the results cannot be taken at face value: printed in red.
 ALARMS = (

@@ -28,11 +28,11 @@ from .collect import (
     needs_sandbox,
     reported_provenance,
 )
+from .jsonl import check_writable, run_settings
 from .options import SHORT_NAMES_TAKEN, Settings
 from .preflight import VERDICT, WORKER_KEY, deselect, for_worker, run_check, worker_verdict
 from .progress import register as register_progress
 from .record import RECORD, RunRecord, database_path
-from .report import check_writable, run_settings
 from .runend import RunEnd
 from .sandbox import SandboxUnavailable
 from .selection import Selection, declared_from_files, parse_case_id
@@ -134,7 +134,7 @@ class BenchRun:
 
     def _record_info(self) -> dict[str, Any]:
         """What the record's runs table says about the run: who started it how, and its
-        settings as the JSONL records them (report.run_settings: `isolation` is the tier
+        settings as the JSONL records them (jsonl.run_settings: `isolation` is the tier
         used; `isolation_asked` the option). Called when the run's first case is recorded,
         once the sandbox, if any, is chosen."""
         settings = self.settings

@@ -198,7 +198,7 @@ def test_appends_from_concurrent_writers_never_interleave(tmp_path: Path) -> Non
 
 
 def _append_many(path: Path, writer: int) -> None:
-    from pytest_llmbench.report import append_jsonl
+    from pytest_llmbench.jsonl import append_jsonl
 
     for index in range(50):
         record = {"writer": writer, "index": index, "pad": "x" * 20_000}

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from pytest_llmbench import cli
-from pytest_llmbench import report as rep
 from pytest_llmbench.compare import (
     GATE_FAILED,
     RunNotFound,
@@ -20,6 +19,7 @@ from pytest_llmbench.compare import (
     read_jsonl,
     resolve_run,
 )
+from pytest_llmbench.jsonl import RunInfo, append_jsonl, jsonl_line
 from pytest_llmbench.results import CaseResult, ModelReport, Outcome, aggregate
 
 
@@ -46,15 +46,15 @@ def write_run(
         for model in failing
         for t in range(10)
     ]  # fmt: skip
-    info = rep.RunInfo(run_id, f"2026-01-0{len(run_id) % 9 + 1}T00:00:00+00:00", "openai",
-                       "0.1.0", "d", {})  # fmt: skip
+    info = RunInfo(run_id, f"2026-01-0{len(run_id) % 9 + 1}T00:00:00+00:00", "openai",
+                   "0.1.0", "d", {})  # fmt: skip
     reports = aggregate(results, tuple(failing))
-    lines = [rep.jsonl_line(r, info, "openai", None, None, reports, provenance=provenance)
+    lines = [jsonl_line(r, info, "openai", None, None, reports, provenance=provenance)
              for r in reports]  # fmt: skip
     if provenance is None:
         lines = [json.dumps({k: v for k, v in json.loads(line).items() if k != "provenance"})
                  for line in lines]  # fmt: skip
-    rep.append_jsonl(path, lines)
+    append_jsonl(path, lines)
 
 
 @pytest.fixture
@@ -251,8 +251,8 @@ def test_records_with_repeats_and_budgets_read_back_whole(tmp_path: Path) -> Non
         for r, outcome in enumerate(["passed", "failed", "passed"])
     ]  # fmt: skip
     [report] = aggregate(results, ("m",))
-    info = rep.RunInfo("r", "t", "openai", "0", "d", {})
-    back = report_of(json.loads(rep.jsonl_line(report, info, "openai", None, None, [report])))
+    info = RunInfo("r", "t", "openai", "0", "d", {})
+    back = report_of(json.loads(jsonl_line(report, info, "openai", None, None, [report])))
     assert back.repeats == 3 and back.budgets == [8, 64]
     assert back.score() == report.score()
     assert back.at_budget(8).count("truncated") == 3

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
-from pytest_llmbench import report as rep
-from pytest_llmbench.results import CaseResult, aggregate, compare
+from pytest_llmbench.jsonl import RunInfo, jsonl_line
+from pytest_llmbench.markdown import render_markdown
+from pytest_llmbench.results import CaseResult, ModelReport, aggregate, compare
+from pytest_llmbench.table import TIED, leader_and_ties, render_table, table_rows, ties_line
 
-RUN = rep.RunInfo("run1", "2026-01-01T00:00:00+00:00", "openai", "0.1.0", "digest", {})
+RUN = RunInfo("run1", "2026-01-01T00:00:00+00:00", "openai", "0.1.0", "digest", {})
 
 
 def results(model: str, failing: set[int], tasks: int = 30, cases: int = 3) -> list[CaseResult]:
@@ -26,7 +28,7 @@ def results(model: str, failing: set[int], tasks: int = 30, cases: int = 3) -> l
     ]
 
 
-def reports_for(**failing: set[int]) -> list[rep.ModelReport]:
+def reports_for(**failing: set[int]) -> list[ModelReport]:
     everything = [r for model, fails in failing.items() for r in results(model, fails)]
     return aggregate(everything, tuple(failing))
 
@@ -36,33 +38,31 @@ def test_total_carries_its_interval_and_tasks_are_counted_whole() -> None:
     score = only.score()
     assert (score.passed, score.total, score.tasks_passed, score.tasks_total) == (87, 90, 27, 30)
     assert score.interval.contains(87 / 90) and score.interval.low < 0.95
-    row = rep.table_rows([only], None)[0]
+    row = table_rows([only], None)[0]
     assert row[4] == f"87/90 ({score.interval.percent()})"
     assert row[5] == "27/30"
-    assert rep.leader_and_ties([only]) == (None, set())
+    assert leader_and_ties([only]) == (None, set())
 
 
 def test_models_within_noise_of_the_leader_are_marked() -> None:
     reports = reports_for(a=set(), b={0}, c=set(range(20)))
-    leader, ties = rep.leader_and_ties(reports)
+    leader, ties = leader_and_ties(reports)
     assert (leader, ties) == ("a", {"b"})
-    rows = {row[0]: row for row in rep.table_rows(reports, None)}
-    assert rows["b"][4].endswith(rep.TIED)
-    assert not rows["a"][4].endswith(rep.TIED) and not rows["c"][4].endswith(rep.TIED)
-    legend = rep.ties_line(reports)
+    rows = {row[0]: row for row in table_rows(reports, None)}
+    assert rows["b"][4].endswith(TIED)
+    assert not rows["a"][4].endswith(TIED) and not rows["c"][4].endswith(TIED)
+    legend = ties_line(reports)
     assert (
-        legend is not None
-        and legend.startswith(f"{rep.TIED}: not significantly")
-        and " a " in legend
+        legend is not None and legend.startswith(f"{TIED}: not significantly") and " a " in legend
     )
-    table = rep.render_table(reports)
-    assert table == rep.render_table(reports)  # seeded: the same results print the same table
-    assert rep.ties_line(reports_for(a=set(), c=set(range(20)))) is None
+    table = render_table(reports)
+    assert table == render_table(reports)  # seeded: the same results print the same table
+    assert ties_line(reports_for(a=set(), c=set(range(20)))) is None
 
 
 def test_markdown_gives_every_interval_and_every_pair() -> None:
     reports = reports_for(a=set(), b={0}, c=set(range(20)))
-    text = rep.render_markdown(reports)
+    text = render_markdown(reports)
     assert "| `b` | 89/90 (" in text and "29/30 (" in text
     pairs = [line for line in text.splitlines() if line.startswith("| `") and "pts" in line]
     assert len(pairs) == 3
@@ -74,7 +74,7 @@ def test_markdown_gives_every_interval_and_every_pair() -> None:
 
 def test_jsonl_holds_scores_per_suite_and_comparisons() -> None:
     reports = reports_for(a=set(), c=set(range(20)))
-    record = json.loads(rep.jsonl_line(reports[1], RUN, "openai", None, None, reports))
+    record = json.loads(jsonl_line(reports[1], RUN, "openai", None, None, reports))
     assert (record["tasks_passed"], record["tasks_total"]) == (10, 30)
     overall = record["scores"]["overall"]
     assert overall == record["scores"]["python"]

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fakes.bench import comparison_cells
 
-from pytest_llmbench import report as rep
 from pytest_llmbench.html_data import ReportError, budget_points, columns_of, figures, grid_data
 from pytest_llmbench.html_report import budget_table, comparison_table, render
+from pytest_llmbench.jsonl import budget_records
 from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
 from pytest_llmbench.results import CaseResult, GenerationStats, Outcome
 from pytest_llmbench.stats import Interval
@@ -66,7 +66,7 @@ def test_budgets_and_intervals_are_computed_as_the_jsonl_computes_them() -> None
     [column] = columns_of([swept])
     points = budget_points([column])
     # The JSONL's `budgets` of the same cases: one computation for both.
-    expected = {b["max_tokens"]: b for b in rep.budget_records(column.report)}
+    expected = {b["max_tokens"]: b for b in budget_records(column.report)}
     assert [p.max_tokens for p in points] == [512, 4096] == sorted(expected)
     for p in points:
         line = expected[p.max_tokens]

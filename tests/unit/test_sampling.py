@@ -148,17 +148,18 @@ def test_budget_views_score_each_budget() -> None:
 def test_jsonl_and_notes_count_samples() -> None:
     import json
 
-    from pytest_llmbench import report as rep
+    from pytest_llmbench.jsonl import RunInfo, jsonl_line
+    from pytest_llmbench.summary_lines import unpassed_tasks
 
     results = [
         case("a", "x", "passed", 0), case("a", "x", "failed", 1),  # passed in one repeat
         case("b", "x", "failed", 0), case("b", "x", "failed", 1),
     ]  # fmt: skip
     reports = aggregate(results, ("m",))
-    run = rep.RunInfo("r", "t", "openai", "0", "d", {})
-    record = json.loads(rep.jsonl_line(reports[0], run, "openai", None, None, reports))
+    run = RunInfo("r", "t", "openai", "0", "d", {})
+    record = json.loads(jsonl_line(reports[0], run, "openai", None, None, reports))
     assert (record["tasks_passed"], record["tasks_total"]) == (1, 4)
     assert record["repeats"]["samples"] == 2
     assert record["repeats"]["tasks_pass_at_k"]["overall"]["2"]["rate"] == 0.5
     assert [c.get("repeat") for c in record["results"][0]["cases"]] == [0, 1]
-    assert rep.unpassed_tasks(results) == ["python:b"]
+    assert unpassed_tasks(results) == ["python:b"]

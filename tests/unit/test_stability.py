@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench import report as rep
 from pytest_llmbench import stats
+from pytest_llmbench.jsonl import RunInfo, jsonl_line, repeat_record
+from pytest_llmbench.markdown import render_markdown
 from pytest_llmbench.outcome import Outcome
 from pytest_llmbench.results import (
     CaseResult,
@@ -18,8 +19,9 @@ from pytest_llmbench.results import (
     pass_at_k,
     pass_hat_k,
 )
+from pytest_llmbench.table import repeat_lines
 
-RUN = rep.RunInfo("r", "t", "openai", "0", "d", {})
+RUN = RunInfo("r", "t", "openai", "0", "d", {})
 
 
 def case(
@@ -154,7 +156,7 @@ def test_the_model_counts_tasks_by_primary_label_and_the_jsonl_carries_them() ->
                                          "budget-sensitive": 0, "stable pass": 1,
                                          "stable fail": 1}  # fmt: skip
     assert [(t.task, s.label) for t, s in report.not_stable()] == [("flaky", "flaky")]
-    record = json.loads(rep.jsonl_line(report, RUN, "openai", None, None, [report]))
+    record = json.loads(jsonl_line(report, RUN, "openai", None, None, [report]))
     assert record["stability"] == report.stability_counts()
     by_task = {t["task"]: t["stability"] for t in record["results"]}
     assert by_task["lost"] is None
@@ -183,7 +185,7 @@ def test_pass_hat_k_over_tasks() -> None:
     # A task whose samples all pass has pass^k 1 for every k.
     always = TaskResult("python", "c", [case("c", "x", "passed", r) for r in range(3)])
     assert [pass_hat_k([always], k) for k in (1, 2, 3)] == [(1.0, stats.wilson(1, 1))] * 3
-    record = rep.repeat_record(report)
+    record = repeat_record(report)
     assert record["tasks_pass_hat_k"]["overall"]["2"]["rate"] == round(0.35, 4)
     assert set(record["tasks_pass_hat_k"]["overall"]) == {"1", "2", "3", "4", "5"}
     assert record["tasks_pass_hat_k"]["python"] == record["tasks_pass_hat_k"]["overall"]
@@ -195,14 +197,14 @@ def test_terminal_lists_flaky_tasks_briefly_and_says_nothing_when_none() -> None
     ]
     steady = [case("s", "x", "passed", r) for r in range(2)]
     [report] = aggregate(flaky + steady, ("m",))
-    lines = rep.repeat_lines([report])
+    lines = repeat_lines([report])
     [line] = [x for x in lines if x.startswith("flaky tasks of m")]
     listed = ", ".join(f"python:t{i:02} 1 of 2" for i in range(10))
     assert line == f"flaky tasks of m (12; samples that passed): {listed}, and 2 more"
     header = next(x for x in lines if x.startswith("model"))
     assert "tasks pass^2" in header and "pass^1" not in header
     [calm] = aggregate(steady, ("m",))
-    assert not [x for x in rep.repeat_lines([calm]) if "flaky" in x]
+    assert not [x for x in repeat_lines([calm]) if "flaky" in x]
 
 
 def test_markdown_gives_counts_and_the_tasks_not_stable() -> None:
@@ -210,8 +212,8 @@ def test_markdown_gives_counts_and_the_tasks_not_stable() -> None:
         case("mid", "x", "passed", budgets={8: "truncated"}),
         case("ok", "x", "passed", budgets={8: "passed"}),
     ]
-    text = rep.render_markdown(aggregate(results, ("m",)))
+    text = render_markdown(aggregate(results, ("m",)))
     assert "| `m` | 1 sample, 2 budgets | 0 | 0 | 1 | 1 | 0 |" in text.splitlines()
     assert text.endswith("Not stable in `m`:\n\n- `python:mid`: budget-sensitive (from 64)\n")
-    calm = rep.render_markdown(aggregate(results[1:], ("m",)))
+    calm = render_markdown(aggregate(results[1:], ("m",)))
     assert "| `m` | 1 sample, 2 budgets | 0 | 0 | 0 | 1 | 0 |" in calm and "Not stable" not in calm
