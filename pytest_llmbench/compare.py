@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .aggregate import Comparison, ModelReport, compare, task_pairs
+from .caseresult import SUITES, CaseResult
 from .display import printable
-from .results import SUITES, CaseResult, Comparison, ModelReport, TaskResult, compare, task_pairs
+from .stability import TaskResult
 from .stats import Interval
 from .taskroots import current_name
 

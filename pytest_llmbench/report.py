@@ -1,7 +1,7 @@
 """Rendering results: the comparison table (terminal and markdown), JSONL lines, the oracle.
 
 Below the table: token budgets, repeats (pass@k and pass^k) and stability labels, each
-rendered from what results.py computes.
+rendered from what aggregate.py and stability.py compute.
 """
 
 from __future__ import annotations
@@ -17,23 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import stats
+from .aggregate import ModelReport, Score, aggregate, compare
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .backends.provenance import describe
+from .caseresult import SUITES, CaseResult
 from .compare import comparison_lines, shortened
 from .display import printable
 from .inflight import answers_note
 from .outcome import NOTED
 from .record import database_path
-from .results import (
-    LABELS,
-    SUITES,
-    CaseResult,
-    ModelReport,
-    Score,
-    aggregate,
-    compare,
-)
+from .stability import LABELS
 
 if TYPE_CHECKING:
     from .options import Settings

@@ -33,10 +33,10 @@ import json
 import pytest
 
 from . import __version__
+from .aggregate import aggregate
 from .preflight import VERDICT, jsonl_lines
 from .record import RecordError, RunRecord
 from .report import RunInfo, append_jsonl, model_lines, render_markdown, run_info, summary_lines
-from .results import aggregate
 from .session import RunState
 from .stopping import (
     Ending,

@@ -10,6 +10,8 @@ import pytest
 
 from pytest_llmbench import cli
 from pytest_llmbench import report as rep
+from pytest_llmbench.aggregate import ModelReport, aggregate
+from pytest_llmbench.caseresult import CaseResult
 from pytest_llmbench.compare import (
     GATE_FAILED,
     RunNotFound,
@@ -20,7 +22,7 @@ from pytest_llmbench.compare import (
     read_jsonl,
     resolve_run,
 )
-from pytest_llmbench.results import CaseResult, ModelReport, Outcome, aggregate
+from pytest_llmbench.outcome import Outcome
 
 
 def write_run(

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pytest_llmbench"
 # The modules kept out of every cycle; the rest of the package follows as its cycles go.
 RUN_MODULES = (
     "plugin", "runner", "runend", "session", "scheduler", "collect", "record", "stopping",
-    "progress", "outcome", "results", "report",
+    "progress", "outcome", "caseresult", "stability", "aggregate", "report",
 )  # fmt: skip
 
 

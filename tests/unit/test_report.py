@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from pytest_llmbench import report as rep
-from pytest_llmbench.results import CaseResult, aggregate, compare
+from pytest_llmbench.aggregate import aggregate, compare
+from pytest_llmbench.caseresult import CaseResult
 
 RUN = rep.RunInfo("run1", "2026-01-01T00:00:00+00:00", "openai", "0.1.0", "digest", {})
 

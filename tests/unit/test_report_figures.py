@@ -11,6 +11,7 @@ import pytest
 from fakes.bench import comparison_cells
 
 from pytest_llmbench import report as rep
+from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.html_report import (
     ReportError,
     budget_points,
@@ -21,8 +22,8 @@ from pytest_llmbench.html_report import (
     grid_data,
     render,
 )
+from pytest_llmbench.outcome import Outcome
 from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
-from pytest_llmbench.results import CaseResult, GenerationStats, Outcome
 from pytest_llmbench.stats import Interval
 
 

@@ -9,15 +9,10 @@ import pytest
 
 from pytest_llmbench import report as rep
 from pytest_llmbench import stats
+from pytest_llmbench.aggregate import aggregate, pass_at_k, pass_hat_k
+from pytest_llmbench.caseresult import CaseResult
 from pytest_llmbench.outcome import Outcome
-from pytest_llmbench.results import (
-    CaseResult,
-    Stability,
-    TaskResult,
-    aggregate,
-    pass_at_k,
-    pass_hat_k,
-)
+from pytest_llmbench.stability import Stability, TaskResult
 
 RUN = rep.RunInfo("r", "t", "openai", "0", "d", {})
 
