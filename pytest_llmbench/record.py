@@ -39,8 +39,8 @@ import pytest
 
 from . import transcript
 from .caseresult import CaseResult
-from .compare import LATEST, RunNotFound, resolve_run
 from .database import BatchWriter, Statement, open_database, open_read_only
+from .history import LATEST, RunNotFound, resolve_run
 from .taskroots import current_name
 
 if TYPE_CHECKING:

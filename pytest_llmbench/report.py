@@ -22,7 +22,7 @@ from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .backends.provenance import describe
 from .caseresult import SUITES, CaseResult
-from .compare import comparison_lines, shortened
+from .comparison import comparison_lines, shortened
 from .display import printable
 from .inflight import answers_note
 from .outcome import NOTED

@@ -140,7 +140,7 @@ class RunEnd:
         )
         if settings.fail_under is None and not settings.fail_on_regression:
             return
-        from .compare import gate
+        from .gate import gate
 
         state.gate = gate(
             aggregate(state.results, settings.models),

@@ -24,7 +24,8 @@ from .inflight import InFlightPlan, plan
 from .options import DEFAULT_MAX_TOKENS, Settings
 
 if TYPE_CHECKING:
-    from .compare import GateVerdict, Run
+    from .gate import GateVerdict
+    from .history import Run
     from .sandbox.base import Sandbox
     from .scheduler import Scheduler
     from .store import AnswerStore
