@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pytest_llmbench import jsonl, markdown, stats, table
-from pytest_llmbench.results import CaseResult, aggregate
+from pytest_llmbench.aggregate import aggregate
+from pytest_llmbench.caseresult import CaseResult
 
 
 def synthetic(models: int, tasks: int, cases: int, seed: int = 1) -> list[CaseResult]:

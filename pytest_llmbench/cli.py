@@ -121,7 +121,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import GATE_FAILED, RunNotFound, comparison_lines, gate, load_run, parse_rate
+    from .comparison import comparison_lines
+    from .gate import GATE_FAILED, gate
+    from .history import RunNotFound, load_run
+    from .options import parse_rate
 
     jsonl = args.jsonl or [Path(".llmbench/results.jsonl")]
     try:

@@ -12,10 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _pytest._code.code import TerminalRepr
 
-from .display import printable
-from .outcome import Outcome
-from .record import record_case
-from .results import (
+from .caseresult import (
     PROPERTY,
     PROVENANCE_PROPERTY,
     CaseResult,
@@ -23,6 +20,9 @@ from .results import (
     case_result_text,
     read_case_result,
 )
+from .display import printable
+from .outcome import Outcome
+from .record import record_case
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
 from .spec import Task, TaskFileError

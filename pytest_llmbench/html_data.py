@@ -11,16 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .aggregate import ModelReport, aggregate
+from .caseresult import SUITES, CaseResult
 from .outcome import LETTERS
 from .record import RunData, TaskRecord
-from .results import (
-    SUITES,
-    CaseResult,
-    Label,
-    ModelReport,
-    Stability,
-    aggregate,
-)
+from .stability import Label, Stability
 
 TIERS = ("easy", "medium", "hard")
 # The mark on a grid cell, by the task's primary label; stable tasks carry none.

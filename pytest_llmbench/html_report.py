@@ -7,7 +7,7 @@ opens from disk with no network. It has:
 - the comparison table: per model and run, cases passed per suite and per tier, tasks fully
   passed, time and speed (hovering a model names the server that answered it, with its build);
   a table per token budget when a model was run at several budgets (several runs, or one run
-  with --llmbench-budgets); 95 % intervals. Every figure is a results.ModelReport's, built from
+  with --llmbench-budgets); 95 % intervals. Every figure is an aggregate.ModelReport's, built from
   the recorded CaseResults: the computation the terminal table and the JSONL use, so the three
   agree (also on a run resumed from the answer store);
 - plots (matplotlib): score against token budget, score against generation time, decode speed;
@@ -40,7 +40,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .aggregate import ModelReport
 from .backends.provenance import describe
+from .caseresult import SUITES
 from .html_data import (
     TIERS,
     BudgetPoint,
@@ -54,10 +56,6 @@ from .html_data import (
 )
 from .outcome import NOTED
 from .record import RunData, read_run, resolve_runs
-from .results import (
-    SUITES,
-    ModelReport,
-)
 
 
 def _fraction(cell: Sequence[int] | None) -> str:

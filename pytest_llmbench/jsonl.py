@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import stats
+from .aggregate import ModelReport, compare
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
+from .caseresult import CaseResult
 from .inflight import answers_note
 from .record import database_path
-from .results import CaseResult, ModelReport, compare
 
 if TYPE_CHECKING:
     from .options import Settings

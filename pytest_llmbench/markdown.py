@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .results import ModelReport
+from .aggregate import ModelReport
 from .table import (
     COLUMNS,
     TIED,

@@ -150,10 +150,14 @@ def audit_count(spec: str, tasks: int) -> int:
     return min(tasks, _positive(spec))
 
 
-def _rate(text: str) -> float:
-    from .compare import parse_rate
-
-    return parse_rate(text)
+def parse_rate(text: str) -> float:
+    """`0.75`, `75%` or `75` (a number above 1 is a percentage) as a fraction."""
+    value = float(text.strip().removesuffix("%"))
+    if text.strip().endswith("%") or value > 1:
+        value /= 100
+    if not 0 <= value <= 1:
+        raise ValueError(f"a pass rate is between 0 and 1 (or 0% and 100%), got {text!r}")
+    return value
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -224,7 +228,7 @@ OPTIONS: tuple[Option, ...] = (
            "one)", metavar="FILE|RUN"),
     Option("fail_under", "--llmbench-fail-under", "gate: exit 7 if a model passed fewer cases "
            "than RATE (a fraction like 0.8, or a percentage); wrong answers alone then exit 0",
-           None, _rate, metavar="RATE"),
+           None, parse_rate, metavar="RATE"),
     Option("fail_on_regression", "--llmbench-fail-on-regression", "gate: exit 7 if a model is "
            "significantly worse than in --llmbench-baseline", False, _bool, is_flag=True,
            ini_type="bool"),

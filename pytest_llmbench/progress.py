@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import pytest
 
+from .caseresult import PROPERTY, CaseResult, read_case_result
 from .options import Settings
 from .outcome import VOCABULARY
-from .results import PROPERTY, CaseResult, read_case_result
 from .selection import parse_case_id
 
 if TYPE_CHECKING:

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 from . import transcript
-from .compare import LATEST, RunNotFound, resolve_run
+from .caseresult import CaseResult
 from .database import BatchWriter, Statement, open_database, open_read_only
-from .results import CaseResult
+from .history import LATEST, RunNotFound, resolve_run
 from .taskroots import current_name
 
 if TYPE_CHECKING:

@@ -33,11 +33,11 @@ import json
 import pytest
 
 from . import __version__
+from .aggregate import aggregate
 from .jsonl import RunInfo, append_jsonl, model_lines, run_info
 from .markdown import render_markdown
 from .preflight import VERDICT, jsonl_lines
 from .record import RecordError, RunRecord
-from .results import aggregate
 from .session import RunState
 from .stopping import (
     Ending,
@@ -142,7 +142,7 @@ class RunEnd:
         )
         if settings.fail_under is None and not settings.fail_on_regression:
             return
-        from .compare import gate
+        from .gate import gate
 
         state.gate = gate(
             aggregate(state.results, settings.models),

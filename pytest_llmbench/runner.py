@@ -125,7 +125,7 @@ class BenchRun:
     def _read_baseline(self) -> None:
         """Read the baseline now: this run appends to the same JSONL, and a wrong name must
         stop the run before any model is called."""
-        from .compare import RunNotFound, load_run
+        from .history import RunNotFound, load_run
 
         try:
             self.state.baseline = load_run(str(self.settings.baseline), [self.settings.jsonl_path])

@@ -18,13 +18,14 @@ import pytest
 
 from .backends.base import Backend, LoadInfo, LoadSettings
 from .backends.builtin import PSEUDO_MODELS, BuiltinBackend
+from .caseresult import CaseResult
 from .exchange import BackendError, BackendUnreachable, ChatRequest, Completion
 from .inflight import InFlightPlan, plan
 from .options import DEFAULT_MAX_TOKENS, Settings
-from .results import CaseResult
 
 if TYPE_CHECKING:
-    from .compare import GateVerdict, Run
+    from .gate import GateVerdict
+    from .history import Run
     from .sandbox.base import Sandbox
     from .scheduler import Scheduler
     from .store import AnswerStore

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .compare import GATE_FAILED
+from .gate import GATE_FAILED
 
 if TYPE_CHECKING:
     from .selection import Selection

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from .compare import parse_jsonl
+from .history import parse_jsonl
 from .stats import percent_range
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .aggregate import ModelReport, aggregate
 from .backends.builtin import PSEUDO_MODELS
 from .backends.provenance import describe
-from .compare import comparison_lines, shortened
+from .caseresult import CaseResult
+from .comparison import comparison_lines, shortened
 from .display import printable
 from .jsonl import reproducibility, run_settings
-from .results import CaseResult, ModelReport, aggregate
 from .table import budget_lines, render_table, repeat_lines, ties_line
 
 if TYPE_CHECKING:

@@ -1,15 +1,17 @@
 """The comparison table and the blocks rendered under it, from ModelReports: one row per model
 (terminal and markdown), token budgets, repeats (pass@k and pass^k), stability labels, the tie
-mark and the pairwise differences, each from what results.py computes."""
+mark and the pairwise differences, each from what aggregate.py and stability.py compute."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from . import stats
-from .compare import shortened
+from .aggregate import ModelReport, Score, compare
+from .caseresult import SUITES
+from .comparison import shortened
 from .outcome import NOTED
-from .results import LABELS, SUITES, ModelReport, Score, compare
+from .stability import LABELS
 
 COLUMNS = ("model", *SUITES, "total", "tasks", "time", "decode tok/s")
 # A model that wrote its calls in a format the server does not parse scores the server's

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from ..aggregate import weighted_rate
 from ..answer import split_reasoning
 from ..backends.timeline import cut
+from ..caseresult import GenerationStats
 from ..exchange import ChatRequest, Completion, ToolCall
 from ..outcome import Outcome
-from ..results import GenerationStats, weighted_rate
 from ..sandbox.base import Sandbox
 
 Chat = Callable[[ChatRequest], Completion]

@@ -14,7 +14,7 @@ from fakes.bench import bad_script, good_script, read_jsonl
 from fakes.http_fake import Raw
 from fakes.openai_server import Reply, last_user_text
 
-from pytest_llmbench import compare
+from pytest_llmbench import history
 from pytest_llmbench.record import database_path, read_run
 from pytest_llmbench.stopping import EXIT_INFRA_ERROR
 
@@ -178,7 +178,7 @@ def test_a_torn_last_line_is_left_on_its_own(bench_dir: pytest.Pytester, server:
     assert lines[1] == torn.encode()[:-1]
     assert json.loads(lines[2])["model"] == "good" and lines[3] == b""
     # Readers skip the torn line, and can say how many they skipped.
-    found = compare.read_jsonl(path)
+    found = history.read_jsonl(path)
     assert [r["model"] for r in found.records] == ["earlier", "good"]
     assert found.unreadable == 1
 

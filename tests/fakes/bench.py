@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench import compare
+from pytest_llmbench import history
 
 from .openai_server import Reply, Script, by_prompt, last_user_text
 
@@ -193,7 +193,7 @@ def seeded_script() -> Script:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """The records of a results file the plugin wrote: every line of it a whole record."""
-    found = compare.read_jsonl(path)
+    found = history.read_jsonl(path)
     assert not found.unreadable, f"{found.unreadable} unreadable lines in {path}"
     return found.records
 

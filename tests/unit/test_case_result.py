@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from pytest_llmbench.results import CaseResult, GenerationStats, case_result_text, read_case_result
+from pytest_llmbench.caseresult import (
+    CaseResult,
+    GenerationStats,
+    case_result_text,
+    read_case_result,
+)
 
 FULL = CaseResult(
     model="m",

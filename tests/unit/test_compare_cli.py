@@ -9,18 +9,13 @@ from typing import Any
 import pytest
 
 from pytest_llmbench import cli
-from pytest_llmbench.compare import (
-    GATE_FAILED,
-    RunNotFound,
-    gate,
-    load_run,
-    parse_jsonl,
-    parse_rate,
-    read_jsonl,
-    resolve_run,
-)
+from pytest_llmbench.aggregate import ModelReport, aggregate
+from pytest_llmbench.caseresult import CaseResult
+from pytest_llmbench.gate import GATE_FAILED, gate
+from pytest_llmbench.history import RunNotFound, load_run, parse_jsonl, read_jsonl, resolve_run
 from pytest_llmbench.jsonl import RunInfo, append_jsonl, jsonl_line
-from pytest_llmbench.results import CaseResult, ModelReport, Outcome, aggregate
+from pytest_llmbench.options import parse_rate
+from pytest_llmbench.outcome import Outcome
 
 
 def write_run(
@@ -243,7 +238,7 @@ def test_impossible_rates_are_refused() -> None:
 
 
 def test_records_with_repeats_and_budgets_read_back_whole(tmp_path: Path) -> None:
-    from pytest_llmbench.compare import report_of
+    from pytest_llmbench.history import report_of
 
     results = [
         CaseResult("m", "python", "t", "c", outcome, file="f.yaml", repeat=r,
@@ -383,7 +378,7 @@ def test_a_run_recorded_before_the_bundled_tasks_moved_compares_task_by_task(
 ) -> None:
     """The bundled tasks moved from pytest_llmbench/tasks/ to the top-level tasks/: the files a
     run recorded before name them by their former path, and still pair with today's."""
-    from pytest_llmbench.compare import load_run, read_jsonl
+    from pytest_llmbench.history import load_run, read_jsonl
 
     before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
     write_run(before, "aaa111", {"qwen": set()})

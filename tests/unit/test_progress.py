@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.progress import Tally, duration
 from pytest_llmbench.progress import teststatus as status_of
-from pytest_llmbench.results import CaseResult, GenerationStats
 
 
 class Clock:

@@ -32,7 +32,7 @@ from fakes.chat_stream import Answer
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.ollama_server import OllamaFake, OllamaModel
 
-from pytest_llmbench.compare import GATE_FAILED
+from pytest_llmbench.gate import GATE_FAILED
 from pytest_llmbench.spec import load_task_file
 
 REPO = Path(__file__).resolve().parents[2]

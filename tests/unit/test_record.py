@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, Usage
 from pytest_llmbench.record import (
     RECORD,
@@ -20,7 +21,6 @@ from pytest_llmbench.record import (
     record_case,
     resolve_runs,
 )
-from pytest_llmbench.results import CaseResult, GenerationStats
 from pytest_llmbench.spec import PythonCase, PythonTask
 from pytest_llmbench.suites.base import Generation
 from pytest_llmbench.transcript import OUTPUT_CAP, capped

@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from pytest_llmbench import stats
+from pytest_llmbench.aggregate import aggregate
 from pytest_llmbench.backends.timeline import timeline_of
+from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, ToolCall
 from pytest_llmbench.outcome import Outcome
-from pytest_llmbench.results import CaseResult, GenerationStats, aggregate
 from pytest_llmbench.sampling import budget_runs, repeat_seed
 from pytest_llmbench.spec import ToolingTask
 from pytest_llmbench.suites.base import ToolExchange, generation_of

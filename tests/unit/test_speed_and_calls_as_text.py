@@ -7,9 +7,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from pytest_llmbench.aggregate import aggregate
+from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, ToolCall, Usage
 from pytest_llmbench.jsonl import RunInfo, jsonl_line
-from pytest_llmbench.results import CaseResult, GenerationStats, aggregate
 from pytest_llmbench.spec import ToolingTask
 from pytest_llmbench.suites.base import RequestSettings
 from pytest_llmbench.suites.tooling import ToolingSuite

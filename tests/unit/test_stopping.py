@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.compare import GATE_FAILED
+from pytest_llmbench.gate import GATE_FAILED
 from pytest_llmbench.stopping import (
     EXIT_INFRA_ERROR,
     EXIT_UNLOAD_COMPLETE_S,
