@@ -14,7 +14,7 @@ from _pytest._code.code import TerminalRepr
 
 from .display import printable
 from .outcome import Outcome
-from .record import record_case
+from .record_writer import record_case
 from .results import (
     PROPERTY,
     PROVENANCE_PROPERTY,

@@ -41,7 +41,7 @@ from typing import Any
 
 from .backends.provenance import describe
 from .outcome import LETTERS, NOTED
-from .record import RunData, TaskRecord, read_run, resolve_runs
+from .record_reader import RunData, TaskRecord, read_run, resolve_runs
 from .results import (
     SUITES,
     CaseResult,

@@ -21,10 +21,10 @@ from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .backends.provenance import describe
 from .compare import comparison_lines, shortened
+from .database import database_path
 from .display import printable
 from .inflight import answers_note
 from .outcome import NOTED
-from .record import database_path
 from .results import (
     LABELS,
     SUITES,

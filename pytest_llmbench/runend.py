@@ -34,7 +34,8 @@ import pytest
 
 from . import __version__
 from .preflight import VERDICT, jsonl_lines
-from .record import RecordError, RunRecord
+from .record_reader import RecordError
+from .record_writer import RunRecord
 from .report import RunInfo, append_jsonl, model_lines, render_markdown, run_info, summary_lines
 from .results import aggregate
 from .session import RunState

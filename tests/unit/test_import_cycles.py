@@ -9,8 +9,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_llmbench"
 # The modules kept out of every cycle; the rest of the package follows as its cycles go.
 RUN_MODULES = (
-    "plugin", "runner", "runend", "session", "scheduler", "collect", "record", "stopping",
-    "progress", "outcome", "results", "report",
+    "plugin", "runner", "runend", "session", "scheduler", "collect", "record_writer",
+    "record_reader", "stopping", "progress", "outcome", "results", "report",
 )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ import pytest
 from pytest_llmbench.html_report import columns_of, comparison_table, figures, grid_data
 from pytest_llmbench.outcome import LETTERS, NOTED, OUTCOMES, VOCABULARY, Outcome
 from pytest_llmbench.progress import teststatus as status_of
-from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
+from pytest_llmbench.record_reader import CaseRecord, RunData, TaskRecord
 from pytest_llmbench.report import render_table
 from pytest_llmbench.results import CaseResult, aggregate
 

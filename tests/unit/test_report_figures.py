@@ -21,7 +21,7 @@ from pytest_llmbench.html_report import (
     grid_data,
     render,
 )
-from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
+from pytest_llmbench.record_reader import CaseRecord, RunData, TaskRecord
 from pytest_llmbench.results import CaseResult, GenerationStats, Outcome
 from pytest_llmbench.stats import Interval
 
