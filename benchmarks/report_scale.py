@@ -37,7 +37,7 @@ from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, ToolCall, Usage
 from pytest_llmbench.html_report import write_report
 from pytest_llmbench.outcome import OUTCOMES
-from pytest_llmbench.record import RECORD, RunRecord
+from pytest_llmbench.record_writer import RECORD, RunRecord
 from pytest_llmbench.spec import CliTask, PythonTask, ToolingTask
 from pytest_llmbench.suites.base import Generation, ToolExchange
 

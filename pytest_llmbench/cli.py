@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report(args: argparse.Namespace) -> int:
     from .html_report import ReportError, write_report
-    from .record import RecordError, list_runs
+    from .record_reader import RecordError, list_runs
 
     try:
         if args.list:

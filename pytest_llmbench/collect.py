@@ -22,14 +22,15 @@ from .caseresult import (
 )
 from .display import printable
 from .outcome import Outcome
-from .record import record_case
+from .record_writer import record_case
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
-from .spec import Task, TaskFileError
+from .spec import Task
 from .suites import get_suite
 from .suites.base import Generation, Verdict, same_answer
 from .suites.toolbox import TOOLBOX
 from .taskcache import load_cached
+from .taskload import TaskFileError
 
 if TYPE_CHECKING:
     from .validate import Control

@@ -15,6 +15,11 @@ from typing import Any
 
 BUSY_TIMEOUT_S = 30.0
 
+
+def database_path(rootdir: Path) -> Path:
+    return rootdir / ".llmbench" / "store.sqlite3"
+
+
 # Switching a new database to WAL and creating tables take locks for which SQLite does not
 # always wait (a lock upgrade that would deadlock fails at once with "database is locked"), so
 # first connections in this process set up one at a time, and retry against other processes.

@@ -14,7 +14,7 @@ from typing import Any
 from .aggregate import ModelReport, aggregate
 from .caseresult import SUITES, CaseResult
 from .outcome import LETTERS
-from .record import RunData, TaskRecord
+from .record_reader import RunData, TaskRecord
 from .stability import Label, Stability
 
 TIERS = ("easy", "medium", "hard")

@@ -55,7 +55,7 @@ from .html_data import (
     grid_data,
 )
 from .outcome import NOTED
-from .record import RunData, read_run, resolve_runs
+from .record_reader import RunData, read_run, resolve_runs
 
 
 def _fraction(cell: Sequence[int] | None) -> str:

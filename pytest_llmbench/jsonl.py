@@ -18,8 +18,8 @@ from .aggregate import ModelReport, compare
 from .backends import BACKENDS, default_base_url
 from .backends.builtin import PSEUDO_MODELS
 from .caseresult import CaseResult
+from .database import database_path
 from .inflight import answers_note
-from .record import database_path
 
 if TYPE_CHECKING:
     from .options import Settings

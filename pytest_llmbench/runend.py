@@ -37,7 +37,8 @@ from .aggregate import aggregate
 from .jsonl import RunInfo, append_jsonl, model_lines, run_info
 from .markdown import render_markdown
 from .preflight import VERDICT, jsonl_lines
-from .record import RecordError, RunRecord
+from .record_reader import RecordError
+from .record_writer import RunRecord
 from .session import RunState
 from .stopping import (
     Ending,

@@ -8,7 +8,7 @@ models and outputs before the workers start, gathers every item's CaseResult fro
 and ends the run; on a worker it runs items and records their cases. Each method hands the
 work to the module that owns it: the run's state and model manager (session.py), items
 (collect.py), the start-up check (preflight.py), the display (progress.py), the record
-(record.py) and the end of the run (runend.py).
+(record_writer.py) and the end of the run (runend.py).
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from .collect import (
     needs_sandbox,
     reported_provenance,
 )
+from .database import database_path
 from .jsonl import check_writable, run_settings
 from .options import SHORT_NAMES_TAKEN, Settings
 from .preflight import VERDICT, WORKER_KEY, deselect, for_worker, run_check, worker_verdict
 from .progress import register as register_progress
-from .record import RECORD, RunRecord, database_path
+from .record_writer import RECORD, RunRecord
 from .runend import RunEnd
 from .sandbox import SandboxUnavailable
 from .selection import Selection, declared_from_files, parse_case_id
@@ -73,7 +74,7 @@ class BenchRun:
         self.state = RunState(settings, ModelManager(settings))
         if self.worker and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
             self.state.run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
-        # A run that names models is recorded: each process writes its cases (record.py).
+        # A run that names models is recorded: each process writes its cases (record_writer.py).
         self.record = (
             RunRecord(database_path(config.rootpath), self.state.run_id)
             if settings.models

@@ -38,7 +38,7 @@ def parse_case_id(nodeid: str) -> CaseId | None:
 def declared_from_files(rootdir: Path, files: Iterable[str]) -> dict[tuple[str, str], int]:
     """(file, task) -> declared case count, read from the task files (xdist's controller
     collects nothing itself, so it reads them again)."""
-    from .spec import TaskFileError, load_task_file
+    from .taskload import TaskFileError, load_task_file
 
     declared: dict[tuple[str, str], int] = {}
     for file in sorted(set(files)):

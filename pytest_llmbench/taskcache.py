@@ -29,7 +29,8 @@ from typing import Any
 import pydantic
 
 from . import __version__
-from .spec import TaskFile, load_task_file
+from .spec import TaskFile
+from .taskload import load_task_file
 
 # Raise when what is pickled changes shape in a way the class names below do not show.
 FORMAT = 2

@@ -1,6 +1,6 @@
 """A case's transcript as plain JSON-ready data: what was asked, answered, run, and judged.
 
-The run record (record.py) stores what these functions return; the HTML report reads it back.
+The run record (record_writer.py) stores what these functions return; the HTML report reads it back.
 Nothing here talks to a server or a database: it only reads the task, the case, the generation
 and the execution that collection already holds.
 

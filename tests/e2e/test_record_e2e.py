@@ -17,7 +17,8 @@ import pytest
 from fakes.bench import GOOD_CODE, bad_script, good_script, read_jsonl
 from fakes.openai_server import Reply, by_prompt
 
-from pytest_llmbench.record import database_path, list_runs, read_run
+from pytest_llmbench.database import database_path
+from pytest_llmbench.record_reader import list_runs, read_run
 from pytest_llmbench.transcript import OUTPUT_CAP
 
 

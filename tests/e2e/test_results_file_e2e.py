@@ -15,7 +15,8 @@ from fakes.http_fake import Raw
 from fakes.openai_server import Reply, last_user_text
 
 from pytest_llmbench import history
-from pytest_llmbench.record import database_path, read_run
+from pytest_llmbench.database import database_path
+from pytest_llmbench.record_reader import read_run
 from pytest_llmbench.stopping import EXIT_INFRA_ERROR
 
 WORKERS = pytest.mark.parametrize("workers", ["0", "2"])

@@ -19,7 +19,8 @@ from fakes.chat_stream import Answer, tokens
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.signals import default_signals
 
-from pytest_llmbench.record import database_path, list_runs
+from pytest_llmbench.database import database_path
+from pytest_llmbench.record_reader import list_runs
 from pytest_llmbench.stopping import EXIT_UNLOAD_S
 
 

@@ -15,7 +15,7 @@ from pytest_llmbench.html_data import columns_of, figures, grid_data
 from pytest_llmbench.html_report import comparison_table
 from pytest_llmbench.outcome import LETTERS, NOTED, OUTCOMES, VOCABULARY, Outcome
 from pytest_llmbench.progress import teststatus as status_of
-from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
+from pytest_llmbench.record_reader import CaseRecord, RunData, TaskRecord
 from pytest_llmbench.table import render_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"

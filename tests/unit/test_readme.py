@@ -33,7 +33,7 @@ from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.ollama_server import OllamaFake, OllamaModel
 
 from pytest_llmbench.gate import GATE_FAILED
-from pytest_llmbench.spec import load_task_file
+from pytest_llmbench.taskload import load_task_file
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -12,15 +12,8 @@ import pytest
 
 from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, Usage
-from pytest_llmbench.record import (
-    RECORD,
-    RecordError,
-    RunRecord,
-    list_runs,
-    read_run,
-    record_case,
-    resolve_runs,
-)
+from pytest_llmbench.record_reader import RecordError, list_runs, read_run, resolve_runs
+from pytest_llmbench.record_writer import RECORD, RunRecord, record_case
 from pytest_llmbench.spec import PythonCase, PythonTask
 from pytest_llmbench.suites.base import Generation
 from pytest_llmbench.transcript import OUTPUT_CAP, capped

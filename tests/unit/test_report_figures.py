@@ -15,7 +15,7 @@ from pytest_llmbench.html_data import ReportError, budget_points, columns_of, fi
 from pytest_llmbench.html_report import budget_table, comparison_table, render
 from pytest_llmbench.jsonl import budget_records
 from pytest_llmbench.outcome import Outcome
-from pytest_llmbench.record import CaseRecord, RunData, TaskRecord
+from pytest_llmbench.record_reader import CaseRecord, RunData, TaskRecord
 from pytest_llmbench.stats import Interval
 
 

@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench.spec import (
-    DEFAULT_CLI_TOOLS,
-    CliTask,
-    PythonTask,
-    TaskFileError,
-    ToolingTask,
-    load_task_file,
-)
+from pytest_llmbench.spec import DEFAULT_CLI_TOOLS, CliTask, PythonTask, ToolingTask
+from pytest_llmbench.taskload import TaskFileError, load_task_file
 
 
 def write(tmp_path: Path, text: str) -> Path:

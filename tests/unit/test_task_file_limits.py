@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_llmbench.matchers import HEADS, parse_matcher
-from pytest_llmbench.spec import TaskFileError, load_task_file
+from pytest_llmbench.taskload import TaskFileError, load_task_file
 from pytest_llmbench.taskyaml import Budget, YamlProblem, read_yaml
 
 PYTHON_TASK = """\

@@ -19,6 +19,7 @@ ROOT = Path(pytest_llmbench.__file__).resolve().parent
 # What a task file is: its YAML, its models and loader, the matcher grammar, the parsed cache.
 FORMAT_MODULES = (
     "pytest_llmbench.spec",
+    "pytest_llmbench.taskload",
     "pytest_llmbench.taskyaml",
     "pytest_llmbench.matchers",
     "pytest_llmbench.taskcache",
@@ -131,8 +132,11 @@ def test_the_task_format_does_not_import_the_suites(module: str) -> None:
 
 def test_the_walk_follows_the_format_through_its_own_modules() -> None:
     chains = reached("pytest_llmbench.taskcache")
-    assert {"pytest_llmbench.spec", "pytest_llmbench.matchers", "pytest_llmbench.taskyaml"} <= set(
-        chains
-    )
+    assert {
+        "pytest_llmbench.taskload",
+        "pytest_llmbench.spec",
+        "pytest_llmbench.matchers",
+        "pytest_llmbench.taskyaml",
+    } <= set(chains)
     # and it does reach the suites from a module that uses them
     assert "pytest_llmbench.suites.matching" in reached("pytest_llmbench.suites.tooling")

@@ -13,7 +13,8 @@ from fakes.bench import PYTHON_TASKS, TOOLING_TASKS
 from fakes.stale_cache import STALE
 
 from pytest_llmbench import spec, taskcache
-from pytest_llmbench.spec import TaskFile, TaskFileError
+from pytest_llmbench.spec import TaskFile
+from pytest_llmbench.taskload import TaskFileError
 
 
 class Parses:
