@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import stats
-from .caseresult import SUITES, CaseResult, GenerationStats
+from .caseresult import SUITES, CaseResult, GenerationStats, weighted_rate
 from .outcome import Outcome
 from .stability import LABELS, Stability, TaskResult
 
@@ -313,14 +313,6 @@ class Audit:
             "flipped": list(self.flipped),
             "changed": list(self.answers_changed),
         }
-
-
-def weighted_rate(pairs: list[tuple[int | None, float | None]]) -> float | None:
-    """Tokens per second over several timed stretches, each (tokens, its rate): all their
-    tokens over all their time, so long stretches weigh as much as they took."""
-    timed = [(tokens, rate) for tokens, rate in pairs if tokens and rate]
-    seconds = sum(tokens / rate for tokens, rate in timed)
-    return sum(tokens for tokens, _ in timed) / seconds if seconds > 0 else None
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,11 @@ def read_case_result(text: str) -> CaseResult:
         result = CaseResult.from_json(text)
         _remember(text, result)
     return result
+
+
+def weighted_rate(pairs: list[tuple[int | None, float | None]]) -> float | None:
+    """Tokens per second over several timed stretches, each (tokens, its rate): all their
+    tokens over all their time, so long stretches weigh as much as they took."""
+    timed = [(tokens, rate) for tokens, rate in pairs if tokens and rate]
+    seconds = sum(tokens / rate for tokens, rate in timed)
+    return sum(tokens for tokens, _ in timed) / seconds if seconds > 0 else None

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# The built-in pseudo-models every backend offers: `reference` answers each task with its
+# reference solution, `null` with nothing (how the bundled tasks validate themselves).
+PSEUDO_MODELS = ("reference", "null")
+
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "unknown"]
 
 

@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import stats
 from .aggregate import ModelReport, compare
-from .backends import BACKENDS, default_base_url
-from .backends.builtin import PSEUDO_MODELS
 from .caseresult import CaseResult
-from .database import database_path
+from .exchange import PSEUDO_MODELS
 from .inflight import answers_note
 
 if TYPE_CHECKING:
     from .options import Settings
     from .selection import Selection
-    from .session import RunState
 
 INTERVAL_METHOD = (
     f"95 %; cases: cluster bootstrap over tasks ({stats.RESAMPLES} resamples, seed {stats.SEED}); "
@@ -65,21 +62,6 @@ def run_settings(settings: Settings, isolation: str = "unused") -> dict[str, Any
         "isolation": isolation,
         "sanitize": settings.sanitize,
     }
-
-
-def run_info(state: RunState, version: str, interrupted: str | None = None) -> RunInfo:
-    """The run's metadata for every JSONL line: id, time, settings, how it ended."""
-    settings = state.settings
-    return RunInfo(
-        run_id=state.run_id,
-        timestamp=RunInfo.now(),
-        backend=settings.backend,
-        plugin_version=version,
-        tasks_digest=tasks_digest(settings.rootdir, state.results),
-        settings=run_settings(settings, state.isolation_tier),
-        interrupted=interrupted,
-        record={"database": str(database_path(settings.rootdir)), "run_id": state.run_id},
-    )
 
 
 def tasks_digest(rootdir: Path, results: Sequence[CaseResult]) -> str:
@@ -281,38 +263,3 @@ def append_jsonl(path: Path, lines: Sequence[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def model_lines(
-    state: RunState,
-    run: RunInfo,
-    reports: Sequence[ModelReport],
-    selection: Selection | None = None,
-) -> list[str]:
-    """One JSONL line per model of `reports` (the run's results, aggregated)."""
-    settings = state.settings
-    lines = []
-    for report in reports:
-        results = [r for r in state.results if r.model == report.model]
-        if report.model in PSEUDO_MODELS:
-            backend, url = "builtin", None
-        else:
-            backend = settings.backend
-            url = state.manager.url_for(report.model)
-            if url is None and backend in BACKENDS:
-                url = default_base_url(backend)
-        digest = tasks_digest(settings.rootdir, results)
-        lines.append(
-            jsonl_line(
-                report,
-                run,
-                backend,
-                url,
-                report.load_s,
-                reports,
-                digest=digest,
-                selection=selection,
-                provenance=state.provenance.get(report.model),
-            )
-        )
-    return lines

@@ -344,7 +344,7 @@ class Settings:
 
     @property
     def real_models(self) -> tuple[str, ...]:
-        from .backends.builtin import PSEUDO_MODELS
+        from .exchange import PSEUDO_MODELS
 
         return tuple(m for m in self.models if m not in PSEUDO_MODELS)
 

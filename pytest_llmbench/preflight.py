@@ -21,8 +21,7 @@ import pytest
 
 from .backends import make_backend
 from .backends.base import Backend
-from .backends.builtin import PSEUDO_MODELS
-from .exchange import BackendError, BackendUnreachable
+from .exchange import PSEUDO_MODELS, BackendError, BackendUnreachable
 from .options import Settings
 
 if TYPE_CHECKING:

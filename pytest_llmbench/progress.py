@@ -232,7 +232,7 @@ class Tally:
 def describe_backend(settings: Settings, models: Models, model: str) -> str:
     """The model's backend and URL as a person knows them, before anything is loaded."""
     from .backends import default_base_url
-    from .backends.builtin import PSEUDO_MODELS
+    from .exchange import PSEUDO_MODELS
 
     if model in PSEUDO_MODELS:
         return "built-in pseudo-model, no server"

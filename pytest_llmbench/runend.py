@@ -29,16 +29,21 @@ the controller it is done.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pytest
 
 from . import __version__
-from .aggregate import aggregate
-from .jsonl import RunInfo, append_jsonl, model_lines, run_info
+from .aggregate import ModelReport, aggregate
+from .backends import BACKENDS, default_base_url
+from .database import database_path
+from .exchange import PSEUDO_MODELS
+from .jsonl import RunInfo, append_jsonl, jsonl_line, run_settings, tasks_digest
 from .markdown import render_markdown
 from .preflight import VERDICT, jsonl_lines
 from .record_reader import RecordError
 from .record_writer import RunRecord
+from .selection import Selection
 from .session import RunState
 from .stopping import (
     Ending,
@@ -228,3 +233,53 @@ class RunEnd:
         problem = finish_within(manager.close, bound)
         if problem is not None and loaded is not None:
             warn(f"model {loaded!r} may still be loaded: its unload was {problem}")
+
+
+def run_info(state: RunState, version: str, interrupted: str | None = None) -> RunInfo:
+    """The run's metadata for every JSONL line: id, time, settings, how it ended."""
+    settings = state.settings
+    return RunInfo(
+        run_id=state.run_id,
+        timestamp=RunInfo.now(),
+        backend=settings.backend,
+        plugin_version=version,
+        tasks_digest=tasks_digest(settings.rootdir, state.results),
+        settings=run_settings(settings, state.isolation_tier),
+        interrupted=interrupted,
+        record={"database": str(database_path(settings.rootdir)), "run_id": state.run_id},
+    )
+
+
+def model_lines(
+    state: RunState,
+    run: RunInfo,
+    reports: Sequence[ModelReport],
+    selection: Selection | None = None,
+) -> list[str]:
+    """One JSONL line per model of `reports` (the run's results, aggregated)."""
+    settings = state.settings
+    lines = []
+    for report in reports:
+        results = [r for r in state.results if r.model == report.model]
+        if report.model in PSEUDO_MODELS:
+            backend, url = "builtin", None
+        else:
+            backend = settings.backend
+            url = state.manager.url_for(report.model)
+            if url is None and backend in BACKENDS:
+                url = default_base_url(backend)
+        digest = tasks_digest(settings.rootdir, results)
+        lines.append(
+            jsonl_line(
+                report,
+                run,
+                backend,
+                url,
+                report.load_s,
+                reports,
+                digest=digest,
+                selection=selection,
+                provenance=state.provenance.get(report.model),
+            )
+        )
+    return lines

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .backends.base import Backend, LoadInfo, LoadSettings
-from .backends.builtin import PSEUDO_MODELS, BuiltinBackend
+from .backends.builtin import BuiltinBackend
 from .caseresult import CaseResult
-from .exchange import BackendError, BackendUnreachable, ChatRequest, Completion
+from .exchange import PSEUDO_MODELS, BackendError, BackendUnreachable, ChatRequest, Completion
 from .inflight import InFlightPlan, plan
 from .options import DEFAULT_MAX_TOKENS, Settings
 

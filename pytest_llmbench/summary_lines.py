@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .aggregate import ModelReport, aggregate
-from .backends.builtin import PSEUDO_MODELS
 from .backends.provenance import describe
 from .caseresult import CaseResult
 from .comparison import comparison_lines, shortened
 from .display import printable
+from .exchange import PSEUDO_MODELS
 from .jsonl import reproducibility, run_settings
 from .table import budget_lines, render_table, repeat_lines, ties_line
 

@@ -29,7 +29,7 @@ def model_of(nodeid: str) -> str | None:
 
 def server_units(settings: Settings) -> dict[str, str]:
     """model -> the name of its unit of work: models whose servers overlap share one."""
-    from .backends.builtin import PSEUDO_MODELS
+    from .exchange import PSEUDO_MODELS
 
     parent: dict[str, str] = {}
 

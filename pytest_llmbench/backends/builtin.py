@@ -6,11 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..exchange import ChatRequest, Completion, ToolCall
+from ..exchange import PSEUDO_MODELS, ChatRequest, Completion, ToolCall
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .timeline import cut, timeline_of
-
-PSEUDO_MODELS = ("reference", "null")
 
 
 class BuiltinBackend:

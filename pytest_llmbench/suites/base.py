@@ -10,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..aggregate import weighted_rate
 from ..answer import split_reasoning
 from ..backends.timeline import cut
-from ..caseresult import GenerationStats
+from ..caseresult import GenerationStats, weighted_rate
 from ..exchange import ChatRequest, Completion, ToolCall
 from ..outcome import Outcome
 from ..sandbox.base import Sandbox

@@ -123,7 +123,10 @@ def test_a_signal_writes_finished_results_then_unloads(
     (row,) = read_jsonl(jsonl)
     assert row["interrupted"] == sig.name
     finished = {t["task"]: t for t in row["results"]}
-    assert finished["add"]["passed"] == 3 and finished["count_lines"]["passed"] == 1
+    assert finished["add"]["passed"] == 3 and finished["count_lines"]["passed"] == 1, (
+        {task: entry["outcomes"] for task, entry in finished.items()},
+        output,
+    )
     # a partial run says what it set out to do: 7 cases selected, fewer ran
     assert row["selection"]["selected"] == row["declared_total"] == 7
     assert row["selection"]["ran"] == row["total"] < 7
