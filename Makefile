@@ -54,7 +54,7 @@ $(STAMP): pyproject.toml $(LLAMA_SERVER)
 bench: sysdeps $(STAMP)
 	@$(BIN)/pytest --models=$(MODELS) --llmbench-backend=embedded -p no:cacheprovider -q --tb=no -rN \
 	  --llmbench-jsonl=.llmbench/results.jsonl $(PYTEST_ARGS); rc=$$?; \
-	  tail -n 1 .llmbench/results.jsonl | $(BIN)/python -m pytest_llmbench.summary; \
+	  tail -n 1 .llmbench/results.jsonl | $(BIN)/python -m pytest_llmbench.reporting.summary; \
 	  [ $$rc -le 1 ]
 
 test: sysdeps $(STAMP)

@@ -23,8 +23,8 @@ from fakes.busy_cpu import one_busy_cpu
 
 from pytest_llmbench.sandbox.base import PyCall, PyOutcome, Tier
 from pytest_llmbench.sandbox.tiers import make_sandbox
-from pytest_llmbench.spec import PythonTask
-from pytest_llmbench.taskload import load_task_file
+from pytest_llmbench.taskfiles.format import PythonTask
+from pytest_llmbench.taskfiles.loading import load_task_file
 
 TASKS = Path(__file__).resolve().parent.parent / "tasks" / "python"
 

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, ToolCall, Usage
-from pytest_llmbench.html_report import write_report
 from pytest_llmbench.outcome import OUTCOMES
-from pytest_llmbench.record_writer import RECORD, RunRecord
-from pytest_llmbench.spec import CliTask, PythonTask, ToolingTask
+from pytest_llmbench.reporting.html.page import write_report
+from pytest_llmbench.storage.record_writer import RECORD, RunRecord
 from pytest_llmbench.suites.base import Generation, ToolExchange
+from pytest_llmbench.taskfiles.format import CliTask, PythonTask, ToolingTask
 
 SUITES = ("python", "cli", "tooling")
 TIERS = ("easy", "medium", "hard")

@@ -19,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_llmbench import jsonl, markdown, stats, table
-from pytest_llmbench.aggregate import aggregate
 from pytest_llmbench.caseresult import CaseResult
+from pytest_llmbench.reporting import jsonl, markdown, table
+from pytest_llmbench.results import stats
+from pytest_llmbench.results.aggregate import aggregate
 
 
 def synthetic(models: int, tasks: int, cases: int, seed: int = 1) -> list[CaseResult]:

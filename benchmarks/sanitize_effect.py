@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pytest_llmbench.backends import make_backend
 from pytest_llmbench.backends.base import LoadSettings
 from pytest_llmbench.sandbox import get_sandbox
-from pytest_llmbench.spec import PythonTask
 from pytest_llmbench.suites.base import RequestSettings
 from pytest_llmbench.suites.python import PythonSuite
-from pytest_llmbench.taskload import load_task_file
+from pytest_llmbench.taskfiles.format import PythonTask
+from pytest_llmbench.taskfiles.loading import load_task_file
 
 TASKS = Path(__file__).resolve().parent.parent / "tasks" / "python"
 

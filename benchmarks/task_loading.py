@@ -33,7 +33,7 @@ CHILD = r"""
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))
 sys.path.insert(0, sys.argv[2])
-from pytest_llmbench.taskload import TaskFileError, load_task_file
+from pytest_llmbench.taskfiles.loading import TaskFileError, load_task_file
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start, cpu = time.perf_counter(), time.process_time()
 try:

@@ -97,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .html_report import ReportError, write_report
-    from .record_reader import RecordError, list_runs
+    from .reporting.html.page import ReportError, write_report
+    from .storage.record_reader import RecordError, list_runs
 
     try:
         if args.list:
@@ -121,10 +121,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .comparison import comparison_lines
-    from .gate import GATE_FAILED, gate
-    from .history import RunNotFound, load_run
     from .options import parse_rate
+    from .results.comparison import comparison_lines
+    from .results.gate import GATE_FAILED, gate
+    from .results.history import RunNotFound, load_run
 
     jsonl = args.jsonl or [Path(".llmbench/results.jsonl")]
     try:

@@ -20,7 +20,7 @@ import pytest
 from .options import SHORT_NAMES_TAKEN, Settings, add_options, add_short_names, resolve
 
 if TYPE_CHECKING:
-    from .runner import BenchRun
+    from .run.bench import BenchRun
 
 SETTINGS = pytest.StashKey[Settings]()
 RUN: pytest.StashKey[BenchRun] = pytest.StashKey()  # only in active runs
@@ -70,7 +70,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     settings = _settings(config)
     if not settings.list:
         return None
-    from .listing import list_models
+    from .run.listing import list_models
 
     return list_models(settings, config)
 
@@ -79,7 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = _settings(config)
     if not settings.active:
         return
-    from .runner import BenchRun
+    from .run.bench import BenchRun
 
     # Registered before it configures, so that pytest_unconfigure ends it whatever happens.
     run = config.stash[RUN] = BenchRun(config, settings)
@@ -101,7 +101,7 @@ def pytest_terminal_summary(
         return
     if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
         return
-    from .taskroots import no_models_hint
+    from .taskfiles.roots import no_models_hint
 
     hint = no_models_hint(config)
     if hint is not None:

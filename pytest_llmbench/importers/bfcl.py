@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..spec import ToolingTask
 from ..suites.base import ToolExchange
 from ..suites.matching import check_case
+from ..taskfiles.format import ToolingTask
 from ._common import ImportReport, dump_task_file
 
 CATEGORIES: dict[str, str] = {

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..answer import split_reasoning
 from ..backends.timeline import cut
 from ..caseresult import GenerationStats, weighted_rate
 from ..exchange import ChatRequest, Completion, ToolCall
 from ..outcome import Outcome
 from ..sandbox.base import Sandbox
+from .answer import split_reasoning
 
 Chat = Callable[[ChatRequest], Completion]
 TaskT = TypeVar("TaskT", contravariant=True)

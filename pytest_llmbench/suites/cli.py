@@ -7,9 +7,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from ..answer import SHELL_LANGS, first_block, shell_command
 from ..sandbox.base import Sandbox, ShellResult
-from ..spec import CliCase, CliTask
+from ..taskfiles.format import CliCase, CliTask
+from .answer import SHELL_LANGS, first_block, shell_command
 from .base import (
     Chat,
     Generation,

@@ -35,11 +35,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..matchers import head_of, is_optional, parse_matcher
+from ..taskfiles.matchers import head_of, is_optional, parse_matcher
 from .schema import arguments_error, shown
 
 if TYPE_CHECKING:
-    from ..spec import ToolingCase
+    from ..taskfiles.format import ToolingCase
 
 __all__ = [
     "ToolUse",

@@ -7,10 +7,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..answer import PYTHON_LANGS, CodeBlock, first_block
 from ..sandbox.base import PyCall, PyOutcome, Sandbox
-from ..sanitize import sanitize as sanitize_code
-from ..spec import PythonCase, PythonTask
+from ..taskfiles.format import PythonCase, PythonTask
+from .answer import PYTHON_LANGS, CodeBlock, first_block
 from .base import (
     Chat,
     Generation,
@@ -21,6 +20,7 @@ from .base import (
     single_answer,
     single_within_budget,
 )
+from .sanitize import sanitize as sanitize_code
 
 SYSTEM = (
     "You are a careful Python programmer. Answer with a single ```python fenced code block "

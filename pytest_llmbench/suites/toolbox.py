@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ..safe_ast import parse_expression
+from .safe_ast import parse_expression
 from .schema import arguments_error
 
 __all__ = ["FALLBACK_RESULT", "TOOLBOX", "MockTool", "safe_arithmetic"]

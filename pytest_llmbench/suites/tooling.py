@@ -15,7 +15,7 @@ from typing import Any
 from ..backends.timeline import cut
 from ..exchange import ChatRequest, Completion, ToolCall
 from ..sandbox.base import Sandbox
-from ..spec import OpenAIToolSpec, ToolCallSpec, ToolingCase, ToolingTask
+from ..taskfiles.format import OpenAIToolSpec, ToolCallSpec, ToolingCase, ToolingTask
 from .base import (
     Chat,
     Generation,

@@ -394,7 +394,7 @@ def test_the_plan_keeps_answers_alone_unless_more_are_asked_for(
     fake_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pytest_llmbench.options import Settings
-    from pytest_llmbench.session import ModelManager
+    from pytest_llmbench.run.session import ModelManager
 
     monkeypatch.setenv("LLMBENCH_LLAMA_SERVER", fake_server[0])
     monkeypatch.setattr(embedded_module, "usable_cpus", lambda: 2)

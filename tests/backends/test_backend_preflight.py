@@ -12,8 +12,8 @@ from fakes.chat_stream import Answer
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.ollama_server import OllamaFake, OllamaModel
 
-from pytest_llmbench.stopping import EXIT_INFRA_ERROR
-from pytest_llmbench.summary import summarise
+from pytest_llmbench.reporting.summary import summarise
+from pytest_llmbench.run.stopping import EXIT_INFRA_ERROR
 
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 GOOD = Answer([GOOD_CODE])

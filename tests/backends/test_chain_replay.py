@@ -24,9 +24,9 @@ from fakes.vllm_server import VLLMFake
 from pytest_llmbench.backends import make_backend
 from pytest_llmbench.backends.base import LoadSettings
 from pytest_llmbench.exchange import BackendError, ChatRequest
-from pytest_llmbench.spec import ToolingTask
 from pytest_llmbench.suites.base import RequestSettings
 from pytest_llmbench.suites.tooling import ToolingSuite
+from pytest_llmbench.taskfiles.format import ToolingTask
 
 TASK = ToolingTask.model_validate(
     {

@@ -23,9 +23,9 @@ from pytest_llmbench.backends.embedded import EmbeddedBackend, find_llama_server
 from pytest_llmbench.backends.llamacpp import LlamaCppBackend
 from pytest_llmbench.backends.server_process import ServerProcess, free_port
 from pytest_llmbench.exchange import BackendError, ChatRequest, Completion, ToolCall
-from pytest_llmbench.spec import ToolingTask
 from pytest_llmbench.suites.base import RequestSettings
 from pytest_llmbench.suites.tooling import ToolingSuite
+from pytest_llmbench.taskfiles.format import ToolingTask
 
 pytestmark = pytest.mark.embedded
 

@@ -24,7 +24,7 @@ from pytest_llmbench.backends.provenance import (
     sampled_sha256,
 )
 from pytest_llmbench.options import Settings
-from pytest_llmbench.session import ModelManager
+from pytest_llmbench.run.session import ModelManager
 
 MIB = 1 << 20
 

@@ -8,8 +8,8 @@ import pytest
 from fakes.bench import GOOD_CODE, THINKING, WRONG_CODE, read_jsonl
 from fakes.openai_server import Reply, by_prompt
 
-from pytest_llmbench import stats
-from pytest_llmbench.sampling import repeat_seed
+from pytest_llmbench.results import stats
+from pytest_llmbench.run.sampling import repeat_seed
 
 
 def verbose_script() -> Any:

@@ -19,7 +19,7 @@ def bundled(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def declared_cases() -> int:
-    from pytest_llmbench.taskload import load_task_file
+    from pytest_llmbench.taskfiles.loading import load_task_file
 
     return sum(
         len(task.cases)
@@ -90,7 +90,7 @@ def test_validate_reports_tasks_that_cannot_tell_wrong_from_right(
 
 def test_a_project_without_tasks_gets_the_bundled_ones(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--models=reference", "-m", "tooling", *QUIET)
-    from pytest_llmbench.taskload import load_task_file
+    from pytest_llmbench.taskfiles.loading import load_task_file
 
     tooling = sum(
         len(task.cases)

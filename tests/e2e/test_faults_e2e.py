@@ -11,7 +11,7 @@ from fakes.bench import case_outcomes, good_script, read_jsonl
 from fakes.http_fake import Raw, Sse
 from fakes.openai_server import Reply, by_prompt, last_user_text
 
-from pytest_llmbench.stopping import EXIT_INFRA_ERROR
+from pytest_llmbench.run.stopping import EXIT_INFRA_ERROR
 
 FAULTS = {
     # garbage is not retried: one request for the task's three cases

@@ -8,7 +8,7 @@ import pytest
 from fakes.bench import bad_script, good_script, read_jsonl
 from fakes.openai_server import Reply, last_user_text
 
-from pytest_llmbench.stopping import EXIT_INFRA_ERROR
+from pytest_llmbench.run.stopping import EXIT_INFRA_ERROR
 
 GATE_FAILED = 7  # documented in the README
 

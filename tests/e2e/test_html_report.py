@@ -25,7 +25,7 @@ from fakes.bench import (
 from fakes.openai_server import Reply, by_prompt
 
 from pytest_llmbench import cli
-from pytest_llmbench.database import database_path
+from pytest_llmbench.storage.database import database_path
 
 EVIL = "Here: </script><img id=pwned src=x onerror=\"document.title='pwned'\">\n" + (
     "```python\ndef add(a, b):\n    return '</script>'\n```"

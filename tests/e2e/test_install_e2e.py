@@ -92,7 +92,7 @@ def test_the_wheel_carries_the_license_and_every_bundled_task(wheel: Path) -> No
 
 
 def _tooling_cases() -> int:
-    from pytest_llmbench.taskload import load_task_file
+    from pytest_llmbench.taskfiles.loading import load_task_file
 
     return sum(
         len(task.cases)

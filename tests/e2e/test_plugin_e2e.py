@@ -229,7 +229,7 @@ def test_malformed_task_file_names_file_line_task_field(bench_dir: pytest.Pytest
 BROKEN_SANDBOX = """
 import pytest
 from pytest_llmbench.sandbox.base import SandboxError
-from pytest_llmbench.session import STATE
+from pytest_llmbench.run.session import STATE
 
 
 class Broken:

@@ -17,9 +17,9 @@ import pytest
 from fakes.bench import GOOD_CODE, bad_script, good_script, read_jsonl
 from fakes.openai_server import Reply, by_prompt
 
-from pytest_llmbench.database import database_path
-from pytest_llmbench.record_reader import list_runs, read_run
-from pytest_llmbench.transcript import OUTPUT_CAP
+from pytest_llmbench.storage.database import database_path
+from pytest_llmbench.storage.record_reader import list_runs, read_run
+from pytest_llmbench.storage.transcript import OUTPUT_CAP
 
 
 def run_bench(bench: pytest.Pytester, url: str, *args: str) -> pytest.RunResult:

@@ -14,10 +14,10 @@ from fakes.bench import bad_script, good_script, read_jsonl
 from fakes.http_fake import Raw
 from fakes.openai_server import Reply, last_user_text
 
-from pytest_llmbench import history
-from pytest_llmbench.database import database_path
-from pytest_llmbench.record_reader import read_run
-from pytest_llmbench.stopping import EXIT_INFRA_ERROR
+from pytest_llmbench.results import history
+from pytest_llmbench.run.stopping import EXIT_INFRA_ERROR
+from pytest_llmbench.storage.database import database_path
+from pytest_llmbench.storage.record_reader import read_run
 
 WORKERS = pytest.mark.parametrize("workers", ["0", "2"])
 
@@ -199,7 +199,7 @@ def test_appends_from_concurrent_writers_never_interleave(tmp_path: Path) -> Non
 
 
 def _append_many(path: Path, writer: int) -> None:
-    from pytest_llmbench.jsonl import append_jsonl
+    from pytest_llmbench.reporting.jsonl import append_jsonl
 
     for index in range(50):
         record = {"writer": writer, "index": index, "pad": "x" * 20_000}

@@ -19,9 +19,9 @@ from fakes.chat_stream import Answer, tokens
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.signals import default_signals
 
-from pytest_llmbench.database import database_path
-from pytest_llmbench.record_reader import list_runs
-from pytest_llmbench.stopping import EXIT_UNLOAD_S
+from pytest_llmbench.run.stopping import EXIT_UNLOAD_S
+from pytest_llmbench.storage.database import database_path
+from pytest_llmbench.storage.record_reader import list_runs
 
 
 def alpha_server(serve: Any, **knobs: Any) -> LMStudioFake:
@@ -195,7 +195,7 @@ def test_a_complete_run_writes_before_it_unloads(bench_dir: pytest.Pytester, ser
 # a Ctrl-C that comes "just as the run finishes" lands.
 SIGNAL_AT_THE_END = """
 import os, signal
-from pytest_llmbench import scheduler
+from pytest_llmbench.run import scheduler
 
 _close = scheduler.Scheduler.close
 

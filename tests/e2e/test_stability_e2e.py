@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fakes.bench import DOUBLE_TASKS, read_jsonl, seeded_script
 
-from pytest_llmbench.sampling import repeat_seed
+from pytest_llmbench.run.sampling import repeat_seed
 
 SEED, REPEATS = 1, 3
 BUDGETS = (4, 16, 24)

@@ -9,7 +9,7 @@ import pytest
 from fakes.bench import PYTHON_TASKS, TOOLING_TASKS
 from fakes.stale_cache import STALE
 
-from pytest_llmbench.spec import TaskFile
+from pytest_llmbench.taskfiles.format import TaskFile
 
 QUIET = ("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench import history
+from pytest_llmbench.results import history
 
 from .openai_server import Reply, Script, by_prompt, last_user_text
 

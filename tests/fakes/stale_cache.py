@@ -1,5 +1,5 @@
 """Parsed-task cache entries that another layout of the package, or a damaged disk, leaves
-behind: what `pytest_llmbench.taskcache` must read as a miss."""
+behind: what `pytest_llmbench.taskfiles.cache` must read as a miss."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ STALE: dict[str, Callable[[], bytes]] = {
     # the class's module moved away (ModuleNotFoundError)
     "moved module": lambda: pickled_from("pytest_llmbench.old_layout", "TaskFile"),
     # the class moved out of a module that is still there (AttributeError)
-    "moved class": lambda: pickled_from("pytest_llmbench.spec", "OldTaskFile"),
+    "moved class": lambda: pickled_from("pytest_llmbench.taskfiles.format", "OldTaskFile"),
     "garbage": lambda: b"garbage",
     "empty": lambda: b"",
     # a pickle whose objects cannot be rebuilt (ValueError)

@@ -6,19 +6,19 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.answer import (
+from pytest_llmbench.exchange import Completion, ToolCall
+from pytest_llmbench.sandbox.base import FileEntry, PyOutcome, ShellResult
+from pytest_llmbench.suites.answer import (
     PYTHON_LANGS,
     SHELL_LANGS,
     code_blocks,
     first_block,
     shell_command,
 )
-from pytest_llmbench.exchange import Completion, ToolCall
-from pytest_llmbench.sandbox.base import FileEntry, PyOutcome, ShellResult
-from pytest_llmbench.spec import CliCase, CliTask, PythonCase, PythonTask
 from pytest_llmbench.suites.base import Generation
 from pytest_llmbench.suites.cli import CliExecution, CliSuite, path_violation
 from pytest_llmbench.suites.python import PythonExecution, PythonSuite, values_equal
+from pytest_llmbench.taskfiles.format import CliCase, CliTask, PythonCase, PythonTask
 
 
 def test_first_python_block_wins_over_other_languages() -> None:
@@ -223,7 +223,7 @@ def test_tool_call_arguments_parse_or_report_malformed() -> None:
 
 
 def _tooling_task(tools: list[Any], cases: list[dict[str, Any]]) -> Any:
-    from pytest_llmbench.spec import ToolingTask
+    from pytest_llmbench.taskfiles.format import ToolingTask
 
     return ToolingTask.model_validate(
         {"id": "t", "prompt": "p", "tools": tools, "reference": [], "cases": cases}
@@ -277,7 +277,7 @@ def test_jsonl_summary_line_names_model_score_tokens_and_speed() -> None:
     import io
     import json
 
-    from pytest_llmbench.summary import main
+    from pytest_llmbench.reporting.summary import main
 
     record = {
         "model": "smollm2", "backend": "embedded", "passed": 27, "total": 384, "seconds": 395.8,
@@ -367,7 +367,7 @@ def test_jsonl_summary_says_a_run_was_partial_and_skips_torn_lines() -> None:
     import io
     import json
 
-    from pytest_llmbench.summary import main
+    from pytest_llmbench.reporting.summary import main
 
     record = {
         "model": "m", "backend": "openai", "passed": 2, "total": 2, "seconds": 1.0,
@@ -384,7 +384,7 @@ def test_jsonl_summary_says_a_run_was_partial_and_skips_torn_lines() -> None:
 
 
 def test_the_summary_line_gives_the_generation_wall_clock_not_the_sum_of_requests() -> None:
-    from pytest_llmbench.summary import summarise
+    from pytest_llmbench.reporting.summary import summarise
 
     record = {
         "model": "smollm2", "backend": "embedded", "passed": 29, "total": 405,

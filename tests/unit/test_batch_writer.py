@@ -11,7 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from pytest_llmbench.database import BatchWriter, Statement, open_database
+from pytest_llmbench.storage.database import BatchWriter, Statement, open_database
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY);"
 
@@ -92,7 +92,7 @@ def test_what_is_queued_is_written_when_the_process_exits(tmp_path: Path) -> Non
     path = tmp_path / "db.sqlite3"
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from pytest_llmbench.database import BatchWriter, open_database
+        from pytest_llmbench.storage.database import BatchWriter, open_database
         path = Path({str(path)!r})
         writer = BatchWriter(lambda: open_database(path, {SCHEMA!r}), print, linger_s=600)
         for n in range(3):

@@ -9,13 +9,19 @@ from typing import Any
 import pytest
 
 from pytest_llmbench import cli
-from pytest_llmbench.aggregate import ModelReport, aggregate
 from pytest_llmbench.caseresult import CaseResult
-from pytest_llmbench.gate import GATE_FAILED, gate
-from pytest_llmbench.history import RunNotFound, load_run, parse_jsonl, read_jsonl, resolve_run
-from pytest_llmbench.jsonl import RunInfo, append_jsonl, jsonl_line
 from pytest_llmbench.options import parse_rate
 from pytest_llmbench.outcome import Outcome
+from pytest_llmbench.reporting.jsonl import RunInfo, append_jsonl, jsonl_line
+from pytest_llmbench.results.aggregate import ModelReport, aggregate
+from pytest_llmbench.results.gate import GATE_FAILED, gate
+from pytest_llmbench.results.history import (
+    RunNotFound,
+    load_run,
+    parse_jsonl,
+    read_jsonl,
+    resolve_run,
+)
 
 
 def write_run(
@@ -108,7 +114,8 @@ def test_the_reader_skips_and_counts_what_is_not_a_whole_record(tmp_path: Path) 
     found = read_jsonl(path)
     assert found.records == good
     assert found.unreadable == 4
-    # The same rule over lines of text (a stream): what `python -m pytest_llmbench.summary` reads.
+    # The same rule over lines of text (a stream): what
+    # `python -m pytest_llmbench.reporting.summary` reads.
     text = path.read_bytes().decode("utf-8", errors="replace").splitlines()
     assert parse_jsonl(text) == found
 
@@ -238,7 +245,7 @@ def test_impossible_rates_are_refused() -> None:
 
 
 def test_records_with_repeats_and_budgets_read_back_whole(tmp_path: Path) -> None:
-    from pytest_llmbench.history import report_of
+    from pytest_llmbench.results.history import report_of
 
     results = [
         CaseResult("m", "python", "t", "c", outcome, file="f.yaml", repeat=r,
@@ -378,7 +385,7 @@ def test_a_run_recorded_before_the_bundled_tasks_moved_compares_task_by_task(
 ) -> None:
     """The bundled tasks moved from pytest_llmbench/tasks/ to the top-level tasks/: the files a
     run recorded before name them by their former path, and still pair with today's."""
-    from pytest_llmbench.history import load_run, read_jsonl
+    from pytest_llmbench.results.history import load_run, read_jsonl
 
     before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
     write_run(before, "aaa111", {"qwen": set()})

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench import database, safe_ast
+from pytest_llmbench.storage import database
+from pytest_llmbench.suites import safe_ast
 
 
 def test_a_parse_racing_another_thread_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,10 +53,12 @@ def cycle_through(graph: dict[str, set[str]], start: str) -> list[str] | None:
 
 def test_the_graph_sees_lazy_and_type_checking_imports() -> None:
     graph = import_graph()
-    assert "pytest_llmbench.scheduler" in graph["pytest_llmbench.session"]  # lazy, and typing
-    assert "pytest_llmbench.session" in graph["pytest_llmbench.collect"]
-    assert "pytest_llmbench.runner" in graph["pytest_llmbench.plugin"]  # lazy
-    assert "pytest_llmbench.html_report" in graph["pytest_llmbench.runend"]  # lazy
+    assert (
+        "pytest_llmbench.run.scheduler" in graph["pytest_llmbench.run.session"]
+    )  # lazy, and typing
+    assert "pytest_llmbench.run.session" in graph["pytest_llmbench.run.items"]
+    assert "pytest_llmbench.run.bench" in graph["pytest_llmbench.plugin"]  # lazy
+    assert "pytest_llmbench.reporting.html.page" in graph["pytest_llmbench.run.ending"]  # lazy
 
 
 def test_no_module_is_in_an_import_cycle() -> None:

@@ -16,10 +16,10 @@ import pytest_llmbench.sandbox as sandbox_module
 from pytest_llmbench.cli import main
 from pytest_llmbench.importers import ImportReport, bfcl, humaneval
 from pytest_llmbench.sandbox.base import PyCall, PyOutcome, ShellResult, Tier
-from pytest_llmbench.spec import PythonTask, ToolingTask
 from pytest_llmbench.suites.base import ToolExchange
 from pytest_llmbench.suites.matching import check_case
-from pytest_llmbench.taskload import load_task_file
+from pytest_llmbench.taskfiles.format import PythonTask, ToolingTask
+from pytest_llmbench.taskfiles.loading import load_task_file
 
 # --------------------------------------------------------------------------- HumanEval
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.aggregate import Audit, aggregate
+from pytest_llmbench.backends.inflight import answers_note, plan
 from pytest_llmbench.caseresult import CaseResult
 from pytest_llmbench.exchange import Completion, ToolCall
-from pytest_llmbench.inflight import answers_note, plan
 from pytest_llmbench.options import Settings, _audit, _concurrency, _seed, audit_count
-from pytest_llmbench.scheduler import Job, audited_jobs
+from pytest_llmbench.results.aggregate import Audit, aggregate
+from pytest_llmbench.run.scheduler import Job, audited_jobs
 from pytest_llmbench.suites.base import Generation, same_answer
 
 

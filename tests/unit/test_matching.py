@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.matchers import MatcherError, check_matcher
-from pytest_llmbench.spec import ToolingCase
 from pytest_llmbench.suites.base import ToolExchange
 from pytest_llmbench.suites.matching import (
     best_assignment,
@@ -19,6 +17,8 @@ from pytest_llmbench.suites.matching import (
     match_calls,
     match_value,
 )
+from pytest_llmbench.taskfiles.format import ToolingCase
+from pytest_llmbench.taskfiles.matchers import MatcherError, check_matcher
 
 NUMBER = {"type": "number"}
 INTEGER = {"type": "integer"}

@@ -9,14 +9,14 @@ from typing import Any, cast
 
 import pytest
 
-from pytest_llmbench.aggregate import aggregate
 from pytest_llmbench.caseresult import CaseResult
-from pytest_llmbench.html_data import columns_of, figures, grid_data
-from pytest_llmbench.html_report import comparison_table
 from pytest_llmbench.outcome import LETTERS, NOTED, OUTCOMES, VOCABULARY, Outcome
-from pytest_llmbench.progress import teststatus as status_of
-from pytest_llmbench.record_reader import CaseRecord, RunData, TaskRecord
-from pytest_llmbench.table import render_table
+from pytest_llmbench.reporting.html.data import columns_of, figures, grid_data
+from pytest_llmbench.reporting.html.page import comparison_table
+from pytest_llmbench.reporting.table import render_table
+from pytest_llmbench.results.aggregate import aggregate
+from pytest_llmbench.run.progress import teststatus as status_of
+from pytest_llmbench.storage.record_reader import CaseRecord, RunData, TaskRecord
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

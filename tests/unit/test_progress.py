@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from pytest_llmbench.caseresult import CaseResult, GenerationStats
-from pytest_llmbench.progress import Tally, duration
-from pytest_llmbench.progress import teststatus as status_of
+from pytest_llmbench.run.progress import Tally, duration
+from pytest_llmbench.run.progress import teststatus as status_of
 
 
 class Clock:

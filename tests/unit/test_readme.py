@@ -32,8 +32,8 @@ from fakes.chat_stream import Answer
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.ollama_server import OllamaFake, OllamaModel
 
-from pytest_llmbench.gate import GATE_FAILED
-from pytest_llmbench.taskload import load_task_file
+from pytest_llmbench.results.gate import GATE_FAILED
+from pytest_llmbench.taskfiles.loading import load_task_file
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")

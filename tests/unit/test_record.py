@@ -12,11 +12,11 @@ import pytest
 
 from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, Usage
-from pytest_llmbench.record_reader import RecordError, list_runs, read_run, resolve_runs
-from pytest_llmbench.record_writer import RECORD, RunRecord, record_case
-from pytest_llmbench.spec import PythonCase, PythonTask
+from pytest_llmbench.storage.record_reader import RecordError, list_runs, read_run, resolve_runs
+from pytest_llmbench.storage.record_writer import RECORD, RunRecord, record_case
+from pytest_llmbench.storage.transcript import OUTPUT_CAP, capped
 from pytest_llmbench.suites.base import Generation
-from pytest_llmbench.transcript import OUTPUT_CAP, capped
+from pytest_llmbench.taskfiles.format import PythonCase, PythonTask
 
 TASK = PythonTask(
     id="add",

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 
-from pytest_llmbench.aggregate import ModelReport, aggregate, compare
 from pytest_llmbench.caseresult import CaseResult
-from pytest_llmbench.jsonl import RunInfo, jsonl_line
-from pytest_llmbench.markdown import render_markdown
-from pytest_llmbench.table import TIED, leader_and_ties, render_table, table_rows, ties_line
+from pytest_llmbench.reporting.jsonl import RunInfo, jsonl_line
+from pytest_llmbench.reporting.markdown import render_markdown
+from pytest_llmbench.reporting.table import (
+    TIED,
+    leader_and_ties,
+    render_table,
+    table_rows,
+    ties_line,
+)
+from pytest_llmbench.results.aggregate import ModelReport, aggregate, compare
 
 RUN = RunInfo("run1", "2026-01-01T00:00:00+00:00", "openai", "0.1.0", "digest", {})
 

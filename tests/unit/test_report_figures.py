@@ -11,12 +11,18 @@ import pytest
 from fakes.bench import comparison_cells
 
 from pytest_llmbench.caseresult import CaseResult, GenerationStats
-from pytest_llmbench.html_data import ReportError, budget_points, columns_of, figures, grid_data
-from pytest_llmbench.html_report import budget_table, comparison_table, render
-from pytest_llmbench.jsonl import budget_records
 from pytest_llmbench.outcome import Outcome
-from pytest_llmbench.record_reader import CaseRecord, RunData, TaskRecord
-from pytest_llmbench.stats import Interval
+from pytest_llmbench.reporting.html.data import (
+    ReportError,
+    budget_points,
+    columns_of,
+    figures,
+    grid_data,
+)
+from pytest_llmbench.reporting.html.page import budget_table, comparison_table, render
+from pytest_llmbench.reporting.jsonl import budget_records
+from pytest_llmbench.results.stats import Interval
+from pytest_llmbench.storage.record_reader import CaseRecord, RunData, TaskRecord
 
 
 def run(

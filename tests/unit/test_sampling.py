@@ -6,17 +6,17 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench import stats
-from pytest_llmbench.aggregate import aggregate
 from pytest_llmbench.backends.timeline import timeline_of
 from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, ToolCall
 from pytest_llmbench.outcome import Outcome
-from pytest_llmbench.sampling import budget_runs, repeat_seed
-from pytest_llmbench.spec import ToolingTask
+from pytest_llmbench.results import stats
+from pytest_llmbench.results.aggregate import aggregate
+from pytest_llmbench.run.sampling import budget_runs, repeat_seed
 from pytest_llmbench.suites.base import ToolExchange, generation_of
 from pytest_llmbench.suites.python import PythonSuite
 from pytest_llmbench.suites.tooling import ToolingSuite, run_tool
+from pytest_llmbench.taskfiles.format import ToolingTask
 
 
 def test_repeat_seeds_are_derived_distinct_and_stable() -> None:
@@ -149,8 +149,8 @@ def test_budget_views_score_each_budget() -> None:
 def test_jsonl_and_notes_count_samples() -> None:
     import json
 
-    from pytest_llmbench.jsonl import RunInfo, jsonl_line
-    from pytest_llmbench.summary_lines import unpassed_tasks
+    from pytest_llmbench.reporting.jsonl import RunInfo, jsonl_line
+    from pytest_llmbench.run.summary import unpassed_tasks
 
     results = [
         case("a", "x", "passed", 0), case("a", "x", "failed", 1),  # passed in one repeat

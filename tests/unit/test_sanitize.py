@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from pytest_llmbench.sanitize import sanitize
+from pytest_llmbench.suites.sanitize import sanitize
 
 
 def trim(code: str) -> tuple[str, tuple[int, ...]]:

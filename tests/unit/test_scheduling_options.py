@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_llmbench.options import Settings, _concurrency, _endpoints
-from pytest_llmbench.xdist import server_units
+from pytest_llmbench.run.xdist import server_units
 
 
 def test_endpoint_replicas_follow_their_model() -> None:

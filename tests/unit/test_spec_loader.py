@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench.spec import DEFAULT_CLI_TOOLS, CliTask, PythonTask, ToolingTask
-from pytest_llmbench.taskload import TaskFileError, load_task_file
+from pytest_llmbench.taskfiles.format import DEFAULT_CLI_TOOLS, CliTask, PythonTask, ToolingTask
+from pytest_llmbench.taskfiles.loading import TaskFileError, load_task_file
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -7,14 +7,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from pytest_llmbench.aggregate import aggregate
 from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, ToolCall, Usage
-from pytest_llmbench.jsonl import RunInfo, jsonl_line
-from pytest_llmbench.spec import ToolingTask
+from pytest_llmbench.reporting.jsonl import RunInfo, jsonl_line
+from pytest_llmbench.reporting.table import render_table
+from pytest_llmbench.results.aggregate import aggregate
 from pytest_llmbench.suites.base import RequestSettings
 from pytest_llmbench.suites.tooling import ToolingSuite
-from pytest_llmbench.table import render_table
+from pytest_llmbench.taskfiles.format import ToolingTask
 
 SETTINGS = RequestSettings(max_tokens=64, temperature=0.0, seed=None, timeout_s=5.0)
 TASK = ToolingTask.model_validate(

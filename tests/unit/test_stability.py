@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench import stats
-from pytest_llmbench.aggregate import aggregate, pass_at_k, pass_hat_k
 from pytest_llmbench.caseresult import CaseResult
-from pytest_llmbench.jsonl import RunInfo, jsonl_line, repeat_record
-from pytest_llmbench.markdown import render_markdown
 from pytest_llmbench.outcome import Outcome
-from pytest_llmbench.stability import Stability, TaskResult
-from pytest_llmbench.table import repeat_lines
+from pytest_llmbench.reporting.jsonl import RunInfo, jsonl_line, repeat_record
+from pytest_llmbench.reporting.markdown import render_markdown
+from pytest_llmbench.reporting.table import repeat_lines
+from pytest_llmbench.results import stats
+from pytest_llmbench.results.aggregate import aggregate, pass_at_k, pass_hat_k
+from pytest_llmbench.results.stability import Stability, TaskResult
 
 RUN = RunInfo("r", "t", "openai", "0", "d", {})
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pytest_llmbench import stats
+from pytest_llmbench.results import stats
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.gate import GATE_FAILED
-from pytest_llmbench.stopping import (
+from pytest_llmbench.results.gate import GATE_FAILED
+from pytest_llmbench.run.stopping import (
     EXIT_INFRA_ERROR,
     EXIT_UNLOAD_COMPLETE_S,
     EXIT_UNLOAD_S,
@@ -152,7 +152,7 @@ def test_finish_within_reports_work_left_behind() -> None:
 def test_a_closed_scoring_pool_takes_no_new_work() -> None:
     # A generation that finishes after the run stopped must not start a sandbox run that the
     # exiting process would leave behind.
-    from pytest_llmbench.scheduler import _Pool
+    from pytest_llmbench.run.scheduler import _Pool
 
     pool = _Pool(1, "test-pool")
     pool.close()

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.matchers import HEADS, parse_matcher
-from pytest_llmbench.taskload import TaskFileError, load_task_file
-from pytest_llmbench.taskyaml import Budget, YamlProblem, read_yaml
+from pytest_llmbench.taskfiles.bounded_yaml import Budget, YamlProblem, read_yaml
+from pytest_llmbench.taskfiles.loading import TaskFileError, load_task_file
+from pytest_llmbench.taskfiles.matchers import HEADS, parse_matcher
 
 PYTHON_TASK = """\
 suite: python

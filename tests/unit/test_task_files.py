@@ -15,11 +15,17 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench.spec import CliTask, PythonTask, TaskFile, ToolCallSpec, ToolingTask
 from pytest_llmbench.suites.base import ToolExchange
 from pytest_llmbench.suites.matching import check_case
 from pytest_llmbench.suites.toolbox import FALLBACK_RESULT, TOOLBOX
-from pytest_llmbench.taskload import load_task_file
+from pytest_llmbench.taskfiles.format import (
+    CliTask,
+    PythonTask,
+    TaskFile,
+    ToolCallSpec,
+    ToolingTask,
+)
+from pytest_llmbench.taskfiles.loading import load_task_file
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = REPO / "tasks"

@@ -18,11 +18,11 @@ PACKAGE = "pytest_llmbench"
 ROOT = Path(pytest_llmbench.__file__).resolve().parent
 # What a task file is: its YAML, its models and loader, the matcher grammar, the parsed cache.
 FORMAT_MODULES = (
-    "pytest_llmbench.spec",
-    "pytest_llmbench.taskload",
-    "pytest_llmbench.taskyaml",
-    "pytest_llmbench.matchers",
-    "pytest_llmbench.taskcache",
+    "pytest_llmbench.taskfiles.format",
+    "pytest_llmbench.taskfiles.loading",
+    "pytest_llmbench.taskfiles.bounded_yaml",
+    "pytest_llmbench.taskfiles.matchers",
+    "pytest_llmbench.taskfiles.cache",
 )
 FORBIDDEN = "pytest_llmbench.suites"
 
@@ -98,24 +98,24 @@ def test_the_walker_sees_lazy_and_type_checking_imports() -> None:
         """
         from typing import TYPE_CHECKING
         if TYPE_CHECKING:
-            from .suites.base import Verdict
+            from ..suites.base import Verdict
         def later():
-            from .suites import matching
+            from ..suites import matching
             import importlib
             importlib.import_module("pytest_llmbench.suites.tooling")
-        from . import taskyaml
+        from . import bounded_yaml
         """
     )
-    names = imported_names(source, "pytest_llmbench.spec")
+    names = imported_names(source, "pytest_llmbench.taskfiles.format")
     assert {
         "pytest_llmbench.suites.base",
         "pytest_llmbench.suites.matching",
         "pytest_llmbench.suites.tooling",
-        "pytest_llmbench.taskyaml",
+        "pytest_llmbench.taskfiles.bounded_yaml",
     } <= names
-    assert imported_names("from ..matchers import x", "pytest_llmbench.suites.matching") >= {
-        "pytest_llmbench.matchers"
-    }
+    assert imported_names(
+        "from ..taskfiles.matchers import x", "pytest_llmbench.suites.matching"
+    ) >= {"pytest_llmbench.taskfiles.matchers"}
 
 
 @pytest.mark.parametrize("module", FORMAT_MODULES)
@@ -131,12 +131,12 @@ def test_the_task_format_does_not_import_the_suites(module: str) -> None:
 
 
 def test_the_walk_follows_the_format_through_its_own_modules() -> None:
-    chains = reached("pytest_llmbench.taskcache")
+    chains = reached("pytest_llmbench.taskfiles.cache")
     assert {
-        "pytest_llmbench.taskload",
-        "pytest_llmbench.spec",
-        "pytest_llmbench.matchers",
-        "pytest_llmbench.taskyaml",
+        "pytest_llmbench.taskfiles.loading",
+        "pytest_llmbench.taskfiles.format",
+        "pytest_llmbench.taskfiles.matchers",
+        "pytest_llmbench.taskfiles.bounded_yaml",
     } <= set(chains)
     # and it does reach the suites from a module that uses them
     assert "pytest_llmbench.suites.matching" in reached("pytest_llmbench.suites.tooling")

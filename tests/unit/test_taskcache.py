@@ -12,9 +12,10 @@ import pytest
 from fakes.bench import PYTHON_TASKS, TOOLING_TASKS
 from fakes.stale_cache import STALE
 
-from pytest_llmbench import spec, taskcache
-from pytest_llmbench.spec import TaskFile
-from pytest_llmbench.taskload import TaskFileError
+from pytest_llmbench.taskfiles import cache as taskcache
+from pytest_llmbench.taskfiles import format as spec
+from pytest_llmbench.taskfiles.format import TaskFile
+from pytest_llmbench.taskfiles.loading import TaskFileError
 
 
 class Parses:
@@ -90,7 +91,7 @@ def test_a_moved_layout_misses_instead_of_reading_old_entries(
     cache = tmp_path / "cache"
     taskcache.load_cached(task_path, cache)
     before = taskcache.layout()
-    moved = types.ModuleType("pytest_llmbench.taskfiles.format")
+    moved = types.ModuleType("pytest_llmbench.taskfiles.elsewhere")
     moved.PythonTask = spec.PythonTask  # type: ignore[attr-defined]
     try:
         with monkeypatch.context() as patch:
@@ -98,7 +99,7 @@ def test_a_moved_layout_misses_instead_of_reading_old_entries(
             patch.setattr(spec.PythonTask, "__module__", moved.__name__)
             taskcache.layout.cache_clear()
             assert taskcache.layout() != before
-            assert "pytest_llmbench.taskfiles.format.PythonTask" in taskcache.layout()
+            assert "pytest_llmbench.taskfiles.elsewhere.PythonTask" in taskcache.layout()
             parses = Parses(patch)
             taskcache.load_cached(task_path, cache)
             assert parses.count == 1  # a miss: the old entry is not even read

@@ -191,8 +191,8 @@ def test_product_search_takes_plurals(query: str, found: list[str]) -> None:
 def test_no_tool_description_gives_a_task_answer_away() -> None:
     """A description's example must not be what a bundled task asks the model to work out
     (the calculator's once showed rate_then_calc's reference expression)."""
-    from pytest_llmbench.spec import ToolingTask
-    from pytest_llmbench.taskload import load_task_file
+    from pytest_llmbench.taskfiles.format import ToolingTask
+    from pytest_llmbench.taskfiles.loading import load_task_file
 
     repo = Path(__file__).resolve().parents[2]
     answers = set()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmbench.collect import case_item_name, control_item_name
-from pytest_llmbench.xdist import model_of
+from pytest_llmbench.run.items import case_item_name, control_item_name
+from pytest_llmbench.run.xdist import model_of
 
 
 @pytest.mark.parametrize(

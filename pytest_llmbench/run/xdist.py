@@ -1,0 +1,84 @@
+"""xdist scheduling by server: all the items of the models that share a server go to one worker.
+
+A server runs one model at a time: two workers loading two models on one LM Studio would serve
+requests with both loaded at once, skewing speed and exhausting memory. So the unit of work is
+the server (all replicas of a model count as its servers; models whose servers overlap share a
+unit, and the embedded backend's servers share the machine's cores, so they are one unit too).
+Within a worker, items keep the run's model order, so each model loads once. `-n` spreads
+models over *different* endpoints. pytest 9.2 broke `--dist loadgroup`, so the unit is read from
+the node id instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+from ..options import Settings
+
+
+def model_of(nodeid: str) -> str | None:
+    """The model key of a benchmark item's node id (`file::task/case[model]`), or None."""
+    from ..taskfiles.selection import parse_case_id
+
+    case = parse_case_id(nodeid)
+    return case.model or None if case is not None else None
+
+
+def server_units(settings: Settings) -> dict[str, str]:
+    """model -> the name of its unit of work: models whose servers overlap share one."""
+    from ..exchange import PSEUDO_MODELS
+
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for model in settings.models:
+        if model in PSEUDO_MODELS:
+            continue
+        if settings.backend == "embedded":
+            servers = ["embedded:this machine"]
+        else:
+            servers = [f"{settings.backend}@{url or 'default'}" for url in settings.urls_for(model)]
+        for server in servers:
+            parent[find(server)] = find(f"model:{model}")
+    return {
+        model: find(f"model:{model}") for model in settings.models if model not in PSEUDO_MODELS
+    }
+
+
+class ByServerScheduling(LoadScopeScheduling):  # type: ignore[misc]
+    def __init__(self, config: pytest.Config, log: Any, settings: Settings) -> None:
+        super().__init__(config, log)
+        self._units = server_units(settings)
+
+    def _split_scope(self, nodeid: str) -> str:
+        model = model_of(nodeid)
+        if model is None:
+            return str(super()._split_scope(nodeid))
+        return "llmbench-server:" + self._units.get(model, "model:" + model)
+
+
+class ByServerPlugin:
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        from .session import STATE
+
+        settings = config.stash[STATE].settings
+        if not settings.models:
+            return None
+        if config.getoption("dist") not in ("load", "loadscope", "loadgroup"):
+            return None
+        return ByServerScheduling(config, log, settings)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Workers record under the controller's run id, so one run is one run in the store."""
+        from .session import STATE
+
+        node.workerinput["llmbench_run_id"] = node.config.stash[STATE].run_id
