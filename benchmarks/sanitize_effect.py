@@ -1,5 +1,5 @@
-"""What scoring answers as code (sanitize.py) changes for a real model: one answer per bundled
-python task from the embedded backend, each scored as the raw script and as trimmed code.
+"""What scoring answers as code (suites/sanitize.py) changes for a real model: one answer per
+bundled python task from the embedded backend, each scored as the raw script and as trimmed code.
 
     python3 benchmarks/sanitize_effect.py [--model smollm2] [--max-tokens 512] [--seed 1]
 

@@ -62,7 +62,7 @@ class CaseResult:
     generation: GenerationStats = field(default_factory=GenerationStats)
     load_s: float | None = None
     answer_key: str | None = None  # the answer store's key of the generation behind the case
-    trimmed: bool = False  # the answer ran without some top-level statements (sanitize.py)
+    trimmed: bool = False  # the answer ran without some top-level statements (suites/sanitize.py)
     repeat: int = 0  # which sample of the task (--llmbench-repeat)
     # With --llmbench-budgets: (max_tokens, outcome) per budget, the largest being `outcome`.
     budgets: tuple[tuple[int, Outcome], ...] = ()

@@ -19,7 +19,7 @@ DEFAULT_MAX_TOKENS = 16384
 DEFAULT_TEMPERATURE = 0.2
 # Sent with every request unless `--llmbench-seed=none`: with a seed, sampling at any
 # temperature draws the same tokens again, so a run can be repeated exactly (where the server
-# decodes each answer alone, see inflight.py). Not 0: some servers read 0 as "no seed".
+# decodes each answer alone, see backends/inflight.py). Not 0: some servers read 0 as "no seed".
 DEFAULT_SEED = 1
 DEFAULT_TIMEOUT_S = 600.0
 # Requests in flight when the server cannot say how many it serves at once: LM Studio's default

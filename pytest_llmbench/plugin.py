@@ -1,7 +1,7 @@
 """pytest hooks, and nothing else: the hooks every pytest run meets, each a few lines.
 
 A run that names models or validates tasks is "active": pytest_configure makes its BenchRun
-(runner.py) and registers it, and the rest of the run's hooks are that object's methods (the
+(run/bench.py) and registers it, and the rest of the run's hooks are that object's methods (the
 shape of pytest-xdist's DSession). The header and the terminal summary stay here, delegating to
 it: their lines keep their place among those of the project's conftests. A project that merely
 has this plugin installed pays for the import of this module and `options` (standard library and

@@ -1,4 +1,5 @@
-"""The markdown file's text: the comparison table and the blocks under it, from table.py's rows."""
+"""The markdown file's text: the comparison table and the blocks under it, from reporting/table.py's
+rows."""
 
 from __future__ import annotations
 

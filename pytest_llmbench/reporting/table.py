@@ -1,6 +1,7 @@
 """The comparison table and the blocks rendered under it, from ModelReports: one row per model
 (terminal and markdown), token budgets, repeats (pass@k and pass^k), stability labels, the tie
-mark and the pairwise differences, each from what aggregate.py and stability.py compute."""
+mark and the pairwise differences, each from what results/aggregate.py and results/stability.py
+compute."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 TaskResult groups one model's cases of one task (every sample of it); `stability` labels the
 task from those cases alone (flaky, budget-sensitive, batching-sensitive, stable pass or fail).
 The two depend on each other (a TaskResult's `stability`, the labels' reading of a TaskResult),
-so they live together, below the aggregation into per-model reports (aggregate.py).
+so they live together, below the aggregation into per-model reports (results/aggregate.py).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ of pytest-xdist's DSession); plugin.py's header and terminal summary hooks call 
 `end.show`. One exists per process: on an xdist controller it checks the
 models and outputs before the workers start, gathers every item's CaseResult from the reports
 and ends the run; on a worker it runs items and records their cases. Each method hands the
-work to the module that owns it: the run's state and model manager (session.py), items
-(collect.py), the start-up check (preflight.py), the display (progress.py), the record
-(record_writer.py) and the end of the run (runend.py).
+work to the module that owns it: the run's state and model manager (run/session.py), items
+(run/items.py), the start-up check (run/preflight.py), the display (run/progress.py), the record
+(storage/record_writer.py) and the end of the run (run/ending.py).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ class BenchRun:
         self.state = RunState(settings, ModelManager(settings))
         if self.worker and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
             self.state.run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
-        # A run that names models is recorded: each process writes its cases (record_writer.py).
+        # A run that names models is recorded: each process writes its cases
+        # (storage/record_writer.py).
         self.record = (
             RunRecord(database_path(config.rootpath), self.state.run_id)
             if settings.models
@@ -314,7 +315,7 @@ class BenchRun:
         self.state.scheduler.finish(model)
         self.state.manager.unload(model)
 
-    # ------------------------------------------------------------------ the end (runend.py)
+    # ------------------------------------------------------------------ the end (run/ending.py)
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.end.write(session)

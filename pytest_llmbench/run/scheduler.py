@@ -2,7 +2,7 @@
 
 When the first item of a model sets up, the model is loaded and every selected task of that
 model (in item order) becomes a job. Each replica of the model gets as many generation threads
-as the in-flight plan gives it (inflight.py: one per server process where answers must stay
+as the in-flight plan gives it (backends/inflight.py: one per server process where answers must stay
 exact); they take jobs in order from one queue, so a tooling chain's turns stay in order inside
 one thread while other tasks run beside it. A finished generation is written to the answer store
 at once, then handed to the scoring pool (bounded by the cores), which runs it in the sandbox

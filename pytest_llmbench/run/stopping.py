@@ -1,5 +1,5 @@
 """How a benchmark run ends: signals, why it stopped, the exit status (the gate's too), the
-exit unload and its bound. The policies only; runend.py applies them, in order.
+exit unload and its bound. The policies only; run/ending.py applies them, in order.
 
 SIGTERM (`kill`, `timeout`, a CI cancel) and SIGHUP (a closed ssh session) end a run the way
 Ctrl-C does: pytest unwinds, the results of finished cases are written, the model is

@@ -9,8 +9,8 @@ scores the stored answers again without asking the model.
 The key is a hash of: the backend, the model as the server identifies it, what the model is
 shown (messages, tool specs, the chain's length), the sampling settings (max_tokens,
 temperature, seed), the repeat index, whether the answer was decoded alone or batched
-beside other requests (inflight.py), and the server settings a backend says change the tokens
-(the embedded servers' threads). Nothing else we know of changes what the model would answer,
+beside other requests (backends/inflight.py), and the server settings a backend says change the
+tokens (the embedded servers' threads). Nothing else we know of changes what the model would answer,
 so nothing else is in the key.
 """
 

@@ -1,4 +1,4 @@
-"""Reading recorded runs back from the run record (record_writer.py writes it): the runs it
+"""Reading recorded runs back from the run record (storage/record_writer.py writes it): the runs it
 holds, which ones a user means, and one run's tasks with their cases, read-only.
 """
 

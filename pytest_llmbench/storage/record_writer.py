@@ -1,8 +1,8 @@
 """Writing the run record as the run goes: every case's transcript, in the project's SQLite store.
 
-One database per project, `<rootdir>/.llmbench/store.sqlite3` (database.py opens it; the answer
-store lives there too), in WAL mode so that xdist workers write at once. Tables of the record,
-keyed by run id:
+One database per project, `<rootdir>/.llmbench/store.sqlite3` (storage/database.py opens it; the
+answer store lives there too), in WAL mode so that xdist workers write at once. Tables of the
+record, keyed by run id:
 
 - `runs`: one row per run: when it started and finished, its models, its settings as its
   JSONL lines record them; written with the run's first case, so that a run that ran no case
@@ -17,10 +17,10 @@ keyed by run id:
 Cases are written as the run goes, by a writer thread in batches (one transaction each),
 each batch committed at most 0.2 s after its first case's verdict: a run interrupted (Ctrl-C,
 SIGTERM, SIGHUP) writes every finished case before it ends, one killed outright (SIGKILL,
-power) loses at most its last 0.2 s. Reports read the record (record_reader.py); they never
+power) loses at most its last 0.2 s. Reports read the record (storage/record_reader.py); they never
 talk to servers.
 
-This module only writes the record; it makes no report (runend.py writes the HTML report
+This module only writes the record; it makes no report (run/ending.py writes the HTML report
 from the record once the run's end is in it).
 """
 

@@ -1,8 +1,8 @@
 """A case's transcript as plain JSON-ready data: what was asked, answered, run, and judged.
 
-The run record (record_writer.py) stores what these functions return; the HTML report reads it back.
-Nothing here talks to a server or a database: it only reads the task, the case, the generation
-and the execution that collection already holds.
+The run record (storage/record_writer.py) stores what these functions return; the HTML report reads
+it back. Nothing here talks to a server or a database: it only reads the task, the case, the
+generation and the execution that collection already holds.
 
 Outputs of model-written code (stdout, stderr, files, return values shown as text) are capped
 at OUTPUT_CAP characters each, and say when they were cut. The model's answer and reasoning

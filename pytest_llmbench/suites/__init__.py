@@ -8,7 +8,7 @@ from .base import Suite
 
 
 def get_suite(name: str, *, sanitize: bool = True) -> Suite[Any, Any]:
-    """The suite called `name`; `sanitize` applies to python answers (see `sanitize.py`)."""
+    """The suite called `name`; `sanitize` applies to python answers (see `suites/sanitize.py`)."""
     # Imported on demand: a run that only lists models never needs the scorers.
     if name == "python":
         from .python import PythonSuite

@@ -2,8 +2,8 @@
 Leaderboard's AST checker, plus what it lacks (numeric tolerance, schema defaults, parallel
 calls matched by best assignment instead of greedily).
 
-How a matcher is written is the task format's (matchers.py, which the loader checks every task
-file against); this module gives each kind its meaning:
+How a matcher is written is the task format's (taskfiles/matchers.py, which the loader checks every
+task file against); this module gives each kind its meaning:
 
 - a literal (string, number, bool, null) means *equal*, with exact types: a bool is never a
   number, an int is accepted where a float is expected (and either where the schema says

@@ -63,7 +63,7 @@ def _short(value: Any, limit: int = 200) -> str:
 
 class PythonSuite:
     """`sanitize`: run the definitions the answer gives, without its top-level calls, asserts,
-    prints and main block (see `sanitize.py`); off, the answer runs as the script it is."""
+    prints and main block (see `suites/sanitize.py`); off, the answer runs as the script it is."""
 
     name = "python"
     uses_sandbox = True

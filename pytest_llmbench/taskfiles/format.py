@@ -1,5 +1,6 @@
 """The YAML task format: the pydantic models of a task file, its tasks and their cases, per
-suite (taskload.py loads a file into them, with errors that name file, line, task, field)."""
+suite (taskfiles/loading.py loads a file into them, with errors that name file, line, task,
+field)."""
 
 from __future__ import annotations
 
@@ -157,7 +158,7 @@ class CliTask(TaskBase):
 
 # --------------------------------------------------------------------------- tooling
 # A case's `args` map argument names to matchers, plain data in the grammar of matchers.py; a
-# malformed one is refused here, at its line (see taskload.py).
+# malformed one is refused here, at its line (see loading.py).
 
 
 def _checked_matchers(args: dict[str, Any]) -> dict[str, Any]:

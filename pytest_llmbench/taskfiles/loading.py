@@ -1,5 +1,5 @@
-"""Loading a task file into the task format's models (spec.py), with errors that name file,
-line, task and field. The YAML itself is read, bounded, by taskyaml.py."""
+"""Loading a task file into the task format's models (taskfiles/format.py), with errors that name
+file, line, task and field. The YAML itself is read, bounded, by taskfiles/bounded_yaml.py."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def load_task_file(path: Path, *, builtin_tools: Collection[str] | None = None) 
     `builtin_tools`: the names a tooling task may list without a spec (the tooling suite's
     toolbox, which its caller knows and the format does not); None leaves them unchecked.
 
-    Reading is bounded (taskyaml.Budget): size, nesting and alias expansion are checked before
+    Reading is bounded (bounded_yaml.Budget): size, nesting and alias expansion are checked before
     any data is built, so a hostile file costs milliseconds, not memory."""
     try:
         data = read_yaml(path)

@@ -1,8 +1,8 @@
 """The argument-matcher grammar of tooling cases: how a matcher is written, checked and read.
 
-This is part of the task format, and its only definition: the loader (taskload.py) checks every
-matcher of a task file with `check_matchers`, and the scorer (suites/matching.py) reads them with
-`parse_matcher` and gives them their meaning. It imports nothing of the package.
+This is part of the task format, and its only definition: the loader (taskfiles/loading.py) checks
+every matcher of a task file with `check_matchers`, and the scorer (suites/matching.py) reads them
+with `parse_matcher` and gives them their meaning. It imports nothing of the package.
 
 A matcher is plain YAML/JSON data:
 
@@ -61,7 +61,8 @@ DEFAULT_REL = 0.0
 def nearest_name(word: str, names: Iterable[str]) -> str:
     """' (did you mean X?)' when `word` looks like a misspelling of one of `names`, else ''.
 
-    The task format's one spelling hint: unknown keys (taskload.py) and misspelt heads use it."""
+    The task format's one spelling hint: unknown keys (taskfiles/loading.py) and misspelt heads use
+    it."""
     close = difflib.get_close_matches(word, sorted(names), n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close and close[0] != word else ""
 

@@ -1,4 +1,4 @@
-"""Unit tests: trimming a python answer to its definitions (sanitize.py)."""
+"""Unit tests: trimming a python answer to its definitions (suites/sanitize.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """What the HTML report shows, computed from the record: a column per (run, model) with its
 ModelReport (the figures the terminal table and the JSONL give), the points of the budget table
-and plots, and the grid of tasks by model with each cell's details. The page (html_report.py)
-and the plots (plots.py) render these; neither computes a figure of its own.
+and plots, and the grid of tasks by model with each cell's details. The page
+(reporting/html/page.py) and the plots (reporting/html/plots.py) render these; neither computes a
+figure of its own.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The HTML report: one self-contained file from one or more runs of the record. This module
-renders the page; what it shows is computed in html_data.py, the plots drawn in plots.py.
+renders the page; what it shows is computed in reporting/html/data.py, the plots drawn in
+reporting/html/plots.py.
 
 The page holds everything it shows (CSS, script, plots as inline SVG, the data as JSON), so it
 opens from disk with no network. It has:
