@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..options import DEFAULT_CONCURRENCY, DEFAULT_SEED, DEFAULT_TEMPERATURE, Settings
+from .base import Backend
 
 REPRODUCIBLE = "reproducible"  # the source of a count chosen so that answers stay exact
 
@@ -29,7 +30,7 @@ REPRODUCIBLE = "reproducible"  # the source of a count chosen so that answers st
 class InFlightPlan:
     """Per replica of a model: the backend and the requests to keep in flight on it."""
 
-    replicas: tuple[tuple[Any, int], ...]
+    replicas: tuple[tuple[Backend, int], ...]
     why: str  # "reproducible", "option", "server", "default", "built-in: answers at once"
     # Some server holds more requests at once than it decodes alone: answers may depend on
     # what else was in flight.
@@ -40,7 +41,7 @@ class InFlightPlan:
         return sum(n for _, n in self.replicas)
 
 
-def parallel_slots(backend: Any, model: str) -> int | None:
+def parallel_slots(backend: Backend, model: str) -> int | None:
     """How many requests the server decodes at once, when it says (optional in the protocol:
     llama-server's slots, LM Studio's parallel predictions, the embedded servers)."""
     asked = getattr(backend, "parallel_slots", None)
@@ -48,7 +49,7 @@ def parallel_slots(backend: Any, model: str) -> int | None:
     return told if isinstance(told, int) and told > 0 else None
 
 
-def alone_slots(backend: Any, model: str) -> int:
+def alone_slots(backend: Backend, model: str) -> int:
     """How many requests can be in flight while each is still decoded alone: one per server
     process (the embedded backend runs several single-slot servers), else one."""
     asked = getattr(backend, "alone_slots", None)
@@ -56,7 +57,7 @@ def alone_slots(backend: Any, model: str) -> int:
     return told if isinstance(told, int) and told > 0 else 1
 
 
-def answer_settings(backend: Any, model: str) -> dict[str, Any]:
+def answer_settings(backend: Backend, model: str) -> dict[str, Any]:
     """Settings of the server that change the tokens it produces (the embedded backend's
     threads), for the answer store's key; optional in the protocol, {} for other servers."""
     asked = getattr(backend, "answer_settings", None)
@@ -69,13 +70,15 @@ def deterministic_sampling(settings: Settings) -> bool:
     return settings.temperature == 0 or settings.seed is not None
 
 
-def plan(settings: Settings, model: str, backends: Sequence[Any], *, builtin: bool) -> InFlightPlan:
+def plan(
+    settings: Settings, model: str, backends: Sequence[Backend], *, builtin: bool
+) -> InFlightPlan:
     """The requests in flight on each replica of `model`, and why."""
     if builtin:
         return InFlightPlan(tuple((b, 1) for b in backends), "built-in: answers at once", False)
     option = settings.concurrency
     exact_wanted = deterministic_sampling(settings) and not settings.batch_invariant
-    replicas: list[tuple[Any, int]] = []
+    replicas: list[tuple[Backend, int]] = []
     reasons: set[str] = set()
     batched = False
     for backend in backends:

@@ -26,7 +26,8 @@ def _fraction(counts: tuple[int, int]) -> str:
     return f"{passed}/{total}" if total else "-"
 
 
-def _wall(report: ModelReport) -> str:
+def wall_cell(report: ModelReport) -> str:
+    """The generation phase's wall-clock; an answer store that gave every answer left none."""
     wall = report.wall_seconds
     if wall is not None:
         return f"{wall:.1f}s"
@@ -88,7 +89,7 @@ def table_rows(
                 *suites,
                 with_interval(overall) + (TIED if report.model in ties else " " if ties else ""),
                 tasks_cell(overall, detail),
-                _wall(report),
+                wall_cell(report),
                 f"{tps:.0f}" if tps is not None else "-",
                 ", ".join(notes),
             ]

@@ -27,7 +27,7 @@ from ..suites import get_suite
 from ..suites.base import Generation, Verdict, same_answer
 from ..suites.toolbox import TOOLBOX
 from ..taskfiles.cache import load_cached
-from ..taskfiles.format import Task
+from ..taskfiles.format import Case, Task
 from ..taskfiles.loading import TaskFileError
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
@@ -141,7 +141,7 @@ class ControlItem(pytest.Item):
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, suite: str, task: Task, case: Any, model: str, **kwargs: Any) -> None:
+    def __init__(self, *, suite: str, task: Task, case: Case, model: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.suite = suite
         self.task = task

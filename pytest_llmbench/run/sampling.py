@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..sandbox.base import Sandbox
-from ..suites.base import Generation, Suite
+from ..suites.base import ExecT, Generation, Suite, TaskT
 
 
 def repeat_seed(seed: int | None, repeat: int) -> int | None:
@@ -28,20 +28,22 @@ def repeat_seed(seed: int | None, repeat: int) -> int | None:
 
 
 def budget_runs(
-    suite: Suite[Any, Any],
-    task: Any,
+    suite: Suite[TaskT, Any, ExecT],
+    task: TaskT,
     generation: Generation,
-    execution: Any,
+    execution: ExecT,
     budgets: Sequence[int],
     sandbox: Sandbox | None,
-) -> dict[int, tuple[Generation, Any]]:
+) -> dict[int, tuple[Generation, ExecT]]:
     """Per budget, the generation a run capped there would have produced, and its execution.
 
     An answer that fits a budget is the same answer: its execution is reused. Cut answers
     that are equal (the same answer text, both cut or not) share one execution.
     """
-    executions: dict[tuple[str, bool], Any] = {(generation.answer, generation.truncated): execution}
-    runs: dict[int, tuple[Generation, Any]] = {}
+    executions: dict[tuple[str, bool], ExecT] = {
+        (generation.answer, generation.truncated): execution
+    }
+    runs: dict[int, tuple[Generation, ExecT]] = {}
     for budget in sorted(budgets):
         within = suite.within_budget(task, generation, budget)
         key = (within.answer, within.truncated)

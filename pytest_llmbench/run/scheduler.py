@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..backends.inflight import InFlightPlan, alone_slots, answer_settings
 from ..exchange import BackendError, ChatRequest, Completion
@@ -42,6 +42,7 @@ from .sampling import budget_runs, repeat_seed
 
 if TYPE_CHECKING:
     from ..backends.base import Backend, LoadInfo
+    from ..suites import Execution
     from ..taskfiles.format import Task
 
 TaskKey = tuple[str, str]  # (model, file node id::task id)
@@ -62,10 +63,10 @@ class Prepared:
     """A task's answer and what running it produced; its cases are scored from these."""
 
     generation: Generation
-    execution: Any
+    execution: Execution
     answer_key: str | None
     # With --llmbench-budgets: per budget, the generation cut there and its execution.
-    by_budget: dict[int, tuple[Generation, Any]] = field(default_factory=dict)
+    by_budget: dict[int, tuple[Generation, Execution]] = field(default_factory=dict)
     # With --llmbench-audit, for an audited task: its answer generated again alone, and run.
     audit: Prepared | None = None
 

@@ -43,8 +43,9 @@ from . import transcript
 from .database import BatchWriter, Statement, open_database
 
 if TYPE_CHECKING:
+    from ..suites import Execution
     from ..suites.base import Generation
-    from ..taskfiles.format import Task
+    from ..taskfiles.format import Case, Task
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -108,12 +109,12 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class RecordedItem(Protocol):
-    """What the record reads from a benchmark item (collect.CaseItem)."""
+    """What the record reads from a benchmark item (run.items.CaseItem)."""
 
     config: pytest.Config
     suite: str
     task: Task
-    case: Any  # the task's case: spec.PythonCase, CliCase or ToolingCase
+    case: Case
     model: str
     generation: Generation | None
 
@@ -223,7 +224,11 @@ class RunRecord:
         self._guard("run start", insert)
 
     def case(
-        self, item: RecordedItem, result: CaseResult, execution: Any, result_json: str | None = None
+        self,
+        item: RecordedItem,
+        result: CaseResult,
+        execution: Execution,
+        result_json: str | None = None,
     ) -> None:
         """Queue a case's rows (and its task's, for the task's first case); `result_json` is
         `result.to_json()` when the caller has it already. The rows are built on the writer's
@@ -240,7 +245,7 @@ class RunRecord:
             out: list[Statement] = []
             if first_of_task:
                 key, copied = answer_ref(generation, result)
-                ran = transcript.execution_data(result.suite, execution, generation)
+                ran = transcript.execution_data(execution, generation)
                 out.append((
                     "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
@@ -297,7 +302,7 @@ RECORD = pytest.StashKey[RunRecord]()
 
 
 def record_case(
-    item: RecordedItem, result: CaseResult, execution: Any, result_json: str | None = None
+    item: RecordedItem, result: CaseResult, execution: Execution, result_json: str | None = None
 ) -> None:
     """Add a case to the run's record (called where collection makes the CaseResult)."""
     record = item.config.stash.get(RECORD, None)

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..sandbox.base import FileEntry, PyOutcome, ShellResult
 from ..suites.base import Generation
+from ..suites.cli import CliExecution
+from ..suites.python import PythonExecution, PythonSuite
+from ..taskfiles.format import Case, CliCase, CliTask, PythonTask, Task, ToolingTask
+
+if TYPE_CHECKING:
+    from ..suites import Execution
 
 OUTPUT_CAP = 65_536  # characters kept of each stdout, stderr, file or shown value
 
@@ -33,7 +39,7 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=repr))
 
 
-def task_inputs(suite: str, task: Any) -> dict[str, Any]:
+def task_inputs(suite: str, task: Task) -> dict[str, Any]:
     """What the model was given for `task`: the messages' text, files, tools, and the task's
     reference answer (the expectation matches_reference cases and tool chains compare to)."""
     system, user, tools = _messages(suite, task)
@@ -45,20 +51,20 @@ def task_inputs(suite: str, task: Any) -> dict[str, Any]:
         "system": system,
         "prompt": user,
     }
-    if suite == "python":
+    if isinstance(task, PythonTask):
         inputs |= {"entry_point": task.entry_point, "timeout_s": task.timeout_s}
         inputs["reference"] = task.reference
-    elif suite == "cli":
+    elif isinstance(task, CliTask):
         inputs |= {"files": dict(task.files), "tools": list(task.tools)}
         inputs |= {"timeout_s": task.timeout_s, "reference": task.reference}
-    elif suite == "tooling":
+    elif isinstance(task, ToolingTask):
         inputs |= {"tools": tools, "max_steps": task.max_steps}
         inputs["reference"] = [[c.model_dump(mode="json") for c in turn] for turn in task.reference]
     data: dict[str, Any] = plain(inputs)
     return data
 
 
-def _messages(suite: str, task: Any) -> tuple[str, str, list[dict[str, Any]] | None]:
+def _messages(suite: str, task: Task) -> tuple[str, str, list[dict[str, Any]] | None]:
     """The system prompt, the user prompt and the tools exactly as the suite shows them."""
     from ..suites import get_suite
 
@@ -67,10 +73,10 @@ def _messages(suite: str, task: Any) -> tuple[str, str, list[dict[str, Any]] | N
     return by_role.get("system", ""), by_role.get("user", ""), shown.get("tools")
 
 
-def case_inputs(case: Any) -> dict[str, Any]:
+def case_inputs(case: Case) -> dict[str, Any]:
     """The case as the task file gives it: call arguments and the expectation."""
-    data = case.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    return plain(data) if isinstance(data, dict) else {"id": str(case.id)}
+    data: dict[str, Any] = plain(case.model_dump(mode="json", by_alias=True, exclude_unset=True))
+    return data
 
 
 def generation_data(generation: Generation) -> dict[str, Any]:
@@ -115,26 +121,21 @@ def generation_data(generation: Generation) -> dict[str, Any]:
     return data
 
 
-def execution_data(suite: str, execution: Any, generation: Generation | None) -> dict[str, Any]:
+def execution_data(execution: Execution, generation: Generation | None) -> dict[str, Any]:
     """What ran for the task, once for all its cases: the code or the command and its output.
 
     Tooling tasks ran nothing beyond the mock tools, whose answers are in the generation.
     """
     if execution is None:
         return {}
-    message = getattr(execution, "message", None)
-    if isinstance(message, str) and not hasattr(execution, "verdict"):
-        return {"error": message}  # the sandbox or the server failed: nothing ran
     data: dict[str, Any] = {"cap": OUTPUT_CAP}
-    verdict = getattr(execution, "verdict", None)
+    verdict = execution.verdict
     if verdict is not None:
         data["not_run"] = {"outcome": verdict.outcome, "detail": verdict.detail}
-    if suite == "python" and generation is not None and verdict is None:
-        from ..suites.python import PythonSuite
-
+    if isinstance(execution, PythonExecution) and generation is not None and verdict is None:
         block = PythonSuite().extract(generation)
         data["code"] = block.code if block is not None else ""
-    if suite == "cli":
+    if isinstance(execution, CliExecution):
         data["command"] = execution.command
         if execution.result is not None:
             data["run"] = shell_data(execution.result)
@@ -164,20 +165,19 @@ def file_data(entry: FileEntry) -> dict[str, Any]:
     return data
 
 
-def case_got(suite: str, case: Any, execution: Any, generation: Generation | None) -> Any:
+def case_got(suite: str, case: Case, execution: Execution, generation: Generation | None) -> Any:
     """What this case observed, beside its expectation (None: the task-level record says it)."""
-    if suite == "python":
-        outcomes = getattr(execution, "outcomes", None) or {}
-        out = outcomes.get(case.id)
+    if isinstance(execution, PythonExecution):
+        out = execution.outcomes.get(case.id)
         return python_outcome(out) if out is not None else None
-    if suite == "cli":
-        run = getattr(execution, "result", None)
+    if isinstance(execution, CliExecution) and isinstance(case, CliCase):
+        run = execution.result
         if run is None:
             return None
-        if getattr(case, "file", None) is not None:
+        if case.file is not None:
             entry = run.files.get(case.file.name)
             return {"file": case.file.name, **(file_data(entry) if entry else {"kind": "missing"})}
-        if getattr(case, "exit_code", None) is not None:
+        if case.exit_code is not None:
             return {"exit_code": run.exit_code}
         return {"stdout": capped(run.stdout), "exit_code": run.exit_code}
     if suite == "tooling" and generation is not None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .base import Suite
 
+if TYPE_CHECKING:
+    from .cli import CliExecution
+    from .python import PythonExecution
 
-def get_suite(name: str, *, sanitize: bool = True) -> Suite[Any, Any]:
+    # What a suite's execute() returned for a task, shared by its cases (tooling runs
+    # nothing: its calls ran against the mock tools during generation).
+    Execution: TypeAlias = PythonExecution | CliExecution | None
+
+
+def get_suite(name: str, *, sanitize: bool = True) -> Suite[Any, Any, Any]:
     """The suite called `name`; `sanitize` applies to python answers (see `suites/sanitize.py`)."""
     # Imported on demand: a run that only lists models never needs the scorers.
     if name == "python":

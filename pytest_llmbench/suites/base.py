@@ -20,6 +20,8 @@ from .answer import split_reasoning
 Chat = Callable[[ChatRequest], Completion]
 TaskT = TypeVar("TaskT", contravariant=True)
 CaseT = TypeVar("CaseT", contravariant=True)
+# What a suite runs once per task and its cases share (PythonExecution, CliExecution, None).
+ExecT = TypeVar("ExecT")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Verdict:
     trimmed: bool = False  # the answer ran without some of its top-level statements
 
 
-class Suite(Protocol, Generic[TaskT, CaseT]):
+class Suite(Protocol, Generic[TaskT, CaseT, ExecT]):
     name: str
     uses_sandbox: bool
 
@@ -88,11 +90,11 @@ class Suite(Protocol, Generic[TaskT, CaseT]):
         """What a pseudo-model replies to give `answer` (a task's reference, or a control's)."""
         ...
 
-    def execute(self, task: TaskT, generation: Generation, sandbox: Sandbox | None) -> Any:
+    def execute(self, task: TaskT, generation: Generation, sandbox: Sandbox | None) -> ExecT:
         """Run what the model produced once per task; the result is shared by the cases."""
         ...
 
-    def score(self, task: TaskT, case: CaseT, generation: Generation, execution: Any) -> Verdict:
+    def score(self, task: TaskT, case: CaseT, generation: Generation, execution: ExecT) -> Verdict:
         """The verdict for one case, computed in the parent on plain data."""
         ...
 

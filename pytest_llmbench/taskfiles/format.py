@@ -306,6 +306,7 @@ class ToolingTask(TaskBase):
 
 
 Task = PythonTask | CliTask | ToolingTask
+Case = PythonCase | CliCase | ToolingCase
 TASK_CLASS: dict[str, type[TaskBase]] = {
     "python": PythonTask,
     "cli": CliTask,

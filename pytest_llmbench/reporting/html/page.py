@@ -44,8 +44,8 @@ from typing import Any
 from ...backends.provenance import describe
 from ...caseresult import SUITES
 from ...outcome import NOTED
-from ...results.aggregate import ModelReport
 from ...storage.record_reader import RunData, read_run, resolve_runs
+from ..table import wall_cell
 from .data import (
     TIERS,
     BudgetPoint,
@@ -77,13 +77,6 @@ def _number(value: float | None, fmt: str) -> str:
     return format(value, fmt) if value is not None else "-"
 
 
-def _wall(report: ModelReport) -> str:
-    """The generation phase's wall-clock; an answer store that gave every answer left none."""
-    if report.wall_seconds is not None:
-        return f"{report.wall_seconds:.1f}s"
-    return "stored" if report.from_store else "-"
-
-
 def comparison_table(columns: Sequence[Column], stats: Sequence[Figures]) -> str:
     ran = {s for f in stats for s in f.report.suites()}
     suites = [s for s in SUITES if s in ran] + sorted(ran - set(SUITES))
@@ -106,7 +99,7 @@ def comparison_table(columns: Sequence[Column], stats: Sequence[Figures]) -> str
             *(f"<td>{_fraction(fig.by_tier.get(t))}</td>" for t in tiers),
             f"<td class=total>{_fraction((score.passed, score.total))}{_interval(interval)}</td>",
             f"<td>{score.tasks_passed}/{score.tasks_total}</td>",
-            f"<td>{_wall(report)}</td>",
+            f"<td>{wall_cell(report)}</td>",
             f"<td>{_number(report.throughput, '.0f')}</td>",
             f"<td>{_number(report.decode_tok_s, '.0f')}</td>",
             f"<td>{_number(load, '.1f')}{'s' if load is not None else ''}</td>",
