@@ -1,6 +1,6 @@
 """The package's import graph has no cycle, lazy and TYPE_CHECKING imports included, and its
 arrows run one way: from the plain data at the bottom, through task files, backends and the
-sandbox, the suites, storage and results, reporting, to the run and the hooks at the top."""
+sandbox, the suites, results, storage, reporting, to the run and the hooks at the top."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "exchange", "outcome", "caseresult", "options", "display"),
     ("taskfiles", "backends", "sandbox"),
     ("suites",),
-    ("storage", "results"),
+    ("results",),
+    ("storage",),
     ("reporting",),
     ("run",),
     ("plugin", "cli", "importers"),
