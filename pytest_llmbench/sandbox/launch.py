@@ -42,7 +42,10 @@ SUPERVISOR_SOURCE = (Path(__file__).with_name("_supervisor.py")).read_text(encod
 # The harness may run under an interpreter the sandbox user cannot read (pyenv under /root);
 # the supervisor runs as the harness user, but Debian's python starts faster anyway.
 HOST_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+# The whole environment of a sandboxed process, with its PATH, HOME and work dir. A fixed hash
+# seed: Python code the model wrote (or a python3 in its command) orders sets of strings the
+# same way in every run, so the same answer gets the same verdict.
+BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"}
 KILL_WAIT_S = 5.0
 
 

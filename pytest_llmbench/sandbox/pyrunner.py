@@ -35,9 +35,12 @@ from .pysession import SESSION_CPU_S, PythonSession, SessionGone, SessionPool, T
 from .workdir import work_dir
 
 CHILD_SOURCE = Path(__file__).with_name("_pychild.py").read_text(encoding="utf-8")
-# Debian's interpreter in isolated mode; with `site`, so the model's code sees the usual
-# builtins (`exit`, `quit`, ...).
-PYTHON_ARGV = (hostfs.PYTHON, "-I", "-c", CHILD_SOURCE)
+# Debian's interpreter as isolated as `-I` makes it (no user site, no script directory on
+# sys.path) but reading its environment, which the launcher builds from nothing: `-I` would
+# also ignore PYTHONHASHSEED, and with a random seed the order of a set of strings changes from
+# run to run, so one answer could pass in one run and fail in the next. With `site`, so the
+# model's code sees the usual builtins (`exit`, `quit`, ...).
+PYTHON_ARGV = (hostfs.PYTHON, "-s", "-P", "-c", CHILD_SOURCE)
 STDERR_KEEP = 16 * 1024
 OUTPUT_FLOOD = 64 << 20
 

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from pytest_llmbench.sandbox.base import PyCall
-from pytest_llmbench.sandbox.tiers import IsolatedSandbox
+from pytest_llmbench.sandbox.tiers import IsolatedSandbox, make_sandbox
 
 ADD = "def add(a, b):\n    return a + b\n"
 
@@ -162,12 +162,33 @@ def test_each_call_starts_from_the_loaded_module(sandbox: IsolatedSandbox) -> No
     assert [o.value for o in sandbox.run_python(code, "f", calls)] == [1, 99, 1]
 
 
-def test_runs_debian_python_in_isolated_mode(sandbox: IsolatedSandbox) -> None:
-    code = "import sys\ndef f():\n    return [sys.executable, sys.flags.isolated]\n"
+def test_runs_debian_python_isolated_with_a_fixed_hash_seed(sandbox: IsolatedSandbox) -> None:
+    code = (
+        "import os, sys\n"
+        "def f():\n"
+        "    return [sys.executable, sys.flags.no_user_site, sys.flags.safe_path,\n"
+        "            sys.flags.hash_randomization, sorted(k for k in os.environ if 'PY' in k)]\n"
+    )
     (outcome,) = sandbox.run_python(code, "f", [PyCall()])
-    assert outcome.status == "ok"
-    assert outcome.value[0] == "/usr/bin/python3"
-    assert outcome.value[1] == 1
+    assert outcome.status == "ok", outcome
+    assert outcome.value == ["/usr/bin/python3", 1, True, 0, ["PYTHONHASHSEED"]]
+
+
+def test_the_same_code_orders_a_set_of_strings_the_same_way_every_run(
+    sandbox: IsolatedSandbox,
+) -> None:
+    """A model's `list(set(s))` passed in one run and failed in the next when every sandboxed
+    interpreter drew its own hash seed: the verdict must not depend on the run."""
+    code = "def f(words):\n    return list(set(words))\n"
+    words = [f"w{i}" for i in range(40)] + ["mississippi", "banana", "apple"]
+    runs = []
+    for _ in range(3):  # a fresh sandbox each time: a python session would keep its seed
+        fresh = make_sandbox(sandbox.tier)
+        try:
+            runs.append(fresh.run_python(code, "f", [PyCall(args=(words,))])[0].value)
+        finally:
+            fresh.close()
+    assert all(run == runs[0] for run in runs), runs
 
 
 def test_no_calls_means_no_outcomes(sandbox: IsolatedSandbox) -> None:
