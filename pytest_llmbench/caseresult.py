@@ -131,6 +131,12 @@ def read_case_result(text: str) -> CaseResult:
     return result
 
 
+def provenance_property(model: str, provenance: dict[str, Any]) -> tuple[str, str]:
+    """The user property that carries what answered `model` to the controller."""
+    payload = {"model": model, "provenance": provenance}
+    return PROVENANCE_PROPERTY, json.dumps(payload, default=str)
+
+
 def weighted_rate(pairs: list[tuple[int | None, float | None]]) -> float | None:
     """Tokens per second over several timed stretches, each (tokens, its rate): all their
     tokens over all their time, so long stretches weigh as much as they took."""

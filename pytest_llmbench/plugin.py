@@ -1,4 +1,4 @@
-"""pytest hooks, and nothing else: the hooks every pytest run meets, each a few lines.
+"""pytest hooks and the `llm` fixture: what every pytest run meets, each a few lines.
 
 A run that names models or validates tasks is "active": pytest_configure makes its BenchRun
 (run/bench.py) and registers it, and the rest of the run's hooks are that object's methods (the
@@ -7,12 +7,13 @@ it: their lines keep their place among those of the project's conftests. A proje
 has this plugin installed pays for the import of this module and `options` (standard library and
 pytest only) and a few option registrations: everything else (run state, backends, sandbox,
 suites, reports) is imported only by an active run. An inactive run gets no header line, no
-markers and no output from this plugin, but for a hint when it named task files and no models.
+markers and no output from this plugin, but for a hint when it named task files and no models,
+and a skip (with its reason) for each test that asks for the `llm` fixture.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,6 +22,7 @@ from .options import SHORT_NAMES_TAKEN, Settings, add_options, add_short_names, 
 
 if TYPE_CHECKING:
     from .run.bench import BenchRun
+    from .run.client import ModelClient
 
 SETTINGS = pytest.StashKey[Settings]()
 RUN: pytest.StashKey[BenchRun] = pytest.StashKey()  # only in active runs
@@ -75,7 +77,19 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return list_models(settings, config)
 
 
+# The markers of test functions that use the llm fixture: registered in every run, so that a
+# project's tests stay valid under --strict-markers when no model is named.
+FUNCTION_MARKERS = {
+    "llmbench_prompts": "llmbench_prompts(*prompts, system=None, param=None, max_tokens=None): "
+    "prompts this test asks the llm fixture; their answers are generated ahead of the test",
+    "llmbench_suite": "llmbench_suite(name): the suite this test's cases count under",
+}
+NO_MODELS = "llmbench: no --models given; the llm fixture needs a model (pytest --models=KEY)"
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    for name, text in FUNCTION_MARKERS.items():
+        config.addinivalue_line("markers", text if text.startswith(name) else f"{name}: {text}")
     settings = _settings(config)
     if not settings.active:
         return
@@ -85,6 +99,35 @@ def pytest_configure(config: pytest.Config) -> None:
     run = config.stash[RUN] = BenchRun(config, settings)
     config.pluginmanager.register(run, "llmbench-run")
     run.configure()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that uses the llm fixture runs once per model of --models (last: the model is
+    the last part of its id, after the test's own parameters)."""
+    run = metafunc.config.stash.get(RUN, None)
+    if run is not None and "llm" in metafunc.fixturenames:
+        run.generate_tests(metafunc)
+
+
+@pytest.fixture(scope="session")
+def llm(request: pytest.FixtureRequest) -> Iterator[ModelClient]:
+    """Yields a ModelClient for one model of --models, loaded for the tests that use it:
+    `llm.ask(prompt)` and `llm.chat(messages)` return an Answer (`text`, `reasoning`,
+    `tool_calls`, tokens and timings). Without --models the test is skipped.
+
+    One instance per model (tests run once per model, the model's key last in their id): set
+    up by loading the model, torn down by unloading it, each model's tests grouped. `ask` and
+    `chat` take `system` (ask), `tools` and `max_tokens`; Answer has `json()`, `code()` and
+    `calls()`; `llm.model` and `llm.settings` say what is asked; `llm.run_python(code, name,
+    *args)` runs code in the sandbox. Answers come from the answer store when the same request
+    was answered before. A failed assert is the model's failure; a server fault is an error.
+    """
+    run = request.config.stash.get(RUN, None)
+    model = getattr(request, "param", None)
+    if run is None or not isinstance(model, str):
+        pytest.skip(NO_MODELS)
+    yield from run.client(model, request.session)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -50,3 +50,13 @@ def chromium_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
             yield page
         finally:
             browser.close()
+
+
+def grid_cell(page: Any, model: str, task: str) -> Any:
+    """The HTML report's grid cell of `task` (its row) for `model` (its column)."""
+    columns = page.eval_on_selector_all("#grid thead th", "ths => ths.map(t => t.textContent)")
+    rows = page.eval_on_selector_all(
+        "#grid tbody tr", "trs => trs.map(r => r.children[2].textContent)"
+    )
+    row, column = rows.index(task) + 1, columns.index(model) + 1
+    return page.locator(f"#grid tbody tr:nth-child({row}) td:nth-child({column})")

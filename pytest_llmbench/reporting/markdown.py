@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from ..results.aggregate import ModelReport
 from .table import (
-    COLUMNS,
     TIED,
     all_budgets,
     budget_rows,
+    columns,
     comparison_rows,
     repeat_rows,
     stability_rows,
@@ -20,7 +20,7 @@ from .table import (
 
 
 def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -> str:
-    header = [*COLUMNS, "notes"]
+    header = [*columns(reports), "notes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table_rows(reports, oracle, detail=True):
         row = [cell.strip() for cell in row]  # the terminal's alignment padding

@@ -15,6 +15,19 @@ from ..results.comparison import shortened
 from ..results.stability import LABELS
 
 COLUMNS = ("model", *SUITES, "total", "tasks", "time", "decode tok/s")
+
+
+def suite_columns(reports: Sequence[ModelReport]) -> list[str]:
+    """The table's suite columns: the three of the task files, then any other suite a model
+    ran (test functions' suites, by module or marker), by name."""
+    ran = {suite for report in reports for suite in report.suites()}
+    return [*SUITES, *sorted(ran - set(SUITES))]
+
+
+def columns(reports: Sequence[ModelReport]) -> list[str]:
+    return ["model", *suite_columns(reports), *COLUMNS[1 + len(SUITES) :]]
+
+
 # A model that wrote its calls in a format the server does not parse scores the server's
 # limits, not its own: said in the table, with the fix in the README.
 CALLS_AS_TEXT = "left as text: the server did not parse them"
@@ -66,6 +79,7 @@ def table_rows(
     """One row per model. `detail` (markdown) gives every suite and the tasks their interval;
     the terminal keeps it to the total's."""
     _, ties = leader_and_ties(reports)
+    suite_names = suite_columns(reports)
     rows: list[list[str]] = []
     for report in reports:
         tps = report.decode_tok_s
@@ -81,7 +95,7 @@ def table_rows(
         overall = report.score()
         suites = [
             with_interval(report.score(s)) if detail else _fraction(report.suite_counts(s))
-            for s in SUITES
+            for s in suite_names
         ]
         rows.append(
             [
@@ -98,7 +112,7 @@ def table_rows(
 
 
 def render_table(reports: Sequence[ModelReport], oracle: str | None = None) -> str:
-    header = [*COLUMNS, "notes"]
+    header = [*columns(reports), "notes"]
     rows = table_rows(reports, oracle)
     if not any(r[-1] for r in rows):
         header, rows = header[:-1], [r[:-1] for r in rows]

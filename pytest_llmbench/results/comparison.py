@@ -76,7 +76,8 @@ def changes(old: Sequence[ModelReport], new: Sequence[ModelReport]) -> list[Mode
         if previous is None:
             continue
         change = ModelChange(report.model, previous, report)
-        suites = [s for s in SUITES if s in set(previous.suites()) | set(report.suites())]
+        ran = set(previous.suites()) | set(report.suites())
+        suites = [s for s in SUITES if s in ran] + sorted(ran - set(SUITES))
         for suite in suites:
             change.by_suite[suite] = compare(
                 [t for t in previous.tasks if t.suite == suite],

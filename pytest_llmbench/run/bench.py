@@ -14,7 +14,7 @@ work to the module that owns it: the run's state and model manager (run/session.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,8 +35,25 @@ from ..taskfiles.roots import (
     resolve_roots,
 )
 from ..taskfiles.selection import Selection, declared_from_files, parse_case_id
+from .client import ModelClient
 from .ending import RunEnd
-from .items import CaseItem, TaskFileCollector, case_results_of, needs_sandbox, reported_provenance
+from .functions import (
+    BUDGETS_LINE,
+    call_repeats,
+    function_model,
+    item_model,
+    parametrize,
+    report_case,
+)
+from .items import (
+    CaseItem,
+    ControlItem,
+    TaskFileCollector,
+    case_results_of,
+    model_jobs,
+    needs_sandbox,
+    reported_provenance,
+)
 from .preflight import VERDICT, WORKER_KEY, deselect, for_worker, run_check, worker_verdict
 from .progress import register as register_progress
 from .session import STATE, ModelManager, RunState
@@ -95,9 +112,11 @@ class BenchRun:
         if config.args_source == pytest.Config.ArgsSource.ARGS:
             config.args[:] = locate_bundled_args(config.args, config.invocation_params.dir)
         self.roots = resolve_roots(config)
-        if config.args_source != pytest.Config.ArgsSource.ARGS and self.roots.paths:
-            # `pytest --models=a` with no paths means: benchmark the task roots, not the testpaths.
-            config.args[:] = [str(path) for path in self.roots.paths]
+        self.defaulted = config.args_source != pytest.Config.ArgsSource.ARGS
+        if self.defaulted and self.roots.paths:
+            # `pytest --models=a` with no paths means: benchmark the task roots and the test
+            # functions that use the llm fixture (found where pytest looks for tests).
+            config.args[:] = self._default_args(self.roots.paths)
         if self.record is None:
             return  # validating tasks: no model, no record, no progress to show
         if self._distributes():
@@ -110,6 +129,21 @@ class BenchRun:
         if not self.worker:
             self.record.begin(self._record_info)
         register_progress(config, settings, self.state.manager, worker=self.worker)
+
+    def _default_args(self, roots: tuple[Path, ...] | list[Path]) -> list[str]:
+        """The task roots, and where pytest would collect tests (the ini's testpaths from the
+        rootdir, else the invocation directory) when models are named."""
+        config = self.config
+        tests: list[Path] = []
+        if self.settings.models:
+            here = config.invocation_params.dir
+            if here == config.rootpath:
+                for pattern in config.getini("testpaths"):
+                    tests += sorted(p for p in config.rootpath.glob(pattern) if p.exists())
+            tests = tests or [here]
+        # A root inside a test path is collected from there; naming it again would not help.
+        rest = [r for r in roots if not any(r == t or t in r.parents for t in tests)]
+        return [str(path) for path in (*tests, *rest)]
 
     def _distributes(self) -> bool:
         """Whether this process is an xdist controller handing items to workers."""
@@ -249,18 +283,30 @@ class BenchRun:
         models = self.settings.models
         if not models:
             return
+        if self.defaulted:
+            # No paths named: the benchmark, not the project's other tests.
+            ours = [i for i in items if item_model(i) is not None or isinstance(i, ControlItem)]
+            if len(ours) < len(items):
+                others = [i for i in items if i not in set(ours)]
+                items[:] = ours
+                self.config.hook.pytest_deselected(items=others)
         verdict = self.config.stash.get(VERDICT, None)
         if verdict is not None:
             deselect(self.config, items, verdict.skipped)
         rank = {model: index for index, model in enumerate(models)}
-        items.sort(key=lambda item: rank.get(getattr(item, "model", None), -1))  # type: ignore[arg-type]
+        items.sort(key=lambda item: rank.get(item_model(item) or "", -1))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self.settings.models and not self.worker:
             cases = [item for item in session.items if isinstance(item, CaseItem)]
             declared = {(i.parent.nodeid if i.parent else "", i.task.id): len(i.task.cases)
                         for i in cases}  # fmt: skip
-            self._select([i.nodeid for i in cases], declared)
+            functions = [i.nodeid for i in session.items if function_model(i) is not None]
+            self._select([i.nodeid for i in cases] + functions, declared)
+            if functions and self.settings.budgets:
+                reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+                if reporter is not None:
+                    reporter.write_line(BUDGETS_LINE.format(cap=self.settings.budgets[-1]))
         if session.config.option.collectonly or session.testsfailed:
             return  # nothing will run: collection-only, or collection errors stop the run
         if not self.worker and session.items:
@@ -285,7 +331,9 @@ class BenchRun:
     def _select(self, nodeids: list[str], declared: dict[tuple[str, str], int]) -> None:
         """What the run set out to run: the JSONL says it beside what ran."""
         if self.end.ending is not None:
-            self.end.ending.selection = Selection.build(self.config, nodeids, declared)
+            self.end.ending.selection = Selection.build(
+                self.config, nodeids, declared, self.settings.models
+            )
 
     # ------------------------------------------------------------------ items
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -306,14 +354,57 @@ class BenchRun:
         if self.record is not None:
             self.record.open()
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        model = getattr(item, "model", None)
-        # After the last item the model is unloaded at the run's end, once the results are
-        # written.
-        if model is None or nextitem is None or getattr(nextitem, "model", None) == model:
+        """A model is released after its last item (before pytest tears down fixtures, so
+        the llm fixture's own release finds it done). After the run's last item the model is
+        unloaded at the run's end, once the results are written."""
+        if nextitem is None:
+            self.state.last_item_done = True
             return
-        self.state.scheduler.finish(model)
-        self.state.manager.unload(model)
+        model = item_model(item)
+        if model is not None and item_model(nextitem) != model:
+            self.state.release(model)
+
+    # ------------------------------------------------------------------ test functions
+    def client(self, model: str, session: pytest.Session) -> Iterator[ModelClient]:
+        """The llm fixture for `model`: load it (starting the generation of everything its
+        items declared, task files included), yield its client, release it."""
+        state = self.state
+        state.acquire(model, model_jobs(session.items, model, self.settings.repeat))
+        failed = state.manager.failed.get(model)
+        if failed is not None:
+            pytest.fail(f"error: {failed.message}", pytrace=False)
+        try:
+            yield ModelClient(model, state.scheduler, lambda: state.sandbox)
+        finally:
+            state.release(model)
+
+    def generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        parametrize(metafunc, self.settings.models)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """A test function using the llm fixture runs once per repeat, each run's requests
+        kept for its case."""
+        client = pyfuncitem.funcargs.get("llm")
+        if not isinstance(client, ModelClient):
+            return None
+        call_repeats(pyfuncitem, client, self.settings.repeat)
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        model = function_model(item)
+        if model is None or not self.settings.models or report.skipped:
+            return report
+        if call.when == "call" or (call.when == "setup" and report.failed):
+            record = self.config.stash.get(RECORD, None)
+            report_case(item, model, report, self.state.manager, record)
+        return report
 
     # ------------------------------------------------------------------ the end (run/ending.py)
     @pytest.hookimpl(tryfirst=True)

@@ -18,6 +18,7 @@ from ..caseresult import (
     CaseResult,
     GenerationStats,
     case_result_text,
+    provenance_property,
     read_case_result,
 )
 from ..display import printable
@@ -29,6 +30,7 @@ from ..suites.toolbox import TOOLBOX
 from ..taskfiles.cache import load_cached
 from ..taskfiles.format import Case, Task
 from ..taskfiles.loading import TaskFileError
+from .functions import declared_jobs, function_model
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
 
@@ -209,8 +211,7 @@ class CaseItem(pytest.Item):
         self.user_properties.append(("llmbench_seconds", round(stats.seconds, 3)))
         provenance = self.state.manager.unreported_provenance(self.model)
         if provenance is not None:
-            payload = {"model": self.model, "provenance": provenance}
-            self.user_properties.append((PROVENANCE_PROPERTY, json.dumps(payload, default=str)))
+            self.user_properties.append(provenance_property(self.model, provenance))
         # The run record keeps the first sample of each case (the JSONL has every repeat).
         first = self.prepared_all[0] if self.prepared_all else None
         record_case(self, results[0], first.execution if first is not None else None, texts[0])
@@ -258,18 +259,10 @@ class CaseItem(pytest.Item):
     def start_generating(self) -> None:
         """Start this item's model now (before its first setup), so that generation overlaps
         whatever else happens first."""
-        self.state.scheduler.start(self.model, self._model_jobs())
+        self.state.acquire(self.model, self._model_jobs())
 
     def _model_jobs(self) -> list[Job]:
-        """The selected tasks of this item's model, in item order (honours -k, -m, --lf, ids),
-        each as many times as there are repeats."""
-        jobs: dict[tuple[str, str], Job] = {}
-        for item in self.session.items:
-            if isinstance(item, CaseItem) and item.model == self.model:
-                for r in range(self.repeats):
-                    key = item.repeat_key(r)
-                    jobs.setdefault(key, Job(key, item.suite, item.task, repeat=r))
-        return list(jobs.values())
+        return model_jobs(self.session.items, self.model, self.repeats)
 
     def runtest(self) -> None:
         """Score every repeat (and, with budgets, every budget of it). The item passes when
@@ -332,6 +325,22 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{self.suite}: {self.name}"
+
+
+def model_jobs(items: Sequence[pytest.Item], model: str, repeats: int) -> list[Job]:
+    """What a model's selected items declare, in item order (honours -k, -m, --lf, ids): each
+    task of its task files, and each prompt its test functions declared, as many times as
+    there are repeats."""
+    jobs: dict[tuple[str, str], Job] = {}
+    for item in items:
+        if isinstance(item, CaseItem) and item.model == model:
+            for r in range(repeats):
+                key = item.repeat_key(r)
+                jobs.setdefault(key, Job(key, item.suite, item.task, repeat=r))
+        elif function_model(item) == model:
+            for job in declared_jobs(item, model, repeats):
+                jobs.setdefault(job.key, job)
+    return list(jobs.values())
 
 
 def needs_sandbox(items: Iterable[pytest.Item]) -> bool:

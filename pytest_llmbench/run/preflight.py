@@ -23,6 +23,7 @@ from ..backends import make_backend
 from ..backends.base import Backend
 from ..exchange import PSEUDO_MODELS, BackendError, BackendUnreachable
 from ..options import Settings
+from .functions import item_model
 
 if TYPE_CHECKING:
     from ..reporting.jsonl import RunInfo
@@ -135,9 +136,9 @@ def deselect(config: pytest.Config, items: list[pytest.Item], skipped: Iterable[
     skipped = set(skipped)
     if not skipped:
         return
-    dropped = [item for item in items if getattr(item, "model", None) in skipped]
+    dropped = [item for item in items if item_model(item) in skipped]
     if dropped:
-        items[:] = [item for item in items if getattr(item, "model", None) not in skipped]
+        items[:] = [item for item in items if item_model(item) not in skipped]
         config.hook.pytest_deselected(items=dropped)
 
 

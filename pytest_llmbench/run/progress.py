@@ -28,7 +28,8 @@ import pytest
 from ..caseresult import PROPERTY, CaseResult, read_case_result
 from ..options import Settings
 from ..outcome import VOCABULARY
-from ..taskfiles.selection import parse_case_id
+from ..taskfiles.selection import model_of_id, parse_case_id
+from .functions import item_model
 
 if TYPE_CHECKING:
     from ..backends.base import Backend, LoadInfo
@@ -69,8 +70,10 @@ def teststatus(report: pytest.TestReport) -> tuple[str, str, tuple[str, Markup]]
     shown = VOCABULARY.get(_property(report, "llmbench_outcome"))
     if shown is None:
         return None
-    # The category keeps pytest's meaning (counts, -rf, FAILURES); only the letter is ours.
-    category = "passed" if report.passed else ("error" if report.when == "setup" else "failed")
+    # The category keeps pytest's meaning (counts, -rf, FAILURES); only the letter is ours. A
+    # test function whose server failed inside the test is an error, as a failed setup is.
+    failed_as = "error" if report.when == "setup" or shown is VOCABULARY["error"] else "failed"
+    category = "passed" if report.passed else failed_as
     return category, shown.letter, (shown.word, {shown.colour: True})
 
 
@@ -98,7 +101,7 @@ class LoadReports:
             self._attach(item)
 
     def _attach(self, item: pytest.Item) -> None:
-        model = getattr(item, "model", None)
+        model = item_model(item)
         if model is None or model in self.told:
             return
         manager = self.models
@@ -278,23 +281,22 @@ class Progress:
     # ------------------------------------------------------------------ what was selected
     def select_items(self, session: pytest.Session) -> None:
         self.tally.select(
-            (item.nodeid, item.model)  # type: ignore[attr-defined]
+            (item.nodeid, model)
             for item in session.items
-            if getattr(item, "model", None) is not None
+            if (model := item_model(item)) is not None
         )
 
     def select_ids(self, ids: Sequence[str]) -> None:
         if self.tally.task_of:
             return  # every worker collects the same items
-        from .xdist import model_of
-
-        self.tally.select((i, m) for i in ids if (m := model_of(i)) is not None)
+        models = self.settings.models
+        self.tally.select((i, m) for i in ids if (m := model_of_id(i, models)) is not None)
 
     # ------------------------------------------------------------------ before pytest writes
     def announce_first(self, items: Sequence[pytest.Item]) -> list[str]:
         """The first model starts loading as soon as collection ends: say so right under
         pytest's "collected N items", before the wait."""
-        model = getattr(items[0], "model", None) if items else None
+        model = item_model(items[0]) if items else None
         if model is None or self.config.option.collectonly:
             return []
         self.announced.add(model)

@@ -43,6 +43,7 @@ from .sampling import budget_runs, repeat_seed
 if TYPE_CHECKING:
     from ..backends.base import Backend, LoadInfo
     from ..suites import Execution
+    from ..suites.ask import Ask
     from ..taskfiles.format import Task
 
 TaskKey = tuple[str, str]  # (model, file node id::task id)
@@ -54,7 +55,7 @@ class Job:
 
     key: TaskKey
     suite: str
-    task: Task
+    task: Task | Ask  # an Ask: a test function's request (suite "ask")
     repeat: int = 0
 
 
@@ -159,7 +160,8 @@ def audited_jobs(jobs: Sequence[Job], spec: str) -> list[Job]:
     """The jobs an audit generates again: a spread of the tasks, chosen by a hash of their
     names (not their order), so that the same selection always audits the same tasks; first
     samples only, in item order."""
-    first = [job for job in jobs if job.repeat == 0]
+    # Test functions' requests are not audited: their verdicts are the tests' own.
+    first = [job for job in jobs if job.repeat == 0 and job.suite != "ask"]
     count = audit_count(spec, len(first))
     ranked = sorted(first, key=lambda job: hashlib.sha256(job.key[1].encode()).hexdigest())
     chosen = {job.key for job in ranked[:count]}
@@ -199,10 +201,35 @@ class Scheduler:
             self.start(model, jobs())
         return self._futures[key].result()
 
+    def answer(self, model: str, job: Job) -> Settled:
+        """A job asked for while its model's items run (a test function's request). A job
+        declared ahead has its future already; another goes to the front of the model's queue
+        while its generation threads run, so that no more requests are in flight than the plan
+        allows, and is generated on this thread once they are done."""
+        with self._lock:
+            future = self._futures.get(job.key)
+            queued = future is not None
+            if future is None and model not in self._stopped and self._running.get(model, 0):
+                future = self._futures[job.key] = Future()
+                self._pending[model].appendleft(job)
+                queued = True
+        if queued:
+            assert future is not None
+            return future.result()
+        plan = self.plans.get(model)
+        if plan is None or model in self._stopped:
+            return InfraFailure(f"{model!r} is not loaded: it was asked outside its tests")
+        outcome = self._generation(model, job, plan.replicas[0][0], plan.batched)
+        if isinstance(outcome, InfraFailure):
+            return outcome
+        return self._execute(job, *outcome, with_budgets=False)
+
     def start(self, model: str, jobs: Sequence[Job]) -> None:
         """Load `model` and start generating its jobs (in order), unless already started."""
         if any(job.key in self._futures for job in jobs):
             return
+        if not jobs and model in self.plans and model not in self._stopped:
+            return  # nothing declared ahead, and the model is already being served
         for job in jobs:
             self._futures.setdefault(job.key, Future())
         self._stopped.discard(model)

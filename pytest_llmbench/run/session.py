@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..results.history import Run
     from ..sandbox.base import Sandbox
     from ..storage.answers import AnswerStore
-    from .scheduler import Scheduler
+    from .scheduler import Job, Scheduler
 
 
 class ModelManager:
@@ -178,6 +178,9 @@ class RunState:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     baseline: Run | None = None  # read at start, before this run appends to the JSONL
     gate: GateVerdict | None = None  # when a gate option is set
+    # The run's last item is done: a model released now stays loaded until the results are
+    # written (run/ending.py unloads it).
+    last_item_done: bool = False
     _sandbox: Sandbox | None = None
     _store: AnswerStore | None = None
     _scheduler: Scheduler | None = None
@@ -215,6 +218,21 @@ class RunState:
 
                 self._sandbox = get_sandbox(self.settings.isolation)  # type: ignore[arg-type]
             return self._sandbox
+
+    def acquire(self, model: str, jobs: Sequence[Job]) -> None:
+        """Load `model` (unloading the one before) and start generating `jobs`, the work its
+        items declared; a failed load is in `manager.failed`. Task file items (through the
+        scheduler) and the llm fixture both come here."""
+        self.scheduler.start(model, jobs)
+
+    def release(self, model: str) -> None:
+        """`model`'s items are done: no new request reaches its server, and it is unloaded
+        (unless the run's last item is done: then after the results are written). Releasing
+        a model twice, or one that is not loaded, does nothing more."""
+        if self._scheduler is not None:
+            self._scheduler.finish(model)
+        if not self.last_item_done:
+            self.manager.unload(model)
 
     def close_scheduler(self) -> None:
         """Nothing more will be asked of the scheduler: drop the work it has not started."""

@@ -4,9 +4,10 @@ A server runs one model at a time: two workers loading two models on one LM Stud
 requests with both loaded at once, skewing speed and exhausting memory. So the unit of work is
 the server (all replicas of a model count as its servers; models whose servers overlap share a
 unit, and the embedded backend's servers share the machine's cores, so they are one unit too).
-Within a worker, items keep the run's model order, so each model loads once. `-n` spreads
-models over *different* endpoints. pytest 9.2 broke `--dist loadgroup`, so the unit is read from
-the node id instead.
+Within a worker, items keep the run's model order, so each model loads once. Test functions
+using the `llm` fixture go with their model's task files (their id ends with the model). `-n`
+spreads models over *different* endpoints. pytest 9.2 broke `--dist loadgroup`, so the unit is
+read from the node id instead.
 """
 
 from __future__ import annotations
@@ -17,14 +18,7 @@ import pytest
 from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
 from ..options import Settings
-
-
-def model_of(nodeid: str) -> str | None:
-    """The model key of a benchmark item's node id (`file::task/case[model]`), or None."""
-    from ..taskfiles.selection import parse_case_id
-
-    case = parse_case_id(nodeid)
-    return case.model or None if case is not None else None
+from ..taskfiles.selection import model_of_id
 
 
 def server_units(settings: Settings) -> dict[str, str]:
@@ -56,9 +50,10 @@ class ByServerScheduling(LoadScopeScheduling):  # type: ignore[misc]
     def __init__(self, config: pytest.Config, log: Any, settings: Settings) -> None:
         super().__init__(config, log)
         self._units = server_units(settings)
+        self._models = settings.models
 
     def _split_scope(self, nodeid: str) -> str:
-        model = model_of(nodeid)
+        model = model_of_id(nodeid, self._models)
         if model is None:
             return str(super()._split_scope(nodeid))
         return "llmbench-server:" + self._units.get(model, "model:" + model)

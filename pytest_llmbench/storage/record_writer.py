@@ -230,13 +230,52 @@ class RunRecord:
         execution: Execution,
         result_json: str | None = None,
     ) -> None:
-        """Queue a case's rows (and its task's, for the task's first case); `result_json` is
-        `result.to_json()` when the caller has it already. The rows are built on the writer's
-        thread, from values that do not change (frozen results, the task file's models)."""
+        """Queue a task file's case's rows (and its task's, for the task's first case);
+        `result_json` is `result.to_json()` when the caller has it already. The rows are built
+        on the writer's thread, from values that do not change (frozen results, the task
+        file's models)."""
+        task, case, generation = item.task, item.case, item.generation
+        self._queue(
+            result,
+            result_json,
+            generation,
+            task.difficulty,
+            lambda: transcript.task_inputs(result.suite, task),
+            lambda: transcript.execution_data(execution, generation),
+            lambda: transcript.case_inputs(case),
+            lambda: transcript.case_got(result.suite, case, execution, generation),
+        )
+
+    def function_case(
+        self,
+        result: CaseResult,
+        inputs: dict[str, Any],
+        generation: Generation | None,
+        result_json: str | None = None,
+    ) -> None:
+        """Queue a test function's case (run/functions.py): its prompts as the inputs, its
+        answers as the generation; it ran nothing the record keeps, and observed nothing but
+        its verdict."""
+        self._queue(
+            result, result_json, generation, None,
+            lambda: transcript.plain(inputs), dict, lambda: {"test": inputs.get("test")},
+            lambda: None,
+        )  # fmt: skip
+
+    def _queue(
+        self,
+        result: CaseResult,
+        result_json: str | None,
+        generation: Generation | None,
+        difficulty: str | None,
+        task_inputs: Callable[[], Any],
+        ran: Callable[[], Any],
+        case_inputs: Callable[[], Any],
+        got: Callable[[], Any],
+    ) -> None:
         if self._info is not None:
             self.open()  # the run's first case: its row first
         task_ref = f"{result.file}::{result.task}"
-        task, case, generation = item.task, item.case, item.generation
         with self._lock:
             first_of_task = (result.model, task_ref) not in self._tasks_written
             self._tasks_written.add((result.model, task_ref))
@@ -245,22 +284,21 @@ class RunRecord:
             out: list[Statement] = []
             if first_of_task:
                 key, copied = answer_ref(generation, result)
-                ran = transcript.execution_data(execution, generation)
                 out.append((
                     "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         self.run_id, result.model, task_ref, result.suite, result.task,
-                        task.difficulty, _dumps(transcript.task_inputs(result.suite, task)), key,
-                        None if copied is None else _dumps(copied), _dumps(ran), recorded,
+                        difficulty, _dumps(task_inputs()), key,
+                        None if copied is None else _dumps(copied), _dumps(ran()), recorded,
                     ),
                 ))  # fmt: skip
-            got = transcript.case_got(result.suite, case, execution, generation)
+            observed = got()
             out.append((
                 "INSERT OR REPLACE INTO case_records VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     self.run_id, result.model, task_ref, result.case, result.outcome,
-                    result.detail, _dumps(transcript.case_inputs(case)),
-                    None if got is None else _dumps(got),
+                    result.detail, _dumps(case_inputs()),
+                    None if observed is None else _dumps(observed),
                     result_json if result_json is not None else result.to_json(), recorded,
                 ),
             ))  # fmt: skip

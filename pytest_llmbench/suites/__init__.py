@@ -1,4 +1,4 @@
-"""The three suites, by name."""
+"""The three suites of task files, and the one of test functions' requests (`ask`), by name."""
 
 from __future__ import annotations
 
@@ -30,4 +30,8 @@ def get_suite(name: str, *, sanitize: bool = True) -> Suite[Any, Any, Any]:
         from .tooling import ToolingSuite
 
         return ToolingSuite()
+    if name == "ask":
+        from .ask import AskSuite
+
+        return AskSuite()
     raise KeyError(name)

@@ -35,6 +35,21 @@ def parse_case_id(nodeid: str) -> CaseId | None:
     return CaseId(file, task, case, param[:-1])
 
 
+def model_of_id(nodeid: str, models: Iterable[str]) -> str | None:
+    """The model of an item by its node id: a task file's case `file::task/case[model]`, or a
+    test function's using the llm fixture, `file::test[...-model]` (the model is the last part
+    of its parameters; the longest of `models` it ends with)."""
+    case = parse_case_id(nodeid)
+    if case is not None:
+        return case.model or None
+    _, bracket, param = nodeid.partition("[")
+    if not bracket or not param.endswith("]"):
+        return None
+    ident = param[:-1]
+    ending = [m for m in models if ident == m or ident.endswith("-" + m)]
+    return max(ending, key=len) if ending else None
+
+
 def declared_from_files(rootdir: Path, files: Iterable[str]) -> dict[tuple[str, str], int]:
     """(file, task) -> declared case count, read from the task files (xdist's controller
     collects nothing itself, so it reads them again)."""
@@ -67,13 +82,23 @@ class Selection:
         config: pytest.Config,
         nodeids: Iterable[str],
         declared_by_task: Mapping[tuple[str, str], int],
+        models: Iterable[str] = (),
     ) -> Selection:
+        """`nodeids`: the selected items; a test function's (with one of `models` in its id)
+        is one case, declared by itself."""
+        nodeids = list(nodeids)
         cases = [c for c in map(parse_case_id, nodeids) if c is not None]
         selected = Counter(c.model for c in cases)
         tasks = {(c.model, c.file, c.task) for c in cases}
         declared: Counter[str] = Counter()
         for model, file, task in tasks:
             declared[model] += declared_by_task.get((file, task), 0)
+        models = tuple(models)
+        for nodeid in nodeids:
+            function_model = model_of_id(nodeid, models) if parse_case_id(nodeid) is None else None
+            if function_model is not None:
+                selected[function_model] += 1
+                declared[function_model] += 1
         option = config.option
         named = config.args_source == pytest.Config.ArgsSource.ARGS
         return cls(

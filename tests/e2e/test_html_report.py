@@ -13,7 +13,7 @@ from typing import Any
 # runs forget the modules they imported: load the plotting stack before any run does.
 import matplotlib.figure  # noqa: F401
 import pytest
-from browser import chromium_page
+from browser import chromium_page, grid_cell
 from fakes.bench import (
     bad_script,
     comparison_cells,
@@ -49,15 +49,6 @@ def server(fake_openai: Any) -> Any:
             "evil": by_prompt({"def add": Reply(EVIL)}),
         }
     )
-
-
-def _cell(page: Any, model: str, task: str) -> Any:
-    columns = page.eval_on_selector_all("#grid thead th", "ths => ths.map(t => t.textContent)")
-    rows = page.eval_on_selector_all(
-        "#grid tbody tr", "trs => trs.map(r => r.children[2].textContent)"
-    )
-    row, column = rows.index(task) + 1, columns.index(model) + 1
-    return page.locator(f"#grid tbody tr:nth-child({row}) td:nth-child({column})")
 
 
 def test_report_renders_in_chromium(
@@ -96,11 +87,11 @@ def test_report_renders_in_chromium(
             "#grid tbody tr", "trs => trs.map(r => r.children[2].textContent)"
         ) == ["add", "count_lines", "weather", "lookup_then_email"]
         assert page.locator("#grid td.c").count() == 16
-        assert _cell(page, "bad", "add").get_attribute("data-o") == "FFF"
-        assert _cell(page, "bad", "count_lines").get_attribute("data-o") == "t"
-        assert _cell(page, "thinker", "weather").get_attribute("data-o") == "nn"
+        assert grid_cell(page, "bad", "add").get_attribute("data-o") == "FFF"
+        assert grid_cell(page, "bad", "count_lines").get_attribute("data-o") == "t"
+        assert grid_cell(page, "thinker", "weather").get_attribute("data-o") == "nn"
         gradient = (
-            _cell(page, "bad", "add")
+            grid_cell(page, "bad", "add")
             .locator("b")
             .evaluate("b => getComputedStyle(b).backgroundImage")
         )
@@ -119,7 +110,7 @@ def test_report_renders_in_chromium(
         page.fill("#f-text", "")
 
         # A click opens the case: answer with its code highlighted, expected against got.
-        _cell(page, "bad", "add").click(position={"x": 8, "y": 8})  # on the first case's stripe
+        grid_cell(page, "bad", "add").click(position={"x": 8, "y": 8})  # on the first case's stripe
         page.wait_for_selector("#case:not([hidden])")
         assert page.text_content("#case-body tr.focus td") == "small"
         assert page.text_content("#case-title") == "add · bad (python)"
@@ -141,7 +132,7 @@ def test_report_renders_in_chromium(
 
         # Tooling: the transcript turn by turn, with the mock tools' answers.
         page.keyboard.press("Escape")
-        _cell(page, "good", "lookup_then_email").click()
+        grid_cell(page, "good", "lookup_then_email").click()
         page.wait_for_selector("#case:not([hidden])")
         turns = page.locator("#case-body .turn")
         assert turns.count() == 3
@@ -152,7 +143,7 @@ def test_report_renders_in_chromium(
 
         # cli: what ran and its output; the reasoning is there, folded.
         page.keyboard.press("Escape")
-        _cell(page, "thinker", "count_lines").click()
+        grid_cell(page, "thinker", "count_lines").click()
         page.wait_for_selector("#case:not([hidden])")
         body = page.locator("#case-body")
         assert "$ wc -l < data.txt" in body.text_content()
@@ -163,7 +154,7 @@ def test_report_renders_in_chromium(
 
         # Model text stays text: nothing it contains runs or becomes markup.
         page.keyboard.press("Escape")
-        _cell(page, "evil", "add").click()
+        grid_cell(page, "evil", "add").click()
         page.wait_for_selector("#case:not([hidden])")
         assert page.locator("#pwned").count() == 0 and page.title() != "pwned"
         assert "</script><img id=pwned" in page.text_content("#case-body")
@@ -181,7 +172,7 @@ def test_a_flaky_task_is_marked_on_the_grid(bench_dir: pytest.Pytester, fake_ope
     with chromium_page() as page:
         page.goto((bench_dir.path / "out/report.html").as_uri())
         page.wait_for_function("window.llmbenchReady === true")
-        add, weather = _cell(page, "m", "add"), _cell(page, "m", "weather")
+        add, weather = grid_cell(page, "m", "add"), grid_cell(page, "m", "weather")
         assert add.locator(".mark").text_content() == "~"
         assert add.get_attribute("title") == "m: 0/3 passed (first sample); flaky (2 of 3)"
         assert weather.locator(".mark").count() == 0

@@ -38,7 +38,10 @@ class Instance:
 @dataclass
 class LMStudioFake(FakeHttpServer):
     models: list[Model] = field(default_factory=list)
-    answers: dict[str, Answer | Callable[[dict[str, Any]], Answer]] = field(default_factory=dict)
+    # A callable script may answer with a Response instead: a fault for that one request.
+    answers: dict[str, Answer | Callable[[dict[str, Any]], Answer | Response]] = field(
+        default_factory=dict
+    )
     quirks: Quirks = field(default_factory=Quirks)
     legacy: bool = False
     default_context: int = 4096
@@ -167,6 +170,8 @@ class LMStudioFake(FakeHttpServer):
         self.event(f"chat {requested}")
         script = self.answers.get(answered) or self.answers.get(requested) or Answer(["ok"])
         answer = script(body) if callable(script) else script
+        if not isinstance(answer, Answer):
+            return answer
         if answered != requested:
             answer = Answer(
                 answer.content, answer.reasoning, answer.tool_calls, answer.finish_reason, answered

@@ -437,6 +437,67 @@ def run_imported(env: Env, command: str) -> None:
     assert len(ids) == 2 * (2 + 3) and all(nodeid.startswith("imported/") for nodeid in ids)
 
 
+OWN_TESTS = "examples/test_own_model.py"
+SLUGIFY_CODE = """```python
+import re
+
+def slugify(title):
+    return "-".join(re.findall(r"[a-z0-9]+", title.lower()))
+```"""
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", README, re.MULTILINE | re.DOTALL)
+
+
+def test_the_readme_shows_the_example_test_file_as_it_is() -> None:
+    assert (REPO / OWN_TESTS).read_text(encoding="utf-8") in python_blocks()
+
+
+def own_model_answer(body: dict[str, Any]) -> Answer:
+    """Model `a` answers the example's three checks right; `b` knows nothing."""
+    prompt = " ".join(str(m.get("content")) for m in body["messages"] if m["role"] == "user")
+    if body["model"] != "a":
+        return Answer(["I", " don't", " know."])
+    if "Ada Lovelace" in prompt:
+        return Answer(['{"name": "Ada Lovelace", "age": 36, "city": "London"}'])
+    if "weather" in prompt:
+        assert body["tools"][0]["function"]["name"] == "get_weather"
+        return Answer(tool_calls=[("get_weather", {"city": "Paris"})])
+    if "slugify" in prompt:
+        return Answer([SLUGIFY_CODE])
+    return Answer(["?"])
+
+
+def run_own_tests(env: Env, command: str) -> None:
+    """The README's example file, as its block shows it, against a fake LM Studio."""
+    (block,) = [b for b in python_blocks() if "def test_" in b and "(llm)" in b]
+    path = env.pytester.path / OWN_TESTS
+    path.parent.mkdir()
+    path.write_text(block)
+    fake = env.serve(
+        LMStudioFake(models=[Model("a"), Model("b")], answers={"a": own_model_answer,
+                                                              "b": own_model_answer})
+    )  # fmt: skip
+    env.monkeypatch.setenv("LLMBENCH_BASE_URL", fake.url)
+    result = env.pytest(command)
+    result.assert_outcomes(passed=3, failed=3)
+    assert sorted(ran(result)) == sorted(
+        f"{OWN_TESTS}::{test}[{model}]"
+        for test in ("test_extracts_fields_as_json", "test_calls_the_weather_tool",
+                     "test_writes_a_working_slugify")
+        for model in "ab"
+    )  # fmt: skip
+    by_model = env.jsonl()
+    assert {t["task"]: t["passed"] for t in by_model["a"]["results"]} == {
+        "test_extracts_fields_as_json": 1,
+        "test_calls_the_weather_tool": 1,
+        "test_writes_a_working_slugify": 1,
+    }
+    assert {t["suite"] for t in by_model["b"]["results"]} == {"own_model"}
+    assert all(t["passed"] == 0 for t in by_model["b"]["results"])
+
+
 RUN_BY_TESTS: dict[str, Callable[[Env, str], Any]] = {
     "pytest --llmbench-list": run_list,
     "pytest --models=google/gemma-4-e4b,qwen/qwen3.5-4b": run_compare_two,
@@ -468,6 +529,7 @@ RUN_BY_TESTS: dict[str, Callable[[Env, str], Any]] = {
         run_baseline_gate
     ),
     "pytest --models=a --llmbench-fail-under=75%": run_fail_under,
+    f"pytest --models=a,b {OWN_TESTS}": run_own_tests,
 }
 
 
