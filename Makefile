@@ -52,7 +52,7 @@ $(STAMP): pyproject.toml $(LLAMA_SERVER)
 # Wrong answers are results, not a broken run: pytest's exit code 1 (cases failed) is success
 # here; anything else (interrupted, usage error, no tasks) is not.
 bench: sysdeps $(STAMP)
-	@$(BIN)/pytest --models=$(MODELS) --llmbench-backend=embedded -p no:cacheprovider -q --tb=no -rN \
+	@$(BIN)/pytest tasks --models=$(MODELS) --llmbench-backend=embedded -p no:cacheprovider -q --tb=no -rN \
 	  --llmbench-jsonl=.llmbench/results.jsonl $(PYTEST_ARGS); rc=$$?; \
 	  tail -n 1 .llmbench/results.jsonl | $(BIN)/python -m pytest_llmbench.reporting.summary; \
 	  [ $$rc -le 1 ]

@@ -167,7 +167,8 @@ class ModelClient:
         what = outcome.status.replace("_", " ")
         if outcome.status == "raised":
             what = f"raised {outcome.exception}"
-        raise ModelCodeFailed(f"{entry_point}: {what}: {outcome.detail}".rstrip(": "))
+        detail = outcome.detail if len(outcome.detail) <= 2000 else outcome.detail[:2000] + " [cut]"
+        raise ModelCodeFailed(f"{entry_point}: {what}: {detail}".rstrip(": "))
 
 
 def ask_job(model: str, ask: Ask, repeat: int) -> Job:

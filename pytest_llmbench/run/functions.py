@@ -8,7 +8,8 @@
   test is `error`, a failure with a reply cut at max_tokens is `truncated`.
 - Results: each (test function, model) is a CaseResult in a suite named after the test's module
   (`test_sql.py` is suite `sql`) or its `llmbench_suite` marker, carried on the item's report and
-  recorded with its prompts and answers like any case.
+  recorded with its prompts and answers like any case. Its task is the test with its parameters
+  (`test_select[users]`), its one case `call`: each parametrization asks its own prompts.
 - Declared prompts (`@pytest.mark.llmbench_prompts(...)`) are generated ahead with the model's
   task files, at the server's concurrency; the test's `ask` of one waits for its answer.
 """
@@ -101,20 +102,21 @@ def suite_of(item: pytest.Item) -> str:
     return stem.removesuffix("_test") or stem
 
 
-def task_of(item: pytest.Item) -> str:
-    """The test function's name, with its class when it has one (no parameters)."""
+def task_of(item: pytest.Item, model: str) -> str:
+    """The test as a task: its function's name (with its class), and its parameters but the
+    model. Each parametrization is a task of its own: it asks its own prompts, so unlike a
+    task file's cases it does not share its answers with the others."""
     name = getattr(item, "originalname", item.name)
     cls = getattr(item, "cls", None)
-    return f"{cls.__name__}.{name}" if cls is not None else name
-
-
-def case_of(item: pytest.Item, model: str) -> str:
-    """The test's parameters without the model ("call" when it has none)."""
+    task = f"{cls.__name__}.{name}" if cls is not None else name
     callspec = getattr(item, "callspec", None)
     ident = callspec.id if callspec is not None else ""
-    if ident == model:
-        return "call"
-    return ident.removesuffix("-" + model) or "call"
+    params = "" if ident == model else ident.removesuffix("-" + model)
+    return f"{task}[{params}]" if params else task
+
+
+# A test function's one case: its assertions.
+CASE = "call"
 
 
 def declared_asks(item: pytest.Item) -> list[Ask]:
@@ -196,7 +198,7 @@ def case_results(
     item: pytest.Item, model: str, samples: list[Sample], load_s: float | None
 ) -> list[CaseResult]:
     """One CaseResult per repeat of the test function."""
-    suite, task, case = suite_of(item), task_of(item), case_of(item, model)
+    suite, task, case = suite_of(item), task_of(item, model), CASE
     file = item.nodeid.split("::")[0]
     results = []
     for sample in samples:

@@ -386,7 +386,8 @@ def test_results_name_the_module_the_class_and_the_parameters(
     (row,) = read_jsonl(pytester.path / "out.jsonl")
     found = {(t["suite"], t["task"]): [c["id"] for c in t["cases"]] for t in row["results"]}
     assert found == {
-        ("sql_checks", "TestQueries.test_select"): ["users", "orders"],
+        ("sql_checks", "TestQueries.test_select[users]"): ["call"],
+        ("sql_checks", "TestQueries.test_select[orders]"): ["call"],
         ("sql", "test_marked"): ["call"],
     }
 
