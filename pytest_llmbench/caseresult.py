@@ -17,6 +17,8 @@ SUITES = ("python", "cli", "tooling")
 PROPERTY = "llmbench"  # the user_properties key that carries a CaseResult
 # The user_properties key that carries, once per model and process, what answered the model.
 PROVENANCE_PROPERTY = "llmbench_provenance"
+# The user_properties key that carries a model's memory figure whenever it changed.
+MEMORY_PROPERTY = "llmbench_memory"
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,11 @@ def provenance_property(model: str, provenance: dict[str, Any]) -> tuple[str, st
     """The user property that carries what answered `model` to the controller."""
     payload = {"model": model, "provenance": provenance}
     return PROVENANCE_PROPERTY, json.dumps(payload, default=str)
+
+
+def memory_property(model: str, figure: dict[str, Any]) -> tuple[str, str]:
+    """The user property that carries a model's memory figure (backends/memory.py)."""
+    return MEMORY_PROPERTY, json.dumps({"model": model, "memory": figure})
 
 
 def weighted_rate(pairs: list[tuple[int | None, float | None]]) -> float | None:

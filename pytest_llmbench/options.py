@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,86 @@ def _endpoints(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
         if url not in urls:
             urls.append(url)
     return tuple((model, tuple(urls)) for model, urls in merged.items())
+
+
+def _variants(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`REF=V1,V2` (repeatable, or `REF=V1,V2,REF2=V3`): V1 and V2 are variants of REF (its
+    quantisations, context sizes, thinking on and off, another server), compared with it."""
+    groups: dict[str, list[str]] = {}
+    current: str | None = None
+    for item in _models(text):
+        reference, sep, variant = item.partition("=")
+        if sep:
+            if not reference or not variant:
+                raise ValueError(item)
+            current = reference
+        elif current is None:
+            raise ValueError(item)
+        else:
+            variant = item
+        if variant == current:
+            raise ValueError(item)
+        variants = groups.setdefault(current, [])
+        if variant not in variants:
+            variants.append(variant)
+    if not groups:
+        raise ValueError(text)
+    return tuple((reference, tuple(variants)) for reference, variants in groups.items())
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a model must do to be recommended (--llmbench-limits): each limit optional."""
+
+    min_speed: float | None = None  # decode tokens per second
+    max_memory: int | None = None  # bytes
+    max_ttft: float | None = None  # seconds, the median time to first token
+    suite: str | None = None  # the quality that counts: this suite's (default: all)
+    text: str = ""  # as the user wrote it
+
+    def __str__(self) -> str:
+        return self.text or "no limits"
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 1 << 10,
+               "mib": 1 << 20, "gib": 1 << 30}  # fmt: skip
+
+
+def parse_size(text: str) -> int:
+    """`4GB`, `512 MiB`, `1.5gib`, `2000000000`: bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(text)
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def _limits(text: str) -> tuple[Limits, ...]:
+    """Sets of limits separated by `;`, each `speed>=20,memory<=4GB,ttft<=1.5,suite=python`."""
+    sets = []
+    for spec in (part.strip() for part in text.split(";")):
+        if not spec:
+            continue
+        values: dict[str, Any] = {}
+        for item in (word.strip() for word in spec.split(",")):
+            match = re.fullmatch(r"(speed|memory|ttft|suite)\s*(>=|<=|=)\s*(\S.*)", item)
+            if match is None:
+                raise ValueError(item)
+            key, op, value = match.groups()
+            wanted = {"speed": ">=", "memory": "<=", "ttft": "<=", "suite": "="}[key]
+            if op != wanted:
+                raise ValueError(item)
+            if key == "speed":
+                values["min_speed"] = float(value)
+            elif key == "memory":
+                values["max_memory"] = parse_size(value)
+            elif key == "ttft":
+                values["max_ttft"] = float(value)
+            else:
+                values["suite"] = value.strip()
+        sets.append(Limits(**values, text=",".join(w.strip() for w in spec.split(","))))
+    if not sets:
+        raise ValueError(text)
+    return tuple(sets)
 
 
 def _concurrency(text: str) -> int | str:
@@ -223,6 +304,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("repeat", "--llmbench-repeat", "samples per task (seeds derived from the run's): "
            "pass@1 averaged over them, pass@k and pass^k, unstable cases, flaky tasks", 1,
            _positive, metavar="K"),
+    Option("variants", "--llmbench-variants", "REF=VARIANT[,VARIANT...]: these models are "
+           "variants of REF (quantisations, context sizes, thinking on/off, another server): "
+           "each is compared with REF, paired, with its cost ratios (repeatable; added to "
+           "--models)", (), _variants, metavar="REF=V,V"),
+    Option("limits", "--llmbench-limits", "what a recommended model must do, e.g. "
+           "speed>=20,memory<=8GB,ttft<=1.5,suite=python: one recommendation line per set "
+           "(repeatable)", (), _limits, metavar="SPEC"),
     Option("baseline", "--llmbench-baseline", "compare this run with a baseline at the end: a "
            "JSONL file (its latest run), a run id in the JSONL, or 'latest' (the run before this "
            "one)", metavar="FILE|RUN"),
@@ -236,6 +324,8 @@ OPTIONS: tuple[Option, ...] = (
 
 
 GROUP = "llmbench"
+# Options given more than once: their values joined with the separator their parser splits on.
+REPEATABLE = {"endpoint": ",", "variants": ",", "limits": ";"}
 # Short names another plugin or the project's conftest had already taken, for the header.
 SHORT_NAMES_TAKEN = pytest.StashKey[tuple[str, ...]]()
 
@@ -245,9 +335,9 @@ def _add(group: pytest.OptionGroup, opt: Option, flag: str, help: str) -> None:
     help = help.replace("%", "%%")  # argparse fills %-placeholders in help texts
     if opt.is_flag:
         group.addoption(flag, action="store_true", default=None, dest=dest, help=help)
-    elif opt.dest == "endpoint":
+    elif opt.dest in REPEATABLE:
         group.addoption(
-            flag, action="append", default=None, dest=dest, metavar="MODEL=URL", help=help
+            flag, action="append", default=None, dest=dest, metavar=opt.metavar, help=help
         )
     else:
         group.addoption(flag, default=None, dest=dest, metavar=opt.metavar, help=help)
@@ -311,6 +401,8 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT_S
     context_length: int | None = None
     endpoint: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    variants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (reference, its variants)
+    limits: tuple[Limits, ...] = ()
     concurrency: int | str = "auto"
     batch_invariant: bool = False
     audit: str | None = None  # N, P% or all (options.audit_count)
@@ -356,8 +448,8 @@ class Settings:
 def _raw_value(config: pytest.Config, opt: Option) -> Any:
     cli = config.getoption("llmbench_" + opt.dest)
     if cli is not None:
-        if opt.dest == "endpoint":
-            return ",".join(cli)
+        if opt.dest in REPEATABLE:
+            return REPEATABLE[opt.dest].join(cli)
         return cli
     if opt.env in os.environ:
         return os.environ[opt.env]
@@ -400,5 +492,10 @@ def resolve(config: pytest.Config) -> Settings:
     models = values.get("models", ())
     if oracle and oracle not in models:
         # `pytest --oracle=a` alone benchmarks a: the oracle is always part of the run.
-        values["models"] = (*models, oracle)
+        values["models"] = models = (*models, oracle)
+    # Variants and their references are part of the run too, in the order they are named.
+    groups = values.get("variants", ())
+    in_groups = [m for reference, variants in groups for m in (reference, *variants)]
+    if any(m not in models for m in in_groups):
+        values["models"] = (*models, *dict.fromkeys(m for m in in_groups if m not in models))
     return Settings(rootdir=Path(config.rootpath), **values)

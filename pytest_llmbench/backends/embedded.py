@@ -315,6 +315,14 @@ class EmbeddedBackend:
         }
         return {**found, **{k: v for k, v in started.items() if v is not None}}
 
+    def memory_processes(self, key: str) -> tuple[list[int], str] | None:
+        """The server processes whose resident memory is the model's (backends/memory.py)."""
+        if key != self._key or not self._running:
+            return None
+        count = len(self._running)
+        what = f"{count} llama-server process{'es' if count > 1 else ''}"
+        return [running.process.pid for running in self._running], what
+
     def unload(self, key: str) -> None:
         for running in self._running:
             running.backend.close()

@@ -21,6 +21,7 @@ from ..exchange import ChatRequest, ModelUnavailable
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import PromptSize, estimate_prompt_tokens
+from .memory import MemoryFigure, reported
 from .provenance import TIMEOUT_S, ask, of_server, server_file, text, text_sha256
 from .rest import HttpStatus
 
@@ -159,6 +160,13 @@ class LlamaCppBackend(CompatBackend):
         """How many requests for loaded model `key` the server decodes at once (its slots, from
         `/props` at load), or None when it did not say. More in flight than this just queue."""
         return self._slots.get(key)
+
+    def reported_memory(self, key: str) -> MemoryFigure:
+        """The model's size in llama-server's model metadata (`/v1/models` meta `size`: its
+        weights; the KV cache comes on top)."""
+        models = ask(lambda: self.list_models())
+        entry = next((m for m in models or () if self.same_model(key, m.key)), None)
+        return reported(entry.size_bytes if entry else None, "llama-server model metadata size")
 
     def provenance(self, key: str) -> dict[str, Any]:
         """What `/props` says of the server behind loaded model `key`: its build (`build_info`,

@@ -16,6 +16,7 @@ from ..exchange import BackendError
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .lms_cli import LmsCli, find_lms
+from .memory import MemoryFigure, reported
 from .provenance import TIMEOUT_S, ask, find, of_server
 from .rest import HttpStatus
 
@@ -127,6 +128,13 @@ class LMStudioBackend(CompatBackend):
                 if loaded.get("id") == instance:
                     return _context_of(loaded)
         return None
+
+    def reported_memory(self, key: str) -> MemoryFigure:
+        """The model's size in LM Studio's listing (`size_bytes`: its weights on disk; the
+        loaded model takes at least that)."""
+        models = ask(lambda: self.list_models())
+        entry = next((m for m in models or () if m.key == key), None)
+        return reported(entry.size_bytes if entry else None, "LM Studio model listing size_bytes")
 
     def provenance(self, key: str) -> dict[str, Any]:
         """What `/api/v1/models` says of model `key` (size, quantization, format, architecture;

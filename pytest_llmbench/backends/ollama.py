@@ -17,6 +17,7 @@ from ..exchange import ChatRequest, Completion
 from .base import LoadInfo, LoadSettings, ModelInfo
 from .compat_backend import CompatBackend
 from .context_fit import check_prompt_fits
+from .memory import MemoryFigure, reported
 from .provenance import TIMEOUT_S, ask, find, of_server, text, text_sha256
 from .rest import HttpStatus
 
@@ -87,6 +88,12 @@ class OllamaBackend(CompatBackend):
             seconds=reported / 1e9 if isinstance(reported, int) and reported > 0 else seconds,
             context_length=loaded_context,
         )
+
+    def reported_memory(self, key: str) -> MemoryFigure:
+        """What `/api/ps` says the loaded model takes (`size`: its memory, VRAM included)."""
+        running = ask(lambda: self._running())
+        entry = next((m for name, m in (running or {}).items() if self.same_model(key, name)), None)
+        return reported(entry.get("size") if entry else None, "Ollama /api/ps size")
 
     def provenance(self, key: str) -> dict[str, Any]:
         """Ollama's version, the model's digest and its template's hash (backends/provenance.py)."""

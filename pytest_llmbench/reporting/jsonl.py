@@ -18,6 +18,7 @@ from ..caseresult import CaseResult
 from ..exchange import PSEUDO_MODELS
 from ..results import stats
 from ..results.aggregate import ModelReport, compare
+from ..results.choice import Choice
 
 if TYPE_CHECKING:
     from ..options import Settings
@@ -87,6 +88,7 @@ def jsonl_line(
     digest: str = "",
     selection: Selection | None = None,
     provenance: dict[str, Any] | None = None,
+    choice: Choice | None = None,
 ) -> str:
     results = [task.to_dict() for task in report.tasks]
     if selection is not None:
@@ -137,9 +139,25 @@ def jsonl_line(
         "decode_timed_by": report.decode_timed_by,
         "prompt_tok_s": _round(report.prompt_tok_s, 2),
         "calls_left_as_text": report.calls_left_as_text,
+        **(choice_record(choice, report.model) if choice is not None else {}),
         "results": results,
     }
     return json.dumps(record, sort_keys=False, default=str)
+
+
+def choice_record(choice: Choice, model: str) -> dict[str, Any]:
+    """The model's cost (each figure with its source), whether it is on the frontier, how it
+    compares with its reference when it is a variant, and the run's recommendations."""
+    cost = choice.costs.get(model)
+    if cost is None:
+        return {}
+    variant = choice.variant_of(model)
+    return {
+        "cost": cost.to_dict(),
+        "frontier": model in choice.frontier,
+        **({"variant_of": variant.to_dict()} if variant is not None else {}),
+        "recommendations": list(choice.recommendations),
+    }
 
 
 def reproducibility(report: ModelReport, settings: Mapping[str, Any]) -> tuple[bool, str]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..results.aggregate import ModelReport
+from ..results.choice import Choice
+from .choice import choice_markdown
 from .table import (
     TIED,
     all_budgets,
@@ -19,7 +21,9 @@ from .table import (
 )
 
 
-def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -> str:
+def render_markdown(
+    reports: Sequence[ModelReport], oracle: str | None = None, choice: Choice | None = None
+) -> str:
     header = [*columns(reports), "notes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table_rows(reports, oracle, detail=True):
@@ -62,6 +66,8 @@ def render_markdown(reports: Sequence[ModelReport], oracle: str | None = None) -
         for row in pairs:
             row[0], row[1] = f"`{row[0]}`", f"`{row[1]}`"
             lines.append("| " + " | ".join(row) + " |")
+    if choice is not None:
+        lines += choice_markdown(choice, reports)
     return "\n".join(lines) + "\n"
 
 

@@ -52,6 +52,7 @@ from .items import (
     case_results_of,
     model_jobs,
     needs_sandbox,
+    reported_memory,
     reported_provenance,
 )
 from .preflight import VERDICT, WORKER_KEY, deselect, for_worker, run_check, worker_verdict
@@ -351,6 +352,9 @@ class BenchRun:
         found = reported_provenance(report)
         if found is not None:
             self.state.provenance[found[0]] = found[1]
+        memory = reported_memory(report)
+        if memory is not None:
+            self.state.memory[memory[0]] = memory[1]
         if self.record is not None:
             self.record.open()
 

@@ -55,7 +55,7 @@ from .stopping import (
     warn,
     why_stopped,
 )
-from .summary import summary_lines
+from .summary import run_choice, summary_lines
 
 # Summary lines that say the results cannot be taken at face value: printed in red.
 ALARMS = (
@@ -126,7 +126,9 @@ class RunEnd:
             if reports and settings.markdown is not None:
                 where = settings.markdown
                 where.parent.mkdir(parents=True, exist_ok=True)
-                where.write_text(render_markdown(reports, settings.oracle), encoding="utf-8")
+                choice = run_choice(state, reports)
+                text = render_markdown(reports, settings.oracle, choice)
+                where.write_text(text, encoding="utf-8")
         except OSError as exc:
             ending.write_error = f"could not write {where}: {exc.strerror or exc}"
             if where == settings.jsonl_path:
@@ -258,6 +260,7 @@ def model_lines(
 ) -> list[str]:
     """One JSONL line per model of `reports` (the run's results, aggregated)."""
     settings = state.settings
+    choice = run_choice(state, reports)
     lines = []
     for report in reports:
         results = [r for r in state.results if r.model == report.model]
@@ -280,6 +283,7 @@ def model_lines(
                 digest=digest,
                 selection=selection,
                 provenance=state.provenance.get(report.model),
+                choice=choice,
             )
         )
     return lines

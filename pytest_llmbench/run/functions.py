@@ -27,6 +27,7 @@ from ..caseresult import (
     CaseResult,
     GenerationStats,
     case_result_text,
+    memory_property,
     provenance_property,
 )
 from ..exchange import PSEUDO_MODELS, BackendError
@@ -262,6 +263,19 @@ def transcript_inputs(item: pytest.Item, suite: str, task: str, sample: Sample) 
     }
 
 
+def model_properties(manager: ModelManager, model: str) -> list[tuple[str, str]]:
+    """What a case's report carries of its model besides the case: what answered it (once
+    per load) and its memory (whenever it changed)."""
+    properties = []
+    provenance = manager.unreported_provenance(model)
+    if provenance is not None:
+        properties.append(provenance_property(model, provenance))
+    memory = manager.untold_memory(model)
+    if memory is not None:
+        properties.append(memory_property(model, memory.to_dict()))
+    return properties
+
+
 def report_case(
     item: pytest.Item,
     model: str,
@@ -285,9 +299,7 @@ def report_case(
     if failing is not None and failing.outcome == "error" and report.when == "call":
         # The server's fault, not the test's: its one line, as a task file's error shows.
         report.longrepr = f"error: {failing.detail}"
-    provenance = manager.unreported_provenance(model)
-    if provenance is not None:
-        report.user_properties.append(provenance_property(model, provenance))
+    report.user_properties += model_properties(manager, model)
     if record is not None:
         first = samples[0]
         inputs = transcript_inputs(item, results[0].suite, results[0].task, first)

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _pytest._code.code import TerminalRepr
 
+from ..backends.memory import MemoryFigure
 from ..caseresult import (
+    MEMORY_PROPERTY,
     PROPERTY,
     PROVENANCE_PROPERTY,
     CaseResult,
     GenerationStats,
     case_result_text,
-    provenance_property,
     read_case_result,
 )
 from ..display import printable
@@ -30,7 +31,7 @@ from ..suites.toolbox import TOOLBOX
 from ..taskfiles.cache import load_cached
 from ..taskfiles.format import Case, Task
 from ..taskfiles.loading import TaskFileError
-from .functions import declared_jobs, function_model
+from .functions import declared_jobs, function_model, model_properties
 from .scheduler import InfraFailure, Job, Prepared
 from .session import STATE, RunState
 
@@ -209,9 +210,7 @@ class CaseItem(pytest.Item):
         if stats.completion_tokens is not None:
             self.user_properties.append(("llmbench_completion_tokens", stats.completion_tokens))
         self.user_properties.append(("llmbench_seconds", round(stats.seconds, 3)))
-        provenance = self.state.manager.unreported_provenance(self.model)
-        if provenance is not None:
-            self.user_properties.append(provenance_property(self.model, provenance))
+        self.user_properties += model_properties(self.state.manager, self.model)
         # The run record keeps the first sample of each case (the JSONL has every repeat).
         first = self.prepared_all[0] if self.prepared_all else None
         record_case(self, results[0], first.execution if first is not None else None, texts[0])
@@ -359,6 +358,15 @@ def case_results_of(report: pytest.TestReport) -> list[CaseResult]:
     """The item's case results: one per repeat."""
     properties = report.user_properties
     return [read_case_result(str(value)) for key, value in properties if key == PROPERTY]
+
+
+def reported_memory(report: pytest.TestReport) -> tuple[str, MemoryFigure] | None:
+    """(model, its memory figure) when the report carries one (see model_properties)."""
+    for key, value in report.user_properties:
+        if key == MEMORY_PROPERTY:
+            payload = json.loads(str(value))
+            return str(payload["model"]), MemoryFigure.from_dict(payload["memory"])
+    return None
 
 
 def reported_provenance(report: pytest.TestReport) -> tuple[str, dict[str, Any]] | None:

@@ -19,6 +19,7 @@ import pytest
 from ..backends.base import Backend, LoadInfo, LoadSettings
 from ..backends.builtin import BuiltinBackend
 from ..backends.inflight import InFlightPlan, plan
+from ..backends.memory import NOT_KNOWN, MemoryFigure, MemorySampler
 from ..caseresult import CaseResult
 from ..exchange import PSEUDO_MODELS, BackendError, BackendUnreachable, ChatRequest, Completion
 from ..options import DEFAULT_MAX_TOKENS, Settings
@@ -47,6 +48,11 @@ class ModelManager:
         # models whose provenance an item report of this process has carried since.
         self.provenance: dict[str, dict[str, Any]] = {}
         self._reported: set[str] = set()
+        # What each loaded model takes in memory (backends/memory.py): sampled while it is
+        # loaded where its server runs here, else as its server reports it.
+        self.memory: dict[str, MemoryFigure] = {}
+        self._samplers: dict[str, MemorySampler] = {}
+        self._memory_told: dict[str, MemoryFigure] = {}
 
     def url_for(self, model: str) -> str | None:
         """The first server of a model (the one reports name)."""
@@ -110,7 +116,37 @@ class ModelManager:
         self.loads[model] = max(infos, key=lambda info: info.seconds)
         self.provenance[model] = self._provenance(model)
         self._reported.discard(model)
+        self._watch_memory(model)
         return self.loads[model]
+
+    def _watch_memory(self, model: str) -> None:
+        if model in PSEUDO_MODELS:
+            return
+        backend = self.backend_for(model)
+        processes = getattr(backend, "memory_processes", None)
+        found = processes(model) if processes is not None else None
+        if found is not None:
+            pids, what = found
+            self._samplers[model] = MemorySampler(lambda: pids, what).start()
+            return
+        reported = getattr(backend, "reported_memory", None)
+        self.memory[model] = reported(model) if reported is not None else NOT_KNOWN
+
+    def memory_of(self, model: str) -> MemoryFigure:
+        """The model's memory so far (the whole load's once it is unloaded)."""
+        sampler = self._samplers.get(model)
+        return sampler.reading() if sampler is not None else self.memory.get(model, NOT_KNOWN)
+
+    def untold_memory(self, model: str) -> MemoryFigure | None:
+        """The model's memory figure when it changed since this process last told it (it
+        travels to the controller on the item reports), else None."""
+        figure = self.memory_of(model)
+        if figure == NOT_KNOWN and model not in self.memory and model not in self._samplers:
+            return None
+        if self._memory_told.get(model) == figure:
+            return None
+        self._memory_told[model] = figure
+        return figure
 
     def _provenance(self, model: str) -> dict[str, Any]:
         """The first replica's provenance; with replicas that differ, each one's under
@@ -142,6 +178,9 @@ class ModelManager:
             return
         self.loaded = None
         self.events.append(("unload", model))
+        sampler = self._samplers.pop(model, None)
+        if sampler is not None:  # before the servers stop: the last sample is of the model
+            self.memory[model] = sampler.stop()
         for backend in self.backends_for(model):
             # A model that cannot be unloaded must not fail the next model's run.
             with contextlib.suppress(BackendError):
@@ -175,6 +214,8 @@ class RunState:
     results: list[CaseResult] = field(default_factory=list)
     # Controller: what answered each model (backends/provenance.py), from the item reports.
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Controller: what each model takes in memory (backends/memory.py), from the item reports.
+    memory: dict[str, MemoryFigure] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     baseline: Run | None = None  # read at start, before this run appends to the JSONL
     gate: GateVerdict | None = None  # when a gate option is set

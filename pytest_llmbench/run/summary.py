@@ -1,6 +1,7 @@
 """The run's lines in the terminal summary: the comparison table and, under it, speed and
-reproducibility per model, the audit, budgets, repeats, the baseline, the gate, how the run
-ended, the oracle's verdict and the tasks no model passed."""
+reproducibility per model, the audit, choosing a model (cost, variants, recommendations),
+budgets, repeats, the baseline, the gate, how the run ended, the oracle's verdict and the tasks
+no model passed."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from ..backends.provenance import describe
 from ..caseresult import CaseResult
 from ..display import printable
 from ..exchange import PSEUDO_MODELS
+from ..reporting.choice import choice_lines
 from ..reporting.jsonl import reproducibility, run_settings
 from ..reporting.table import budget_lines, render_table, repeat_lines, ties_line
 from ..results.aggregate import ModelReport, aggregate
+from ..results.choice import Choice, choose
 from ..results.comparison import comparison_lines, shortened
 
 if TYPE_CHECKING:
@@ -115,6 +118,7 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
     legend = ties_line(reports)
     if legend:
         lines.append(legend)
+    lines += choice_lines(run_choice(state, reports), reports)
     samples = max(r.repeats for r in reports)
     if samples > 1:
         lines.append(
@@ -151,6 +155,12 @@ def summary_lines(state: RunState, ending: Ending | None = None) -> list[str]:
     if never:
         lines.append(f"tasks no model passed: {', '.join(never)}")
     return lines
+
+
+def run_choice(state: RunState, reports: Sequence[ModelReport]) -> Choice:
+    """What the run says about choosing among its models (results/choice.py)."""
+    settings = state.settings
+    return choose(reports, state.memory, settings.variants, settings.limits)
 
 
 def throughput_lines(

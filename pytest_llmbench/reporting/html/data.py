@@ -149,6 +149,64 @@ def budget_points(columns: Sequence[Column]) -> list[BudgetPoint]:
     return sorted(points.values(), key=lambda p: (p.model, p.max_tokens))
 
 
+# --------------------------------------------------------------------------- choosing a model
+
+
+@dataclass(frozen=True)
+class ChoicePoint:
+    """One column on the quality-against-speed scatter, as its JSONL line has it."""
+
+    label: str
+    model: str
+    rate: float
+    interval: tuple[float, float]
+    decode_tok_s: float | None
+    memory_bytes: int | None
+    frontier: bool
+    reference: str | None  # the column's model is a variant of this one (same run)
+
+
+def choice_points(columns: Sequence[Column]) -> list[ChoicePoint]:
+    """The columns with a score, with what their run's end said of their cost (a run still
+    going has no JSONL line yet: its speed from its cases, no memory, no frontier)."""
+    points = []
+    for column in columns:
+        score = column.report.score()
+        if not score.total:
+            continue
+        summary = column.run.summaries.get(column.model) or {}
+        cost = summary.get("cost") or {}
+        peak, steady = cost.get("memory_peak_bytes"), cost.get("memory_steady_bytes")
+        variant = summary.get("variant_of") or {}
+        points.append(
+            ChoicePoint(
+                column.label,
+                column.model,
+                score.rate,
+                (score.interval.low, score.interval.high),
+                column.report.decode_tok_s,
+                peak if peak is not None else steady,
+                bool(summary.get("frontier")),
+                variant.get("reference"),
+            )
+        )
+    return points
+
+
+def choice_notes(columns: Sequence[Column]) -> list[str]:
+    """Each run's recommendation lines and where its memory figures come from, once."""
+    notes: dict[str, None] = {}
+    for column in columns:
+        summary = column.run.summaries.get(column.model) or {}
+        source = (summary.get("cost") or {}).get("memory_source")
+        if source and source != "n/a":
+            notes[f"memory of {column.label}: {source}"] = None
+    for column in columns:
+        summary = column.run.summaries.get(column.model) or {}
+        notes.update(dict.fromkeys(summary.get("recommendations") or ()))
+    return list(notes)
+
+
 # --------------------------------------------------------------------------- grid and details
 
 

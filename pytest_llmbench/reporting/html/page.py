@@ -44,6 +44,7 @@ from typing import Any
 from ...backends.provenance import describe
 from ...caseresult import SUITES
 from ...outcome import NOTED
+from ...results.choice import size_text
 from ...storage.record_reader import RunData, read_run, resolve_runs
 from ..table import wall_cell
 from .data import (
@@ -53,6 +54,8 @@ from .data import (
     Figures,
     ReportError,
     budget_points,
+    choice_notes,
+    choice_points,
     columns_of,
     figures,
     grid_data,
@@ -77,12 +80,22 @@ def _number(value: float | None, fmt: str) -> str:
     return format(value, fmt) if value is not None else "-"
 
 
+def _memory(cost: dict[str, Any] | None) -> str:
+    """The peak memory cell, `~` marking a figure a server reported rather than a measurement."""
+    if not cost:
+        return "-"
+    peak = cost.get("memory_peak_bytes") or cost.get("memory_steady_bytes")
+    if peak is None:
+        return "n/a"
+    return size_text(peak) + ("" if cost.get("memory_measured") else " ~")
+
+
 def comparison_table(columns: Sequence[Column], stats: Sequence[Figures]) -> str:
     ran = {s for f in stats for s in f.report.suites()}
     suites = [s for s in SUITES if s in ran] + sorted(ran - set(SUITES))
     tiers = [t for t in TIERS if any(t in f.by_tier for f in stats)]
     head = ["model", *suites, *tiers, "total", "tasks", "time", "tok/s", "decode tok/s", "load",
-            "max_tokens", "notes"]  # fmt: skip
+            "memory", "max_tokens", "notes"]  # fmt: skip
     rows = []
     for column, fig in zip(columns, stats, strict=True):
         report = fig.report
@@ -103,6 +116,7 @@ def comparison_table(columns: Sequence[Column], stats: Sequence[Figures]) -> str
             f"<td>{_number(report.throughput, '.0f')}</td>",
             f"<td>{_number(report.decode_tok_s, '.0f')}</td>",
             f"<td>{_number(load, '.1f')}{'s' if load is not None else ''}</td>",
+            f"<td>{html.escape(_memory((summary or {}).get('cost')))}</td>",
             f"<td>{_number(report.max_tokens, 'd')}</td>",
             f"<td class=notes>{html.escape(notes)}</td>",
         ]
@@ -115,9 +129,19 @@ def comparison_table(columns: Sequence[Column], stats: Sequence[Figures]) -> str
         "the total with its 95 % interval; tasks: tasks with every case passed; time: "
         "generation wall-clock, model loading excluded (stored: every answer came from the "
         "answer store); tok/s: completion tokens generated over that time; decode tok/s: "
-        "while decoding, prompt processing excluded; as the terminal table and the JSONL give "
-        "them.</p>"
+        "while decoding, prompt processing excluded; memory: peak resident memory of the "
+        "model's server (~: as the server reports the model, not measured); as the terminal "
+        "table and the JSONL give them.</p>"
     )
+
+
+def choice_list(columns: Sequence[Column]) -> str:
+    """The run's recommendations and the memory figures' sources, as its JSONL has them."""
+    notes = choice_notes(columns)
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
+    return f"<ul id=choice>{items}</ul>"
 
 
 def budget_table(points: Sequence[BudgetPoint]) -> str:
@@ -214,7 +238,9 @@ def render(runs: Sequence[RunData], plots: dict[str, str] | None) -> str:
         ),
         "css": _asset("report.css"),
         "runs": _runs_header(runs),
-        "table": comparison_table(columns, stats) + budget_table(budget_points(columns)),
+        "table": comparison_table(columns, stats)
+        + choice_list(columns)
+        + budget_table(budget_points(columns)),
         "plots": plot_html,
         "data": _json_script("llmbench-data", data)
         + "".join(_packed_script(f"llmbench-details-{i}", d) for i, d in enumerate(details)),
@@ -232,7 +258,8 @@ def make_plots(runs: Sequence[RunData]) -> dict[str, Any] | None:
     except ImportError:
         return None
     columns = columns_of(runs)
-    return plots.figures_for(columns, [figures(c) for c in columns], budget_points(columns))
+    stats = [figures(c) for c in columns]
+    return plots.figures_for(columns, stats, budget_points(columns), choice_points(columns))
 
 
 @dataclass(frozen=True)

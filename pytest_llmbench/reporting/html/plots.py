@@ -18,13 +18,14 @@ import matplotlib
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from .data import BudgetPoint, Column, Figures
+    from .data import BudgetPoint, ChoicePoint, Column, Figures
 
 SIZE = (5.6, 3.6)  # inches
 FILES = {
     "Score against token budget": "score_vs_budget.png",
     "Score against generation time": "score_vs_time.png",
     "Decode speed per model": "decode_speed.png",
+    "Quality against decode speed": "quality_vs_speed.png",
 }
 
 
@@ -122,14 +123,59 @@ def decode_speed(
     return fig
 
 
+def quality_vs_speed(points: Sequence[ChoicePoint], colours: dict[str, Any]) -> Figure:
+    """Each model's cases passed (with its interval) against its decode speed; the point's
+    area grows with its memory (hollow: memory not known), the frontier is drawn through its
+    models, and a variant is joined to its reference by a dashed line."""
+    fig, ax = _figure("Quality against decode speed")
+    placed = [p for p in points if p.decode_tok_s is not None]
+    sizes = [p.memory_bytes for p in placed if p.memory_bytes]
+    largest = max(sizes) if sizes else None
+    where = {p.model: (p.decode_tok_s or 0.0, 100 * p.rate) for p in placed}
+    for p in placed:
+        x, y = where[p.model]
+        low, high = (100 * v for v in p.interval)
+        colour = colours.get(p.model)
+        ax.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="none", ecolor=colour,
+                    capsize=3, alpha=0.6)  # fmt: skip
+        if p.memory_bytes and largest:
+            area = 40 + 400 * p.memory_bytes / largest
+            ax.scatter([x], [y], s=area, color=colour, alpha=0.75, zorder=3,
+                       edgecolors="black" if p.frontier else "none")  # fmt: skip
+        else:
+            ax.scatter([x], [y], s=60, facecolors="none", edgecolors=colour, zorder=3)
+        ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=8)
+        if p.reference in where:
+            rx, ry = where[p.reference]
+            ax.plot([rx, x], [ry, y], linestyle="--", color="grey", linewidth=1, zorder=2)
+    front = sorted((where[p.model] for p in placed if p.frontier), key=lambda xy: xy[0])
+    if len(front) > 1:
+        ax.plot([x for x, _ in front], [y for _, y in front], color="black", linewidth=1,
+                alpha=0.5, label="frontier", zorder=2)  # fmt: skip
+        ax.legend(fontsize=8, loc="lower left")
+    if not placed:
+        ax.text(0.5, 0.5, "no decode speeds: every answer came from the store",
+                transform=ax.transAxes, ha="center", fontsize=8, alpha=0.7)  # fmt: skip
+    ax.set_xlabel("decode tokens/s (point area: memory; hollow: not known)")
+    ax.set_ylabel("cases passed (%)")
+    ax.set_ylim(-2, 102)
+    fastest = max((x for x, _ in where.values()), default=0.0)
+    ax.set_xlim(0, fastest * 1.2 if fastest else None)  # room for the labels on the right
+    return fig
+
+
 def figures_for(
-    columns: Sequence[Column], stats: Sequence[Figures], points: Sequence[BudgetPoint]
+    columns: Sequence[Column],
+    stats: Sequence[Figures],
+    points: Sequence[BudgetPoint],
+    choice: Sequence[ChoicePoint] = (),
 ) -> dict[str, Figure]:
     colours = _colours([c.model for c in columns])
     return {
         "Score against token budget": score_vs_budget(points, colours),
         "Score against generation time": score_vs_time(columns, stats, colours),
         "Decode speed per model": decode_speed(columns, stats, colours),
+        "Quality against decode speed": quality_vs_speed(choice, colours),
     }
 
 
