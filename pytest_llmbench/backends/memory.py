@@ -86,11 +86,11 @@ class MemorySampler:
     """Samples the resident memory of a model's server processes until stopped."""
 
     def __init__(
-        self, pids: Callable[[], Sequence[int]], what: str, interval_s: float = SAMPLE_S
+        self, pids: Callable[[], Sequence[int]], what: str, interval_s: float | None = None
     ) -> None:
         self._pids = pids
         self._what = what
-        self._interval_s = interval_s
+        self._interval_s = interval_s if interval_s is not None else SAMPLE_S
         self._samples: list[int] = []
         self._peak = 0
         self._lock = threading.Lock()

@@ -71,7 +71,10 @@ class OllamaFake(FakeHttpServer):
     def _ps(self, body: dict[str, Any], query: dict[str, str]) -> Response:
         running = []
         for name, context in self.running.items():
-            entry: dict[str, Any] = {"name": name, "model": name, "size_vram": 1}
+            model = self._model(name)
+            size = model.size if model is not None else 1
+            # What the loaded model takes in memory (Ollama: weights, KV cache and graph).
+            entry: dict[str, Any] = {"name": name, "model": name, "size": size, "size_vram": 1}
             if self.report_ps_context:
                 entry["context_length"] = context
             running.append(entry)
