@@ -132,7 +132,8 @@ def test_two_embedded_variants_show_measured_memory_and_a_verdict(
     (pytester.path / "tasks" / "adds.yaml").write_text(TASKS)
     result = pytester.runpytest(
         "--llmbench-backend=embedded", f"--llmbench-variants=smollm2={path}",
-        "--max-tokens=64", "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider", "-k", "add0 or add1",
+        "--max-tokens=64", "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider",
+        "-k", "add0 or add1",
     )  # fmt: skip
     output = result.stdout.str()
     print(output[output.find("llmbench choosing") :])

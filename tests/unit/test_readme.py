@@ -498,6 +498,48 @@ def run_own_tests(env: Env, command: str) -> None:
     assert all(t["passed"] == 0 for t in by_model["b"]["results"])
 
 
+def run_variants(env: Env, command: str) -> None:
+    env.small_tasks()
+    sizes = {"qwen/qwen3-4b@q8_0": 4_300_000_000, "qwen/qwen3-4b@q4_k_m": 2_500_000_000,
+             "qwen/qwen3-4b@q3_k_l": 2_100_000_000}  # fmt: skip
+    fake = env.serve(
+        LMStudioFake(
+            models=[Model(key, size_bytes=size) for key, size in sizes.items()],
+            answers=dict.fromkeys(sizes, Answer([GOOD_CODE])),
+        )
+    )
+    env.monkeypatch.setenv("LLMBENCH_BASE_URL", fake.url)
+    result = env.pytest(command)
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    lines = result.stdout.lines
+    assert any("llmbench choosing a model" in line for line in lines)
+    variants = [line for line in lines if line.startswith("variant ")]
+    assert [line.split()[1] for line in variants] == list(sizes)[1:]
+    assert all(" of qwen/qwen3-4b@q8_0: " in line for line in variants)
+    rows = env.jsonl()
+    assert list(rows) == list(sizes)  # the variants named the models
+    assert rows["qwen/qwen3-4b@q3_k_l"]["variant_of"]["memory_ratio"] == pytest.approx(
+        2.1 / 4.3, abs=1e-3
+    )
+
+
+def run_limits(env: Env, command: str) -> None:
+    env.small_tasks()
+    fake = env.serve(
+        LMStudioFake(
+            models=[Model("a", size_bytes=9_000_000_000), Model("b", size_bytes=4_000_000_000)],
+            answers={"a": Answer([GOOD_CODE]), "b": Answer([GOOD_CODE])},
+        )
+    )
+    env.monkeypatch.setenv("LLMBENCH_BASE_URL", fake.url)
+    result = env.pytest(command)
+    (line,) = [x for x in result.stdout.lines if x.startswith("choose (")]
+    # a is too large; b is the only model within the limits, if it decodes 20 tok/s (the
+    # fake streams far faster).
+    assert line.startswith("choose (speed>=20,memory<=8GB): b (")
+    assert line.endswith("the only model within them")
+
+
 RUN_BY_TESTS: dict[str, Callable[[Env, str], Any]] = {
     "pytest --llmbench-list": run_list,
     "pytest --models=google/gemma-4-e4b,qwen/qwen3.5-4b": run_compare_two,
@@ -530,6 +572,10 @@ RUN_BY_TESTS: dict[str, Callable[[Env, str], Any]] = {
     ),
     "pytest --models=a --llmbench-fail-under=75%": run_fail_under,
     f"pytest --models=a,b {OWN_TESTS}": run_own_tests,
+    "pytest --llmbench-variants=qwen/qwen3-4b@q8_0=qwen/qwen3-4b@q4_k_m,qwen/qwen3-4b@q3_k_l": (
+        run_variants
+    ),
+    "pytest --models=a,b --llmbench-limits='speed>=20,memory<=8GB'": run_limits,
 }
 
 

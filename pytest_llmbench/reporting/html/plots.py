@@ -136,8 +136,9 @@ def quality_vs_speed(points: Sequence[ChoicePoint], colours: dict[str, Any]) -> 
         x, y = where[p.model]
         low, high = (100 * v for v in p.interval)
         colour = colours.get(p.model)
-        ax.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="none", ecolor=colour,
-                    capsize=3, alpha=0.6)  # fmt: skip
+        # Drawn over the point: a narrow interval would hide behind a large one.
+        ax.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="none", ecolor="black",
+                    capsize=3, alpha=0.6, zorder=4)  # fmt: skip
         if p.memory_bytes and largest:
             area = 40 + 400 * p.memory_bytes / largest
             ax.scatter([x], [y], s=area, color=colour, alpha=0.75, zorder=3,
