@@ -80,7 +80,7 @@ def test_report_renders_in_chromium(
         assert bad["total"].startswith("0/7") and "1 truncated" in bad["notes"]
 
         # Three plots, drawn inline.
-        assert page.locator("#plots svg").count() == 3
+        assert page.locator("#plots svg").count() == 4
 
         # The grid: a row per task, a column per model, a stripe per case coloured by outcome.
         assert page.eval_on_selector_all(
@@ -253,6 +253,7 @@ def test_llmbench_report_combines_runs_and_writes_pngs(
     pngs = sorted(plots.iterdir())
     assert [p.name for p in pngs] == [
         "decode_speed.png",
+        "quality_vs_speed.png",
         "score_vs_budget.png",
         "score_vs_time.png",
     ]

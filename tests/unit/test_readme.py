@@ -28,7 +28,7 @@ from fakes.bench import (
     read_jsonl,
     short_summary,
 )
-from fakes.chat_stream import Answer
+from fakes.chat_stream import Answer, tokens
 from fakes.lmstudio_server import LMStudioFake, Model
 from fakes.ollama_server import OllamaFake, OllamaModel
 
@@ -167,7 +167,7 @@ def run_compare_two(env: Env, command: str) -> None:
         "load", "unload", "load", "unload"
     ]  # fmt: skip
     table = [line.split()[0] for line in result.stdout.lines
-             if "/7" in line and not line.startswith("llmbench")]  # fmt: skip
+             if "/7" in line and not line.startswith(("llmbench", "choose"))]  # fmt: skip
     assert table == ["google/gemma-4-e4b", "qwen/qwen3.5-4b"]
 
 
@@ -505,7 +505,7 @@ def run_variants(env: Env, command: str) -> None:
     fake = env.serve(
         LMStudioFake(
             models=[Model(key, size_bytes=size) for key, size in sizes.items()],
-            answers=dict.fromkeys(sizes, Answer([GOOD_CODE])),
+            answers=dict.fromkeys(sizes, Answer(tokens(GOOD_CODE))),
         )
     )
     env.monkeypatch.setenv("LLMBENCH_BASE_URL", fake.url)
@@ -528,7 +528,8 @@ def run_limits(env: Env, command: str) -> None:
     fake = env.serve(
         LMStudioFake(
             models=[Model("a", size_bytes=9_000_000_000), Model("b", size_bytes=4_000_000_000)],
-            answers={"a": Answer([GOOD_CODE]), "b": Answer([GOOD_CODE])},
+            # Streamed token by token: the decode speed is timed between first and last.
+            answers={"a": Answer(tokens(GOOD_CODE)), "b": Answer(tokens(GOOD_CODE))},
         )
     )
     env.monkeypatch.setenv("LLMBENCH_BASE_URL", fake.url)
