@@ -7,7 +7,8 @@ reference, the frontier, and one recommendation per set of limits.
 - Variants (--llmbench-variants REF=V,...): each variant's paired difference to its reference
   (cases, bootstrap interval; tasks, McNemar), the tasks that flipped, its cost ratios.
 - The frontier: the models no other model beats on quality, decode speed and memory at once
-  (an axis a model has no figure for is left out of its comparisons).
+  (an axis a model has no figure for is left out of its comparisons; speeds and memory within
+  MARGIN, 5 %, of each other count as equal: timing noise must not decide).
 - A recommendation per set of limits (--llmbench-limits): among the models within them, the
   best by quality; a cheaper one (faster, or smaller, and no worse on the other) that is not
   significantly worse than it (paired, 95 %) is named instead, with what it saves. A cheaper
@@ -105,17 +106,27 @@ def _axes(report: ModelReport, cost: ModelCost, suite: str | None) -> Point:
     return report.score(suite).rate, cost.decode_tok_s, cost.memory.known
 
 
-def dominates(
-    a: tuple[float, float | None, int | None], b: tuple[float, float | None, int | None]
-) -> bool:
-    """Whether `a` is at least as good as `b` on every axis both have a figure for, and
-    better on one."""
-    pairs: list[tuple[float, float]] = [(a[0], b[0])]
+# Speeds and memory that differ by less than this fraction count as equal: two runs of one
+# model differ by a few per cent in speed, and a recommendation must not rest on that.
+MARGIN = 0.05
+
+
+def _compared(a: Point, b: Point) -> list[tuple[bool, bool]]:
+    """Per axis both have a figure for: (a is no worse than b, a is better than b), speed and
+    memory within MARGIN counting as equal."""
+    axes = [(a[0] >= b[0], a[0] > b[0])]
     if a[1] is not None and b[1] is not None:
-        pairs.append((a[1], b[1]))
+        axes.append((a[1] >= b[1] * (1 - MARGIN), a[1] >= b[1] * (1 + MARGIN)))
     if a[2] is not None and b[2] is not None:
-        pairs.append((-a[2], -b[2]))  # less memory is better
-    return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+        axes.append((a[2] <= b[2] * (1 + MARGIN), a[2] <= b[2] * (1 - MARGIN)))
+    return axes
+
+
+def dominates(a: Point, b: Point) -> bool:
+    """Whether `a` is at least as good as `b` on every axis both have a figure for, and
+    better on one (see MARGIN)."""
+    axes = _compared(a, b)
+    return all(no_worse for no_worse, _ in axes) and any(better for _, better in axes)
 
 
 @dataclass(frozen=True)
@@ -251,23 +262,23 @@ def size_text(size: int | None) -> str:
 
 def _cheaper(a: ModelCost, b: ModelCost) -> bool:
     """Whether `a` costs less than `b`: faster or smaller, and no worse on the other (an
-    axis either has no figure for is left out)."""
-    pairs: list[tuple[float, float]] = []
-    if a.decode_tok_s is not None and b.decode_tok_s is not None:
-        pairs.append((a.decode_tok_s, b.decode_tok_s))
-    if a.memory.known is not None and b.memory.known is not None:
-        pairs.append((-a.memory.known, -b.memory.known))
-    return bool(pairs) and all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+    axis either has no figure for is left out; see MARGIN)."""
+    costs = _compared((0.0, a.decode_tok_s, a.memory.known), (0.0, b.decode_tok_s, b.memory.known))[
+        1:
+    ]
+    return bool(costs) and all(no_worse for no_worse, _ in costs) and any(x for _, x in costs)
 
 
 def savings(cheap: ModelCost, dear: ModelCost) -> str:
     """ "2.1x faster, 40 % less memory": what `cheap` saves over `dear` (known axes only)."""
     parts = []
     speed = _ratio(cheap.decode_tok_s, dear.decode_tok_s)
-    if speed is not None and speed > 1:
-        parts.append(f"{speed:.1f}x faster")
+    if speed is not None and speed >= 1 + MARGIN:
+        parts.append(
+            f"{speed:.1f}x faster" if speed >= 1.5 else f"{100 * (speed - 1):.0f} % faster"
+        )
     memory = _ratio(cheap.memory.known, dear.memory.known)
-    if memory is not None and memory < 1:
+    if memory is not None and memory <= 1 - MARGIN:
         parts.append(f"{1 - memory:.0%} less memory".replace("%", " %"))
     return ", ".join(parts)
 

@@ -151,3 +151,19 @@ def test_the_options_read_as_written() -> None:
     for wrong in ("justone", "a=a", "=b"):
         with pytest.raises(ValueError):
             _variants(wrong)
+
+
+def test_differences_within_timing_noise_decide_nothing() -> None:
+    # The same model twice: 4 % faster and 1 MB smaller is noise, not a cheaper model.
+    reports = aggregate(results("A", 5, 10, 63.0) + results("B", 5, 10, 65.5), ("A", "B"))
+    memory = {"A": measured(0.654), "B": MemoryFigure(653_000_000, 653_000_000, "m", True, 9)}
+    choice = choose(reports, memory)
+    assert choice.frontier == ("A", "B")
+    assert choice.recommendations == (
+        "choose (no limits): A (5/10 cases): no model within them costs less",
+    )
+    # 10 % faster is a saving, said as such.
+    faster = aggregate(results("A", 5, 10, 60.0) + results("B", 5, 10, 66.0), ("A", "B"))
+    (line,) = choose(faster, {}).recommendations
+    assert line.endswith("B: not significantly worse than A (paired, 95 %), 10 % faster")
+    assert choose(faster, {}).frontier == ("B",)
