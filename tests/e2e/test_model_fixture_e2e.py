@@ -5,14 +5,13 @@ the record, against a fake LM Studio."""
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from typing import Any
 
 import pytest
 from browser import chromium_page, grid_cell
-from fakes.bench import GOOD_CODE, read_jsonl
+from fakes.bench import GOOD_CODE, read_jsonl, short_summary
 from fakes.chat_stream import Answer, tokens
 from fakes.http_fake import Json, Response
 from fakes.lmstudio_server import LMStudioFake, Model
@@ -161,8 +160,9 @@ def test_task_files_and_test_functions_share_each_models_load(
     assert len(chats(fake)) == before
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["in-process", "xdist"])
 def test_a_server_fault_is_an_error_a_wrong_answer_a_failure(
-    pytester: pytest.Pytester, serve: Any
+    pytester: pytest.Pytester, serve: Any, xdist: list[str]
 ) -> None:
     pytester.makepyfile(
         test_faults="""
@@ -179,13 +179,15 @@ def test_a_server_fault_is_an_error_a_wrong_answer_a_failure(
     fake = serve(lmstudio("alpha"))
     result = pytester.runpytest_subprocess(
         "test_faults.py", f"--llmbench-base-url={fake.url}", "--models=alpha",
-        "-p", "no:cacheprovider", "--llmbench-jsonl=out.jsonl", "-v",
+        "-p", "no:cacheprovider", "--llmbench-jsonl=out.jsonl", "-rA", *xdist,
     )  # fmt: skip
     output = result.stdout.str()
     result.assert_outcomes(failed=2, errors=1)
-    assert re.search(r"test_fault\[alpha\] ERROR", output), output
-    assert re.search(r"test_wrong\[alpha\] FAILED", output)
-    assert re.search(r"test_cut_off\[alpha\] TRUNCATED", output)
+    assert short_summary(result.stdout.lines) == {
+        "test_faults.py::test_fault[alpha]": "ERROR",
+        "test_faults.py::test_wrong[alpha]": "FAILED",
+        "test_faults.py::test_cut_off[alpha]": "TRUNCATED",
+    }
     # The error is the server's one line, naming it; not a traceback through the client.
     assert "ERROR at call of test_fault[alpha]" in output
     assert "error: LM Studio at http://127.0.0.1" in output and "HTTP 500" in output
