@@ -50,6 +50,8 @@ class GenerationStats:
     # (several in flight on a server that batches them): such an answer may depend on what
     # else was in flight. None where nothing was asked of a server (pseudo-models).
     batched: bool | None = None
+    # With several replicas of the model (--llmbench-endpoint): the server that answered.
+    replica: str | None = None
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,8 @@ class TaskResult:
             "retries": sum(g.retries for g in gens),
             "answer_key": self.cases[0].answer_key,
             "from_store": all(g.from_store for g in gens),
+            # With replicas: the server that answered (every sample of a task goes to one).
+            **({"replica": gen.replica} if gen.replica else {}),
             "stability": found.to_dict() if (found := self.stability) else None,
             "cases": [
                 {

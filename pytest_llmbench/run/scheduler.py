@@ -4,9 +4,13 @@ When the first item of a model sets up, the model is loaded and every selected t
 model (in item order) becomes a job. Each replica of the model gets as many generation threads
 as the in-flight plan gives it (backends/inflight.py: one per server process where answers must stay
 exact); they take jobs in order from one queue, so a tooling chain's turns stay in order inside
-one thread while other tasks run beside it. A finished generation is written to the answer store
-at once, then handed to the scoring pool (bounded by the cores), which runs it in the sandbox
-while the next answers are generated. Each item waits only for its own task's future.
+one thread while other tasks run beside it. With several replicas, the first sample a replica
+takes of a task claims the task's other samples (its repeats): they go to the same server,
+whose prompt cache serves them, and the JSONL says which replica answered the task.
+
+A finished generation is written to the answer store at once, then handed to the scoring pool
+(bounded by the cores), which runs it in the sandbox while the next answers are generated.
+Each item waits only for its own task's future.
 
 With --llmbench-audit, a model whose answers were batched has some of its tasks generated
 again once the batched ones are done, one request at a time: each audited task's future holds
@@ -98,6 +102,11 @@ class ModelHost(Protocol):
     def max_tokens_for(self, model: str) -> int: ...
 
 
+def task_of(key: TaskKey) -> str:
+    """The task a job samples: its key without the repeat."""
+    return key[1].split("#repeat", 1)[0]
+
+
 def scoring_workers() -> int:
     """Sandbox runs at once in this process: two per core. A sandbox run spends much of its
     time starting processes and waiting for them to be scheduled, so one per core leaves cores
@@ -182,6 +191,10 @@ class Scheduler:
         self.settings = settings
         self._futures: dict[TaskKey, Future[Settled]] = {}
         self._pending: dict[str, deque[Job]] = {}  # model -> jobs not yet taken
+        # model -> per replica, the jobs it has claimed: with several replicas, the first
+        # sample a replica takes of a task claims the task's other samples, so that its
+        # repeats (and their prompt, which the server caches) stay on one server.
+        self._claimed: dict[str, list[deque[Job]]] = {}
         # Models whose run is over: no new request may reach their server, or a server with
         # just-in-time loading (LM Studio) would load the model again after its unload.
         self._stopped: set[str] = set()
@@ -262,26 +275,27 @@ class Scheduler:
             for index in range(min(in_flight, budget))
         ]
         self._running[model] = len(threads)
+        self._claimed[model] = [deque() for _ in plan.replicas]
         if not threads:
             self._audit(model)
         for replica, backend, index in threads:
             threading.Thread(
                 target=self._generate_from,
-                args=(model, queue, backend, plan.batched),
+                args=(model, queue, backend, plan.batched, replica),
                 name=f"llmbench-gen-{replica}-{index}",
                 daemon=True,
             ).start()
 
     def _generate_from(
-        self, model: str, queue: deque[Job], backend: Backend, batched: bool
+        self, model: str, queue: deque[Job], backend: Backend, batched: bool, replica: int
     ) -> None:
         while True:
             with self._lock:
-                if not queue:
+                job = self._next_job(model, queue, replica)
+                if job is None:
                     self._running[model] -= 1
                     last = self._running[model] == 0
                     break
-                job = queue.popleft()
             self._prepare(model, job, backend, batched)
         if last:
             # Every batched answer is in: the server now has nothing else in flight.
@@ -307,6 +321,23 @@ class Scheduler:
         assert self._scoring is not None
         run = self._run_alone if audit else self._run
         self._scoring.submit(functools.partial(run, job, *outcome))
+
+    def _next_job(self, model: str, queue: deque[Job], replica: int) -> Job | None:
+        """The next job for a thread of `replica` (under the lock): one it claimed, else the
+        next in the queue, claiming the other samples of its task when there are replicas."""
+        claimed = self._claimed[model]
+        if claimed[replica]:
+            return claimed[replica].popleft()
+        if not queue:
+            return None
+        job = queue.popleft()
+        if len(claimed) > 1:
+            task = task_of(job.key)
+            same = [other for other in queue if task_of(other.key) == task]
+            for other in same:
+                queue.remove(other)
+            claimed[replica].extend(same)
+        return job
 
     def _audit(self, model: str) -> None:
         """Generate the audited tasks again on the first replica, with no more in flight
@@ -380,6 +411,7 @@ class Scheduler:
             return InfraFailure(exc.message, exc.retries)
         except Exception as exc:  # a bug must fail its task, not leave its items waiting
             return InfraFailure(f"internal error: {type(exc).__name__}: {exc}")
+        plan = self.plans.get(model)
         stats = replace(
             generation.stats,
             started_at=started,
@@ -387,6 +419,7 @@ class Scheduler:
             concurrency=concurrency,
             concurrency_source=why,
             batched=batched,
+            replica=backend.base_url if plan is not None and len(plan.replicas) > 1 else None,
         )
         generation = replace(generation, stats=stats)
         if key is not None:
@@ -468,6 +501,8 @@ class Scheduler:
             queue = self._pending.pop(model, None)
             if queue is not None:
                 queue.clear()
+            for claimed in self._claimed.pop(model, []):
+                claimed.clear()
         for key in [k for k in self._futures if k[0] == model]:
             del self._futures[key]
         for key in [k for k in self._halves if k[0] == model]:

@@ -211,6 +211,36 @@ def test_replicas_share_one_models_requests(
     assert row["concurrency"] == 4  # two replicas, two in flight each
 
 
+def test_replicas_keep_a_tasks_repeats_together(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    """Every sample of a task goes to the replica that took its first one (the server's
+    prompt cache serves the others), and the JSONL says which replica that was."""
+    many_dir(pytester)
+    first, second = fake_openai({"m": InFlight(answer_many, 0.05)}), fake_openai({"m": answer_many})
+    result = pytester.runpytest(
+        "--llmbench-backend=openai", "--models=m",
+        f"--llmbench-endpoint=m={first.url},{second.url}", "--llmbench-repeat=3",
+        "--llmbench-seed=1", "--llmbench-concurrency=2", "--llmbench-cache=off",
+        "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=10, failed=10)
+    where: dict[str, set[str]] = {}
+    for server in (first, second):
+        for body in server.chat_requests():
+            where.setdefault(last_user_text(body), set()).add(server.url)
+    assert len(where) == 10  # every task asked ...
+    assert all(len(servers) == 1 for servers in where.values()), where  # ... of one replica
+    assert {url for servers in where.values() for url in servers} == {first.url, second.url}
+    samples = [last_user_text(b) for s in (first, second) for b in s.chat_requests()]
+    assert len(samples) == 30  # three samples of each
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    by_task = {t["task"]: t for t in row["results"]}
+    for task in by_task.values():
+        (prompt,) = [p for p in where if f"add{task['task'].removeprefix('add')}(" in p]
+        assert task["replica"].rstrip("/").startswith(next(iter(where[prompt])).rstrip("/"))
+
+
 def lmstudio_two_models() -> LMStudioFake:
     def answer(body: dict[str, Any]) -> Any:
         from fakes.chat_stream import Answer, tokens
