@@ -275,23 +275,32 @@ class Scheduler:
             for index in range(min(in_flight, budget))
         ]
         self._running[model] = len(threads)
-        self._claimed[model] = [deque() for _ in plan.replicas]
+        claimed: list[deque[Job]] = [deque() for _ in plan.replicas]
+        self._claimed[model] = claimed
         if not threads:
             self._audit(model)
         for replica, backend, index in threads:
             threading.Thread(
                 target=self._generate_from,
-                args=(model, queue, backend, plan.batched, replica),
+                args=(model, queue, claimed, backend, plan.batched, replica),
                 name=f"llmbench-gen-{replica}-{index}",
                 daemon=True,
             ).start()
 
     def _generate_from(
-        self, model: str, queue: deque[Job], backend: Backend, batched: bool, replica: int
+        self,
+        model: str,
+        queue: deque[Job],
+        claimed: list[deque[Job]],
+        backend: Backend,
+        batched: bool,
+        replica: int,
     ) -> None:
+        # The queues are this start's: `finish` empties them, and a later start of the same
+        # model makes new ones, which this thread never sees.
         while True:
             with self._lock:
-                job = self._next_job(model, queue, replica)
+                job = self._next_job(queue, claimed, replica)
                 if job is None:
                     self._running[model] -= 1
                     last = self._running[model] == 0
@@ -322,10 +331,10 @@ class Scheduler:
         run = self._run_alone if audit else self._run
         self._scoring.submit(functools.partial(run, job, *outcome))
 
-    def _next_job(self, model: str, queue: deque[Job], replica: int) -> Job | None:
+    @staticmethod
+    def _next_job(queue: deque[Job], claimed: list[deque[Job]], replica: int) -> Job | None:
         """The next job for a thread of `replica` (under the lock): one it claimed, else the
         next in the queue, claiming the other samples of its task when there are replicas."""
-        claimed = self._claimed[model]
         if claimed[replica]:
             return claimed[replica].popleft()
         if not queue:
