@@ -79,17 +79,17 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 # The markers of test functions that use the llm fixture: registered in every run, so that a
 # project's tests stay valid under --strict-markers when no model is named.
-FUNCTION_MARKERS = {
-    "llmbench_prompts": "llmbench_prompts(*prompts, system=None, param=None, max_tokens=None): "
-    "prompts this test asks the llm fixture; their answers are generated ahead of the test",
-    "llmbench_suite": "llmbench_suite(name): the suite this test's cases count under",
-}
+FUNCTION_MARKERS = (
+    "llmbench_prompts(*prompts, system=None, param=None, max_tokens=None): prompts this test "
+    "asks the llm fixture; their answers are generated ahead of the test",
+    "llmbench_suite(name): the suite this test's cases count under",
+)
 NO_MODELS = "llmbench: no --models given; the llm fixture needs a model (pytest --models=KEY)"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in FUNCTION_MARKERS.items():
-        config.addinivalue_line("markers", text if text.startswith(name) else f"{name}: {text}")
+    for line in FUNCTION_MARKERS:
+        config.addinivalue_line("markers", line)
     settings = _settings(config)
     if not settings.active:
         return

@@ -39,6 +39,7 @@ from .client import ModelClient
 from .ending import RunEnd
 from .functions import (
     BUDGETS_LINE,
+    FIXTURE,
     call_repeats,
     function_model,
     item_model,
@@ -286,9 +287,12 @@ class BenchRun:
             return
         if self.defaulted:
             # No paths named: the benchmark, not the project's other tests.
-            ours = [i for i in items if item_model(i) is not None or isinstance(i, ControlItem)]
-            if len(ours) < len(items):
-                others = [i for i in items if i not in set(ours)]
+            ours: list[pytest.Item] = []
+            others: list[pytest.Item] = []
+            for item in items:
+                benchmark = item_model(item) is not None or isinstance(item, ControlItem)
+                (ours if benchmark else others).append(item)
+            if others:
                 items[:] = ours
                 self.config.hook.pytest_deselected(items=others)
         verdict = self.config.stash.get(VERDICT, None)
@@ -391,7 +395,7 @@ class BenchRun:
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
         """A test function using the llm fixture runs once per repeat, each run's requests
         kept for its case."""
-        client = pyfuncitem.funcargs.get("llm")
+        client = pyfuncitem.funcargs.get(FIXTURE)
         if not isinstance(client, ModelClient):
             return None
         call_repeats(pyfuncitem, client, self.settings.repeat)

@@ -10,6 +10,7 @@ the model's failure.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ from ..sandbox.base import PyCall, SandboxError
 from ..suites.answer import PYTHON_LANGS, code_blocks, first_block
 from ..suites.ask import Ask, prompt_messages
 from ..suites.base import Generation, RequestSettings
-from .sampling import repeat_seed
 from .scheduler import InfraFailure, Job, Prepared, Scheduler
 
 if TYPE_CHECKING:
@@ -109,15 +109,7 @@ class ModelClient:
 
     @property
     def settings(self) -> RequestSettings:
-        settings = self._scheduler.request_settings(self.model)
-        if self.repeat:
-            return RequestSettings(
-                settings.max_tokens,
-                settings.temperature,
-                repeat_seed(settings.seed, self.repeat),
-                settings.timeout_s,
-            )
-        return settings
+        return self._scheduler.request_settings(self.model, self.repeat)
 
     def ask(
         self,
@@ -174,8 +166,6 @@ class ModelClient:
 def ask_job(model: str, ask: Ask, repeat: int) -> Job:
     """The scheduler's job for one request; its key names what was asked, so a declared
     prompt and the test's own `ask` of it meet on one future."""
-    import hashlib
-
     digest = hashlib.sha256(f"{ask.messages_json}|{ask.tools_json}|{ask.max_tokens}".encode())
     key = f"ask:{digest.hexdigest()[:20]}" + (f"#repeat{repeat}" if repeat else "")
     return Job((model, key), "ask", ask, repeat=repeat)

@@ -98,9 +98,7 @@ def suite_of(item: pytest.Item) -> str:
     if marker is not None and marker.args:
         return str(marker.args[0])
     stem = item.path.stem
-    for prefix in ("test_",):
-        stem = stem.removeprefix(prefix)
-    return stem.removesuffix("_test") or stem
+    return stem.removeprefix("test_").removesuffix("_test") or stem
 
 
 def task_of(item: pytest.Item, model: str) -> str:

@@ -372,12 +372,13 @@ class Scheduler:
             threading.Thread(target=audit_from, name=f"llmbench-audit-{index}", daemon=True).start()
         audit_from()  # in the thread that finished the batched answers
 
-    def request_settings(self, model: str) -> RequestSettings:
-        """What every request for `model` is sent with (a repeat's seed derives from it)."""
+    def request_settings(self, model: str, repeat: int = 0) -> RequestSettings:
+        """What every request for `model` is sent with; repeat r's seed derives from the
+        run's."""
         return RequestSettings(
             max_tokens=self.models.max_tokens_for(model),
             temperature=self.settings.temperature,
-            seed=self.settings.seed,
+            seed=repeat_seed(self.settings.seed, repeat),
             timeout_s=self.settings.timeout,
         )
 
@@ -385,9 +386,7 @@ class Scheduler:
         self, model: str, job: Job, backend: Backend, batched: bool, *, audit: bool = False
     ) -> tuple[Generation, str | None] | InfraFailure:
         suite = get_suite(job.suite)
-        settings = self.request_settings(model)
-        if job.repeat:
-            settings = replace(settings, seed=repeat_seed(settings.seed, job.repeat))
+        settings = self.request_settings(model, job.repeat)
         concurrency, why = (1, "audit") if audit else self.concurrency.get(model, (1, ""))
         key = None
         if self.settings.cache != "off" and backend.name != "builtin":

@@ -140,9 +140,9 @@ class ModelManager:
     def untold_memory(self, model: str) -> MemoryFigure | None:
         """The model's memory figure when it changed since this process last told it (it
         travels to the controller on the item reports), else None."""
+        if model not in self.memory and model not in self._samplers:
+            return None  # never loaded here
         figure = self.memory_of(model)
-        if figure == NOT_KNOWN and model not in self.memory and model not in self._samplers:
-            return None
         if self._memory_told.get(model) == figure:
             return None
         self._memory_told[model] = figure
