@@ -42,18 +42,8 @@ def test_each_model_is_loaded_once_around_its_requests(bench_dir: pytest.Pyteste
         fake.stop()
     result.assert_outcomes(passed=8, failed=6)  # tooling answers are text: no_answer
     chats = [(r.path, r.body.get("model")) for r in fake.requests if "/chat/" in r.path]
-    order: list[str] = []
-    for request in fake.requests:
-        if request.path.endswith("/load"):
-            order.append(f"load {request.body['model']}")
-        elif request.path.endswith("/unload"):
-            order.append(f"unload {request.body['instance_id']}")
-        elif request.path.endswith("/chat/completions"):
-            step = f"chat {request.body['model']}"
-            if not order or order[-1] != step:
-                order.append(step)
-    assert order == ["load alpha", "chat alpha", "unload alpha", "load beta", "chat beta",
-                     "unload beta"]  # fmt: skip
+    assert fake.lifecycle() == ["load alpha", "chat alpha", "unload alpha", "load beta",
+                                "chat beta", "unload beta"]  # fmt: skip
     assert len(chats) == 2 * 4  # per model: add, count_lines, weather, lookup_then_email
 
 

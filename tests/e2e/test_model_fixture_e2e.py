@@ -11,26 +11,13 @@ from typing import Any
 
 import pytest
 from browser import chromium_page, grid_cell
-from fakes.bench import GOOD_CODE, read_jsonl, short_summary
+from fakes.bench import GOOD_CODE, PYTHON_TASKS, read_jsonl, short_summary
 from fakes.chat_stream import Answer, tokens
 from fakes.http_fake import Json, Response
 from fakes.lmstudio_server import LMStudioFake, Model
 
 from pytest_llmbench.storage.database import database_path
 from pytest_llmbench.storage.record_reader import list_runs, read_run
-
-TASK = """\
-suite: python
-tasks:
-  - id: add
-    prompt: Write `def add(a, b)` returning the sum of a and b.
-    entry_point: add
-    reference: |
-      def add(a, b):
-          return a + b
-    cases:
-      - {id: small, args: [1, 2], expect: 3}
-"""
 
 TESTS = """\
 import pytest
@@ -77,24 +64,25 @@ def lmstudio(*keys: str) -> LMStudioFake:
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     (pytester.path / "tasks" / "python").mkdir(parents=True)
-    (pytester.path / "tasks" / "python" / "small.yaml").write_text(TASK)
+    (pytester.path / "tasks" / "python" / "small.yaml").write_text(PYTHON_TASKS)
     pytester.makepyfile(test_extract=TESTS)
     return pytester
 
 
-def lifecycle(fake: LMStudioFake) -> list[str]:
-    """load/chat/unload in the order the server saw them, consecutive chats merged."""
-    order: list[str] = []
-    for request in fake.requests:
-        if request.path.endswith("/load"):
-            order.append(f"load {request.body['model']}")
-        elif request.path.endswith("/unload"):
-            order.append(f"unload {request.body['instance_id']}")
-        elif request.path.endswith("/chat/completions"):
-            step = f"chat {request.body['model']}"
-            if order[-1:] != [step]:
-                order.append(step)
-    return order
+def run_module(
+    pytester: pytest.Pytester,
+    fake: LMStudioFake,
+    module: str,
+    *args: str,
+    models: str = "alpha",
+    subprocess: bool = False,
+) -> pytest.RunResult:
+    """Run one test module of the project, and nothing else, against `fake`."""
+    run = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+    return run(
+        f"{module}.py", f"--llmbench-base-url={fake.url}", f"--models={models}",
+        "-p", "no:cacheprovider", *args,
+    )  # fmt: skip
 
 
 def chats(fake: LMStudioFake) -> list[dict[str, Any]]:
@@ -120,11 +108,11 @@ def test_task_files_and_test_functions_share_each_models_load(
     output = result.stdout.str()
     # No paths named: the task files and the tests that use the fixture; the plain test is
     # left alone (deselected; xdist's workers deselect it themselves).
-    result.assert_outcomes(passed=5, failed=1, deselected=0 if xdist else 1)
+    result.assert_outcomes(passed=9, failed=1, deselected=0 if xdist else 1)
     assert "PASSED test_extract.py::test_json[alpha]" in output
     assert "FAILED test_extract.py::test_capital[beta]" in output
     assert "test_not_a_model_test" not in output
-    assert lifecycle(fake) == ["load alpha", "chat alpha", "unload alpha", "load beta",
+    assert fake.lifecycle() == ["load alpha", "chat alpha", "unload alpha", "load beta",
                                "chat beta", "unload beta"]  # fmt: skip
     assert len(chats(fake)) == 2 * 3  # per model: add, capital, json
     # The table has the test functions' suite, named after their module.
@@ -156,7 +144,7 @@ def test_task_files_and_test_functions_share_each_models_load(
     # A rerun of the unchanged project asks the server nothing, with the same verdicts.
     before = len(chats(fake))
     again = project.runpytest_subprocess(*args)
-    again.assert_outcomes(passed=5, failed=1, deselected=0 if xdist else 1)
+    again.assert_outcomes(passed=9, failed=1, deselected=0 if xdist else 1)
     assert len(chats(fake)) == before
 
 
@@ -177,10 +165,9 @@ def test_a_server_fault_is_an_error_a_wrong_answer_a_failure(
         """
     )
     fake = serve(lmstudio("alpha"))
-    result = pytester.runpytest_subprocess(
-        "test_faults.py", f"--llmbench-base-url={fake.url}", "--models=alpha",
-        "-p", "no:cacheprovider", "--llmbench-jsonl=out.jsonl", "-rA", *xdist,
-    )  # fmt: skip
+    result = run_module(
+        pytester, fake, "test_faults", "--llmbench-jsonl=out.jsonl", "-rA", *xdist, subprocess=True
+    )
     output = result.stdout.str()
     result.assert_outcomes(failed=2, errors=1)
     assert short_summary(result.stdout.lines) == {
@@ -221,10 +208,7 @@ def test_a_projects_own_llm_fixture_wins(pytester: pytest.Pytester, serve: Any) 
         """
     )
     fake = serve(lmstudio("alpha", "beta"))
-    result = pytester.runpytest(
-        "test_own.py", f"--llmbench-base-url={fake.url}", "--models=alpha,beta", "-v",
-        "-p", "no:cacheprovider",
-    )  # fmt: skip
+    result = run_module(pytester, fake, "test_own", "-v", models="alpha,beta")
     result.assert_outcomes(passed=1)  # once, not once per model
     assert "test_own.py::test_own PASSED" in result.stdout.str()
 
@@ -260,10 +244,7 @@ def test_declared_prompts_are_generated_ahead_of_their_test(
         return Answer(content=tokens("ok"))
 
     fake = serve(LMStudioFake(models=[Model("alpha")], answers={"alpha": answer}))
-    result = pytester.runpytest(
-        "test_order.py", f"--llmbench-base-url={fake.url}", "--models=alpha",
-        "-p", "no:cacheprovider", "-v", "--llmbench-concurrency=2",
-    )  # fmt: skip
+    result = run_module(pytester, fake, "test_order", "-v", "--llmbench-concurrency=2")
     result.assert_outcomes(passed=3)
     asked = [user_text(body) for body in chats(fake)]
     assert sorted(asked[:2]) == ["declared one", "declared two"]  # each asked once, ahead
@@ -279,11 +260,14 @@ def test_repeats_run_a_test_function_once_per_seed(pytester: pytest.Pytester, se
         """
     )
     fake = serve(lmstudio("alpha"))
-    result = pytester.runpytest(
-        "test_rep.py", f"--llmbench-base-url={fake.url}", "--models=alpha",
-        "-p", "no:cacheprovider", "--llmbench-repeat=3", "--llmbench-seed=7",
+    result = run_module(
+        pytester,
+        fake,
+        "test_rep",
+        "--llmbench-repeat=3",
+        "--llmbench-seed=7",
         "--llmbench-jsonl=out.jsonl",
-    )  # fmt: skip
+    )
     result.assert_outcomes(passed=1)
     seeds = [body.get("seed") for body in chats(fake)]
     assert len(seeds) == 3 and seeds[0] == 7 and len(set(seeds)) == 3
@@ -303,10 +287,7 @@ def test_budgets_leave_test_functions_whole_and_say_so(
         """
     )
     fake = serve(lmstudio("alpha"))
-    result = pytester.runpytest(
-        "test_budget.py", f"--llmbench-base-url={fake.url}", "--models=alpha",
-        "-p", "no:cacheprovider", "--llmbench-budgets=8,64",
-    )  # fmt: skip
+    result = run_module(pytester, fake, "test_budget", "--llmbench-budgets=8,64")
     result.assert_outcomes(passed=1)
     line = "llmbench: --llmbench-budgets scores task files only; test functions ran at the "
     result.stdout.fnmatch_lines([line + "largest budget (max_tokens 64)"])
@@ -352,10 +333,7 @@ def test_a_question_asked_at_run_time_waits_for_a_free_slot(
         return Answer(content=tokens("ok"))
 
     fake = serve(LMStudioFake(models=[Model("alpha")], answers={"alpha": answer}))
-    result = pytester.runpytest(
-        "test_slots.py", f"--llmbench-base-url={fake.url}", "--models=alpha",
-        "-p", "no:cacheprovider", "--llmbench-concurrency=1",
-    )  # fmt: skip
+    result = run_module(pytester, fake, "test_slots", "--llmbench-concurrency=1")
     result.assert_outcomes(passed=2)
     assert len(chats(fake)) == 3
     assert in_flight[1] == 1
@@ -379,10 +357,7 @@ def test_results_name_the_module_the_class_and_the_parameters(
         """
     )
     fake = serve(lmstudio("alpha"))
-    result = pytester.runpytest(
-        "test_sql_checks.py", f"--llmbench-base-url={fake.url}", "--models=alpha",
-        "-p", "no:cacheprovider", "--llmbench-jsonl=out.jsonl", "-v",
-    )  # fmt: skip
+    result = run_module(pytester, fake, "test_sql_checks", "--llmbench-jsonl=out.jsonl", "-v")
     result.assert_outcomes(passed=3)
     assert "test_sql_checks.py::TestQueries::test_select[users-alpha] PASSED" in result.stdout.str()
     (row,) = read_jsonl(pytester.path / "out.jsonl")
@@ -411,10 +386,9 @@ def test_a_model_that_fails_to_load_errors_its_tests(pytester: pytest.Pytester, 
             failing_loads={"alpha": Json(500, {"error": "out of memory"})},
         )
     )
-    result = pytester.runpytest(
-        "test_load.py", f"--llmbench-base-url={fake.url}", "--models=alpha,beta",
-        "-p", "no:cacheprovider", "--llmbench-jsonl=out.jsonl",
-    )  # fmt: skip
+    result = run_module(
+        pytester, fake, "test_load", "--llmbench-jsonl=out.jsonl", models="alpha,beta"
+    )
     result.assert_outcomes(passed=2, errors=2)
     assert "out of memory" in result.stdout.str()
     rows = {row["model"]: row for row in read_jsonl(pytester.path / "out.jsonl")}
@@ -461,7 +435,7 @@ def test_the_html_report_shows_a_test_functions_prompt_and_answer(
         f"--llmbench-base-url={fake.url}", "--models=alpha,beta", "-p", "no:cacheprovider",
         "--llmbench-html=report.html",
     )  # fmt: skip
-    result.assert_outcomes(passed=5, failed=1, deselected=1)
+    result.assert_outcomes(passed=9, failed=1, deselected=1)
     with chromium_page() as page:
         page.goto((project.path / "report.html").as_uri())
         page.select_option("#f-suite", "extract")

@@ -65,6 +65,21 @@ class LMStudioFake(FakeHttpServer):
             self.route("POST", "/api/v1/models/load", self._load)
             self.route("POST", "/api/v1/models/unload", self._unload)
 
+    def lifecycle(self) -> list[str]:
+        """Loads, chats and unloads in the order this server saw them, consecutive chats of
+        one model merged: `["load a", "chat a", "unload a", ...]`."""
+        order: list[str] = []
+        for request in self.requests:
+            if request.path.endswith("/load"):
+                order.append(f"load {request.body['model']}")
+            elif request.path.endswith("/unload"):
+                order.append(f"unload {request.body['instance_id']}")
+            elif request.path.endswith("/chat/completions"):
+                step = f"chat {request.body['model']}"
+                if order[-1:] != [step]:
+                    order.append(step)
+        return order
+
     def preload(self, key: str, context_length: int, instance_id: str | None = None) -> None:
         """A model the user loaded before the run."""
         self.instances.append(Instance(instance_id or key, key, context_length))
