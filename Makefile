@@ -61,8 +61,8 @@ test: sysdeps $(STAMP)
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pytest_llmbench tests benchmarks
-	$(BIN)/ruff format --check pytest_llmbench tests benchmarks
+	$(BIN)/ruff check pytest_llmbench tests benchmarks examples
+	$(BIN)/ruff format --check pytest_llmbench tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
