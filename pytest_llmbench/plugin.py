@@ -13,6 +13,7 @@ and a skip (with its reason) for each test that asks for the `llm` fixture.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
@@ -39,8 +40,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(
-    early_config: pytest.Config, parser: pytest.Parser
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> Generator[None, None, None]:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Paths a controller handed a worker relative to the project (run/remote.py), read
+        # before pytest parses the command line or looks for conftests.
+        from .run.remote import read_relative_args
+
+        read_relative_args(args)
     # The project's conftests register their options inside this hook; the short names are
     # registered after them, and only where they left the name free.
     yield

@@ -14,6 +14,7 @@ work to the module that owns it: the run's state and model manager (run/session.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,9 +25,10 @@ from .. import __version__
 from ..options import SHORT_NAMES_TAKEN, Settings
 from ..reporting.jsonl import check_writable, run_settings
 from ..sandbox import SandboxUnavailable
-from ..storage import transcript
+from ..storage import relay, transcript
 from ..storage.database import database_path
 from ..storage.record_writer import RECORD, RunRecord
+from ..storage.relay import ANSWERS_INPUT, RELAY_PROPERTY, Outbox
 from ..taskfiles.roots import (
     TaskRoots,
     bundled_nodeid,
@@ -59,6 +61,7 @@ from .items import (
 from .preflight import VERDICT, WORKER_KEY, deselect, for_worker, run_check, worker_verdict
 from .progress import register as register_progress
 from .session import STATE, ModelManager, RunState
+from .stopping import warn
 
 MARKERS = {
     "llmbench": "a benchmark case generated from a task file",
@@ -76,6 +79,7 @@ class WorkerNode(Protocol):
 
     config: pytest.Config
     workerinput: dict[str, Any]
+    workeroutput: dict[str, Any]
 
 
 class BenchRun:
@@ -86,15 +90,21 @@ class BenchRun:
         self.settings = settings
         self.worker = hasattr(config, "workerinput")
         self.state = RunState(settings, ModelManager(settings))
-        if self.worker and "llmbench_run_id" in config.workerinput:  # type: ignore[attr-defined]
-            self.state.run_id = config.workerinput["llmbench_run_id"]  # type: ignore[attr-defined]
-        # A run that names models is recorded: each process writes its cases
-        # (storage/record_writer.py).
+        if self.worker:
+            # The controller owns the results: a worker sends its answers and cases with its
+            # reports and reads the stored answers the controller handed it
+            # (storage/relay.py).
+            workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+            self.state.run_id = workerinput.get("llmbench_run_id", self.state.run_id)
+            self.state.outbox = Outbox()
+            self.state.relayed_answers = dict(workerinput.get(ANSWERS_INPUT) or {})
+        # A run that names models is recorded (storage/record_writer.py).
         self.record = (
-            RunRecord(database_path(config.rootpath), self.state.run_id)
+            RunRecord(database_path(config.rootpath), self.state.run_id, self.state.outbox)
             if settings.models
             else None
         )
+        self._stored_answers: dict[str, str] | None = None  # handed to each xdist worker
         self.end = RunEnd(config, self.state, self.record, worker=self.worker)
         self.roots: TaskRoots | None = None
         self._missing_lines: list[str] = []  # a line per model skipped at start-up
@@ -125,6 +135,7 @@ class BenchRun:
             from . import xdist
 
             config.pluginmanager.register(xdist.ByServerPlugin(), "llmbench-xdist")
+            self._watch_remote_nodes()
         if not self.worker and settings.baseline:
             self._read_baseline()
         config.stash[RECORD] = self.record
@@ -146,6 +157,21 @@ class BenchRun:
         # A root inside a test path is collected from there; naming it again would not help.
         rest = [r for r in roots if not any(r == t or t in r.parents for t in tests)]
         return [str(path) for path in (*tests, *rest)]
+
+    def _watch_remote_nodes(self) -> None:
+        """Workers on other machines (any --tx but a local popen) are checked before they run
+        anything, and get no copy of pytest in their directory (run/remote.py)."""
+        import execnet
+
+        from . import remote
+
+        specs = [execnet.XSpec(tx) for tx in self.config.getoption("tx", None) or ()]
+        if not any(remote.is_remote(spec) for spec in specs):
+            return
+        assert self.roots is not None
+        need = remote.needs(self.config, self.settings, self.roots)
+        plugin = remote.RemoteNodes(self.config, need, lambda: self.state.isolation_tier)
+        self.config.pluginmanager.register(plugin, "llmbench-remote")
 
     def _distributes(self) -> bool:
         """Whether this process is an xdist controller handing items to workers."""
@@ -261,6 +287,11 @@ class BenchRun:
         verdict = self.config.stash.get(VERDICT, None)
         if verdict is not None:
             node.workerinput[WORKER_KEY] = for_worker(verdict)
+        if self.settings.models:
+            if self._stored_answers is None:
+                real = [m for m in self.settings.models if m in self.settings.real_models]
+                self._stored_answers = self.state.store.stored(self.settings.backend, real)
+            node.workerinput[ANSWERS_INPUT] = self._stored_answers
 
     # ------------------------------------------------------------------ collection
     def pytest_collect_file(
@@ -341,11 +372,19 @@ class BenchRun:
             )
 
     # ------------------------------------------------------------------ items
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """The controller gathers each case's result (also from xdist workers) and what
-        answered its model; the first result opens the run in the record."""
+        answered its model; the first result opens the run in the record. What a worker
+        generated and recorded is written here (before other plugins see the report, so
+        that junit XML does not carry it)."""
         if self.worker or not self.settings.models:
             return
+        relayed = [value for key, value in report.user_properties if key == RELAY_PROPERTY]
+        if relayed:
+            report.user_properties = [p for p in report.user_properties if p[0] != RELAY_PROPERTY]
+            for text in relayed:
+                self._write_relayed(str(text))
         # A case's verdict is on its call report, or on its setup report when setup failed.
         if not (report.when == "call" or (report.when == "setup" and report.failed)):
             return
@@ -361,6 +400,23 @@ class BenchRun:
             self.state.memory[memory[0]] = memory[1]
         if self.record is not None:
             self.record.open()
+
+    def _write_relayed(self, text: str) -> None:
+        answers, statements = relay.parse(text)
+        try:
+            self.state.store.put_rows(answers)
+        except sqlite3.Error as exc:
+            where = self.state.store.path
+            warn(f"cannot keep {len(answers)} answers from a worker in {where}: {exc}")
+        if self.record is not None:
+            self.record.relayed(statements)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: WorkerNode, error: object) -> None:
+        """What a worker had not sent with a report when it finished."""
+        text = getattr(node, "workeroutput", {}).get(RELAY_PROPERTY)
+        if text and self.settings.models:
+            self._write_relayed(str(text))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
@@ -407,11 +463,16 @@ class BenchRun:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         model = function_model(item)
-        if model is None or not self.settings.models or report.skipped:
-            return report
-        if call.when == "call" or (call.when == "setup" and report.failed):
+        verdict = call.when == "call" or (call.when == "setup" and report.failed)
+        if model is not None and self.settings.models and not report.skipped and verdict:
             record = self.config.stash.get(RECORD, None)
             report_case(item, model, report, self.state.manager, record)
+        outbox = self.state.outbox
+        if outbox is not None:
+            # A worker's answers and cases so far travel with this report to the controller.
+            text = outbox.take()
+            if text is not None:
+                report.user_properties.append((RELAY_PROPERTY, text))
         return report
 
     # ------------------------------------------------------------------ the end (run/ending.py)

@@ -21,9 +21,9 @@ in this order:
    everything written, and it is bounded (stopping.exit_unload_bound; a second signal
    abandons it).
 
-On an xdist worker the end is 1, the worker's queued cases into the record, and 8 at once:
-the controller writes the results, and the worker's model is unloaded before the worker tells
-the controller it is done.
+On an xdist worker the end is 1, what its reports have not carried yet into xdist's worker
+output, and 8 at once: the controller writes the results (storage/relay.py), and the worker's
+model is unloaded before the worker tells the controller it is done.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from ..results.aggregate import ModelReport, aggregate
 from ..storage.database import database_path
 from ..storage.record_reader import RecordError
 from ..storage.record_writer import RunRecord
+from ..storage.relay import RELAY_PROPERTY
 from ..taskfiles.selection import Selection
 from .preflight import VERDICT, jsonl_lines
 from .session import RunState
@@ -89,6 +90,10 @@ class RunEnd:
         if self.worker:
             if self.record is not None:
                 self.record.close()
+            outbox = self.state.outbox
+            left = outbox.take() if outbox is not None else None
+            if left is not None:  # the controller writes it (storage/relay.py)
+                self.config.workeroutput[RELAY_PROPERTY] = left  # type: ignore[attr-defined]
             self._unload()
             return
         if self.ending is None:

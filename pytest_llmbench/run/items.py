@@ -76,6 +76,9 @@ class TaskFileCollector(pytest.File):
                 self.path,
                 None if state.settings.cache == "off" else cache,
                 builtin_tools=TOOLBOX.keys(),
+                # An xdist worker writes nothing under its project (it may be another
+                # machine's copy); it still reads what a run without -n parsed.
+                keep=state.outbox is None,
             )
         except TaskFileError as exc:
             raise self.CollectError(str(exc)) from None

@@ -39,7 +39,7 @@ from ..backends.inflight import InFlightPlan, alone_slots, answer_settings
 from ..exchange import BackendError, ChatRequest, Completion
 from ..options import Settings, audit_count
 from ..sandbox.base import Sandbox, SandboxError
-from ..storage.answers import AnswerKey, AnswerStore
+from ..storage.answers import AnswerKey, Answers
 from ..suites import get_suite
 from ..suites.base import Generation, RequestSettings
 from .sampling import budget_runs, repeat_seed
@@ -181,7 +181,7 @@ class Scheduler:
     def __init__(
         self,
         models: ModelHost,
-        store: AnswerStore,
+        store: Answers,
         sandbox: Callable[[], Sandbox],
         settings: Settings,
     ) -> None:

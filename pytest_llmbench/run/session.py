@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from ..results.gate import GateVerdict
     from ..results.history import Run
     from ..sandbox.base import Sandbox
-    from ..storage.answers import AnswerStore
+    from ..storage.answers import Answers, AnswerStore
+    from ..storage.relay import Outbox
     from .scheduler import Job, Scheduler
 
 
@@ -222,6 +223,10 @@ class RunState:
     # The run's last item is done: a model released now stays loaded until the results are
     # written (run/ending.py unloads it).
     last_item_done: bool = False
+    # An xdist worker's: what it sends the controller instead of writing the database, and
+    # the controller's stored answers, by key (storage/relay.py).
+    outbox: Outbox | None = None
+    relayed_answers: dict[str, str] = field(default_factory=dict)
     _sandbox: Sandbox | None = None
     _store: AnswerStore | None = None
     _scheduler: Scheduler | None = None
@@ -237,13 +242,23 @@ class RunState:
             return self._store
 
     @property
+    def answers(self) -> Answers:
+        """Where generations are looked up and kept: the project's store, or on an xdist
+        worker the controller's answers and the outbox."""
+        if self.outbox is None:
+            return self.store
+        from ..storage.relay import RelayedAnswers
+
+        return RelayedAnswers(self.relayed_answers, self.settings.cache, self.outbox)
+
+    @property
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
             from .scheduler import Scheduler
 
             # The sandbox on first use: only answers that run start one (and its self-test).
             self._scheduler = Scheduler(
-                self.manager, self.store, lambda: self.sandbox, self.settings
+                self.manager, self.answers, lambda: self.sandbox, self.settings
             )
         return self._scheduler
 

@@ -22,9 +22,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import TypeAdapter
 
@@ -104,6 +105,31 @@ def decode_generation(text: str) -> Generation:
     return _codec().validate_json(text)
 
 
+# One row of the answers table: key, backend, model, created, request, generation. It is also
+# what an xdist worker sends the controller (storage/relay.py), which alone writes the table.
+AnswerRow = tuple[str, str, str, float, str, str]
+_INSERT = (
+    "INSERT OR REPLACE INTO answers (key, backend, model, created, request, generation) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def answer_row(key: AnswerKey, generation: Generation) -> AnswerRow:
+    return (
+        key.digest, key.backend, key.model, time.time(), key.as_json(),
+        encode_generation(generation),
+    )  # fmt: skip
+
+
+class Answers(Protocol):
+    """What the scheduler asks of stored answers: the project's store (AnswerStore), or on an
+    xdist worker the controller's answers and an outbox (storage/relay.py)."""
+
+    def get(self, key: AnswerKey) -> Generation | None: ...
+
+    def put(self, key: AnswerKey, generation: Generation) -> None: ...
+
+
 class AnswerStore:
     """Thread-safe: each thread gets its own connection (sqlite3 connections are per thread)."""
 
@@ -143,20 +169,38 @@ class AnswerStore:
     def put(self, key: AnswerKey, generation: Generation) -> None:
         if self.policy == "off":
             return
-        self._connection().execute(
-            "INSERT OR REPLACE INTO answers (key, backend, model, created, request, generation) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                key.digest,
-                key.backend,
-                key.model,
-                time.time(),
-                key.as_json(),
-                encode_generation(generation),
-            ),
-        )
+        self._connection().execute(_INSERT, answer_row(key, generation))
         with self._count_lock:
             self.writes += 1
+
+    def put_rows(self, rows: Sequence[AnswerRow]) -> None:
+        """Write rows a worker generated (storage/relay.py), in one transaction."""
+        if self.policy == "off" or not rows:
+            return
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, rows)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        with self._count_lock:
+            self.writes += len(rows)
+
+    def stored(self, backend: str, models: Iterable[str]) -> dict[str, str]:
+        """Every stored answer of `models` on `backend`, by key, as stored (the controller
+        hands them to its xdist workers, which cannot read this database). Nothing when the
+        policy does not read the store, or there is no store yet."""
+        names = sorted(set(models))
+        if self.policy != "use" or not names or not self.path.exists():
+            return {}
+        marks = ",".join("?" * len(names))
+        rows = self._connection().execute(
+            f"SELECT key, generation FROM answers WHERE backend = ? AND model IN ({marks})",
+            (backend, *names),
+        )
+        return dict(rows.fetchall())
 
     def load(self, digest: str) -> Generation | None:
         """A stored generation by its key, whatever the policy (reports read through this)."""

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ..suites import Execution
     from ..suites.base import Generation
     from ..taskfiles.format import Case, Task
+    from .relay import Outbox
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -90,6 +91,10 @@ CREATE TABLE IF NOT EXISTS case_records (
     PRIMARY KEY (run_id, model, task_ref, case_id)
 );
 """
+
+
+INSERT_TASK = "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+INSERT_CASE = "INSERT OR REPLACE INTO case_records VALUES (?,?,?,?,?,?,?,?,?,?)"
 
 
 def _now() -> str:
@@ -150,7 +155,7 @@ class RunRecord:
 
     LINGER_S = 0.2  # a run killed without warning loses at most the last 0.2 s of cases
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    def __init__(self, path: Path, run_id: str, outbox: Outbox | None = None) -> None:
         self.path = path
         self.run_id = run_id
         self._local = threading.local()
@@ -160,7 +165,9 @@ class RunRecord:
         self.opened = False  # the run's row is written
         self._info: Callable[[], dict[str, Any]] | None = None  # begin()'s, until opened
         self._started: str | None = None
-        self._writer = BatchWriter(
+        # An xdist worker's cases go to the controller, which alone writes the record
+        # (storage/relay.py).
+        self._writer: BatchWriter | Outbox = outbox or BatchWriter(
             lambda: connect(self.path), self._failed, linger_s=self.LINGER_S,
             name="llmbench-record",
         )  # fmt: skip
@@ -285,7 +292,7 @@ class RunRecord:
             if first_of_task:
                 key, copied = answer_ref(generation, result)
                 out.append((
-                    "INSERT OR REPLACE INTO task_records VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    INSERT_TASK,
                     (
                         self.run_id, result.model, task_ref, result.suite, result.task,
                         difficulty, _dumps(task_inputs()), key,
@@ -294,7 +301,7 @@ class RunRecord:
                 ))  # fmt: skip
             observed = got()
             out.append((
-                "INSERT OR REPLACE INTO case_records VALUES (?,?,?,?,?,?,?,?,?,?)",
+                INSERT_CASE,
                 (
                     self.run_id, result.model, task_ref, result.case, result.outcome,
                     result.detail, _dumps(case_inputs()),
@@ -306,6 +313,16 @@ class RunRecord:
 
         recorded = _now()
         self._writer.put(f"case {task_ref}::{result.case}", rows)
+
+    def relayed(self, statements: Sequence[Statement]) -> None:
+        """Queue the rows of cases a worker recorded (storage/relay.py); the run's row first."""
+        if not statements:
+            return
+        if any(sql not in (INSERT_TASK, INSERT_CASE) for sql, _ in statements):
+            self._failed("rows from a worker", ValueError("not rows of the record's cases"))
+            return
+        self.open()
+        self._writer.put(f"{len(statements)} rows from a worker", lambda: list(statements))
 
     def flush(self) -> None:
         """Return once every case queued so far is in the database (or reported failed)."""

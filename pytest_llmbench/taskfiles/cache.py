@@ -95,10 +95,14 @@ def _write(cache_dir: Path, entry: Path, task_file: TaskFile) -> None:
 
 
 def load_cached(
-    path: Path, cache_dir: Path | None, *, builtin_tools: Collection[str] | None = None
+    path: Path,
+    cache_dir: Path | None,
+    *,
+    builtin_tools: Collection[str] | None = None,
+    keep: bool = True,
 ) -> TaskFile:
     """`load_task_file(path, builtin_tools=...)`, served from `cache_dir` when the same bytes
-    were parsed before."""
+    were parsed before; what is parsed anew is kept there when `keep`."""
     if cache_dir is None:
         return load_task_file(path, builtin_tools=builtin_tools)
     try:
@@ -110,5 +114,6 @@ def load_cached(
     if cached is not None:
         return cached
     task_file = load_task_file(path, builtin_tools=builtin_tools)
-    _write(cache_dir, entry, task_file)
+    if keep:
+        _write(cache_dir, entry, task_file)
     return task_file
