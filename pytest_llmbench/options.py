@@ -73,10 +73,27 @@ def _on_off(text: str) -> bool:
     raise pytest.UsageError(f"--llmbench-sanitize must be on or off (got {text!r})")
 
 
-def _endpoints(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`a=URL1,URL2,b=URL3`: a comma-separated word that does not name a model is one more
-    replica of the model named before it."""
+Endpoints = tuple[tuple[str, tuple[str, ...]], ...]  # (model, its servers' bare URLs)
+
+
+def _replica(item: str, url: str) -> tuple[str, int | None]:
+    """`URL*N`: the bare URL and N, the requests that server takes at once (None without)."""
+    bare, star, count = url.rpartition("*")
+    if not star:
+        return url, None
+    if not bare or not re.fullmatch(r"[0-9]+", count) or int(count) < 1:
+        raise pytest.UsageError(
+            f"--llmbench-endpoint expects URL*N with N a positive whole number, got {item!r}"
+        )
+    return bare, int(count)
+
+
+def _endpoints(text: str) -> tuple[Endpoints, tuple[tuple[str, int], ...]]:
+    """`a=URL1*4,URL2,b=URL3`: a comma-separated word that does not name a model is one more
+    replica of the model named before it. Returns the models' bare URLs, and (URL, N) for each
+    URL given as `URL*N`."""
     merged: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
     current: str | None = None
     for item in _models(text):
         model, sep, url = item.partition("=")
@@ -88,10 +105,17 @@ def _endpoints(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
             raise pytest.UsageError(f"--llmbench-endpoint expects MODEL=URL, got {item!r}")
         else:
             url = item
+        url, count = _replica(item, url)
+        # N is what the server takes, so it holds for every model the URL serves; the URL
+        # given bare elsewhere says nothing against it.
+        if count is not None and counts.setdefault(url, count) != count:
+            raise pytest.UsageError(
+                f"--llmbench-endpoint gives {url} two counts: *{counts[url]} and *{count}"
+            )
         urls = merged.setdefault(current, [])
         if url not in urls:
             urls.append(url)
-    return tuple((model, tuple(urls)) for model, urls in merged.items())
+    return tuple((model, tuple(urls)) for model, urls in merged.items()), tuple(counts.items())
 
 
 def _variants(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -272,7 +296,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("context_length", "--llmbench-context", "context length to load models with",
            None, int, metavar="TOKENS"),
     Option("endpoint", "--llmbench-endpoint", "MODEL=URL[,URL...]: serve this model from other "
-           "servers of the same backend; several URLs are replicas sharing its requests "
+           "servers of the same backend; several URLs are replicas sharing its requests; "
+           "URL*N: that server takes N requests at once, whatever --llmbench-concurrency says "
            "(repeatable)", (), _endpoints),
     Option("concurrency", "--llmbench-concurrency", "requests in flight per server: auto "
            "(default: one per server process, so each answer is decoded alone and the run is "
@@ -400,7 +425,8 @@ class Settings:
     list: bool = False
     timeout: float = DEFAULT_TIMEOUT_S
     context_length: int | None = None
-    endpoint: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    endpoint: Endpoints = ()
+    endpoint_in_flight: tuple[tuple[str, int], ...] = ()  # (URL, N) from URL*N
     variants: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (reference, its variants)
     limits: tuple[Limits, ...] = ()
     concurrency: int | str = "auto"
@@ -424,6 +450,11 @@ class Settings:
     def urls_for(self, model: str) -> tuple[str | None, ...]:
         """The servers a model's requests go to: its replicas, else the run's base URL."""
         return self.endpoints.get(model) or (self.base_url,)
+
+    def in_flight_for(self, model: str) -> tuple[int | None, ...]:
+        """Per server of `model`, in urls_for's order: the N of its `URL*N`, else None."""
+        told = dict(self.endpoint_in_flight)
+        return tuple(told.get(url) if url else None for url in self.urls_for(model))
 
     @property
     def store_path(self) -> Path:
@@ -473,6 +504,9 @@ def resolve(config: pytest.Config) -> Settings:
         except ValueError:
             named = f"{opt.short} ({opt.flag})" if opt.short else opt.flag
             raise pytest.UsageError(f"{named}: cannot use {raw!r}") from None
+    if "endpoint" in values:
+        # The counts get a field of their own: everything else that reads a URL wants it bare.
+        values["endpoint"], values["endpoint_in_flight"] = values["endpoint"]
     if values.get("isolation", "auto") not in ("auto", "full", "reduced"):
         raise pytest.UsageError("--llmbench-isolation must be one of auto, full, reduced")
     if values.get("fail_on_regression") and not values.get("baseline"):

@@ -31,7 +31,7 @@ class InFlightPlan:
     """Per replica of a model: the backend and the requests to keep in flight on it."""
 
     replicas: tuple[tuple[Backend, int], ...]
-    why: str  # "reproducible", "option", "server", "default", "built-in: answers at once"
+    why: str  # "reproducible", "option", "endpoint", "server", "default", "built-in: ..."
     # Some server holds more requests at once than it decodes alone: answers may depend on
     # what else was in flight.
     batched: bool
@@ -73,17 +73,24 @@ def deterministic_sampling(settings: Settings) -> bool:
 def plan(
     settings: Settings, model: str, backends: Sequence[Backend], *, builtin: bool
 ) -> InFlightPlan:
-    """The requests in flight on each replica of `model`, and why."""
+    """The requests in flight on each replica of `model`, and why. `backends` are in the
+    order of `settings.urls_for(model)`, as the run makes them: a backend's own URL is
+    normalised, so the position, not the URL, pairs it with its `URL*N`."""
     if builtin:
         return InFlightPlan(tuple((b, 1) for b in backends), "built-in: answers at once", False)
     option = settings.concurrency
     exact_wanted = deterministic_sampling(settings) and not settings.batch_invariant
+    # A URL*N is the user's word on that one server: it beats the option and the server.
+    given = dict(enumerate(settings.in_flight_for(model)))
     replicas: list[tuple[Backend, int]] = []
     reasons: set[str] = set()
     batched = False
-    for backend in backends:
+    for index, backend in enumerate(backends):
         alone = alone_slots(backend, model)
-        if isinstance(option, int):
+        endpoint = given.get(index)
+        if endpoint is not None:
+            count, why = endpoint, "endpoint"
+        elif isinstance(option, int):
             count, why = option, "option"
         elif option == "auto" and exact_wanted:
             count, why = alone, REPRODUCIBLE

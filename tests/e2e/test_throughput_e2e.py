@@ -241,6 +241,31 @@ def test_replicas_keep_a_tasks_repeats_together(
         assert task["replica"].rstrip("/").startswith(next(iter(where[prompt])).rstrip("/"))
 
 
+def test_each_replica_takes_the_requests_its_url_star_n_asks_for(
+    pytester: pytest.Pytester, fake_openai: Callable[[dict[str, Script]], FakeOpenAI]
+) -> None:
+    """`URL*N` keeps N in flight on that replica, whatever --llmbench-concurrency says (auto
+    here: one each), and the URL is used and reported without it."""
+    many_dir(pytester)
+    big, small = InFlight(answer_many), InFlight(answer_many)
+    first, second = fake_openai({"m": big}), fake_openai({"m": small})
+    result = pytester.runpytest(
+        "--llmbench-backend=openai", "--models=m",
+        f"--llmbench-endpoint=m={first.url}*2,{second.url}*1", "--llmbench-cache=off",
+        "--llmbench-jsonl=out.jsonl", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=10, failed=10)
+    assert (big.peak, small.peak) == (2, 1)
+    assert len(first.chat_requests()) + len(second.chat_requests()) == 10
+    (row,) = read_jsonl(pytester.path / "out.jsonl")
+    assert (row["concurrency"], row["concurrency_source"]) == (3, "endpoint")
+    # The generic server says nothing of its slots: two at once may share a batch.
+    assert (row["reproducible"], row["batched"]) == (False, True)
+    assert row["base_url"] == first.url  # the first replica, as reports name the model
+    replicas = {t["replica"].rstrip("/") for t in row["results"]}
+    assert replicas == {first.url.rstrip("/"), second.url.rstrip("/")}
+
+
 def lmstudio_two_models() -> LMStudioFake:
     def answer(body: dict[str, Any]) -> Any:
         from fakes.chat_stream import Answer, tokens

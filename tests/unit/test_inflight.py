@@ -11,7 +11,14 @@ import pytest
 from pytest_llmbench.backends.inflight import answers_note, plan
 from pytest_llmbench.caseresult import CaseResult
 from pytest_llmbench.exchange import Completion, ToolCall
-from pytest_llmbench.options import Settings, _audit, _concurrency, _seed, audit_count
+from pytest_llmbench.options import (
+    Settings,
+    _audit,
+    _concurrency,
+    _endpoints,
+    _seed,
+    audit_count,
+)
 from pytest_llmbench.results.aggregate import Audit, aggregate
 from pytest_llmbench.run.scheduler import Job, audited_jobs
 from pytest_llmbench.suites.base import Generation, same_answer
@@ -62,6 +69,53 @@ DEFAULT = Settings(models=("m",))
 )
 def test_plan(settings: Settings, servers: list[Server], expected: Any) -> None:
     assert counts(settings, *servers) == expected
+
+
+def replicas(*urls: str, **settings: Any) -> Settings:
+    """DEFAULT with `m` served from `urls`, each `URL*N` parsed as the option does."""
+    endpoint, in_flight = _endpoints("m=" + ",".join(urls))
+    return replace(DEFAULT, endpoint=endpoint, endpoint_in_flight=in_flight, **settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "servers", "expected"),
+    [
+        # N in flight whatever the option says, batched where N is more than it decodes alone.
+        (replicas("http://a*3"), [Server(4)], ([3], "endpoint", True)),
+        (replicas("http://a*3", concurrency=1), [Server(4)], ([3], "endpoint", True)),
+        (replicas("http://a*3", concurrency="server"), [Server(8)], ([3], "endpoint", True)),
+        (replicas("http://a*1", seed=None), [Server(4)], ([1], "endpoint", False)),
+        (replicas("http://a*3"), [Server(4, alone=3)], ([3], "endpoint", False)),
+        # A one-slot server queues the rest: each answer is still decoded alone.
+        (replicas("http://a*3"), [Server(1)], ([3], "endpoint", False)),
+        (replicas("http://a*3", batch_invariant=True), [Server(4)], ([3], "endpoint", False)),
+        # Replicas without a count are planned as before, beside those with one.
+        (replicas("http://a*2", "http://b"), [Server(4), Server(4)],
+         ([2, 1], "endpoint, reproducible", True)),
+        (replicas("http://a", "http://b*1"), [Server(4), Server(8)],
+         ([1, 1], "endpoint, reproducible", False)),
+        (replicas("http://a*2", "http://b", concurrency="server"), [Server(4), Server(6)],
+         ([2, 6], "endpoint, server", True)),
+        (replicas("http://a*1", "http://b", concurrency=5), [Server(4), Server(1)],
+         ([1, 5], "endpoint, option", False)),
+    ],
+)  # fmt: skip
+def test_plan_with_endpoint_counts(
+    settings: Settings, servers: list[Server], expected: Any
+) -> None:
+    assert counts(settings, *servers) == expected
+
+
+def test_an_endpoint_count_belongs_to_its_url_whichever_model_it_serves() -> None:
+    settings = replicas("http://a*2", base_url="http://base")
+    settings = replace(settings, endpoint=(*settings.endpoint, ("b", ("http://c", "http://a"))))
+    made = plan(settings, "b", [Server(4), Server(4)], builtin=False)
+    assert ([n for _, n in made.replicas], made.why, made.batched) == (
+        [1, 2], "endpoint, reproducible", True,
+    )  # fmt: skip
+    # A model on the base URL has no count.
+    made = plan(settings, "other", [Server(4)], builtin=False)
+    assert ([n for _, n in made.replicas], made.why) == ([1], "reproducible")
 
 
 def test_pseudo_models_answer_at_once() -> None:
