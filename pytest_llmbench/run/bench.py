@@ -468,8 +468,9 @@ class BenchRun:
             record = self.config.stash.get(RECORD, None)
             report_case(item, model, report, self.state.manager, record)
         outbox = self.state.outbox
-        if outbox is not None:
-            # A worker's answers and cases so far travel with this report to the controller.
+        if outbox is not None and call.when == "teardown":
+            # A worker's answers and cases so far travel to the controller with the item's
+            # last report (the one junit reads properties from: the controller strips them).
             text = outbox.take()
             if text is not None:
                 report.user_properties.append((RELAY_PROPERTY, text))

@@ -40,7 +40,10 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 # What a command's comment may say instead of being run here.
 REAL_SERVER = "(real server)"
 NOT_RUN = "(not run by the tests)"
-NOT_RUN_PROGRAMS = ("make", "pip", ".")  # set-up and the project's own checks
+NOT_RUN_PROGRAMS = ("make", "pip", ".", "python", "sbatch")  # set-up, the project's checks
+# A run over other machines (--tx ssh=...); tests/e2e/test_remote_nodes_e2e.py runs its kind
+# through socket servers on this one.
+OTHER_MACHINES = "(other machines)"
 
 
 def test_readme_task_table_matches_the_task_files() -> None:
@@ -211,6 +214,10 @@ def run_parallel_junit(env: Env, command: str) -> None:
     assert "2 workers" in result.stdout.str()
     cases = list(ET.parse(env.pytester.path / "bench.xml").iter("testcase"))
     assert len(cases) == 14 and all(c.find("properties") is not None for c in cases)
+    # What the workers sent the controller (answers, transcripts) stays out of the XML.
+    names = {p.get("name") for c in cases for p in c.iter("property")}
+    assert "llmbench" in names and "llmbench_relay" not in names
+    assert (env.pytester.path / ".llmbench" / "store.sqlite3").exists()
 
 
 def run_json_report(env: Env, command: str) -> None:
@@ -584,16 +591,20 @@ def test_every_readme_command_is_run_here_or_marked() -> None:
     commands = readme_commands()
     assert len(commands) >= len(RUN_BY_TESTS)
     for command in commands:
-        marks = [mark for mark in (REAL_SERVER, NOT_RUN) if mark in command.comment]
+        marks = [
+            mark for mark in (REAL_SERVER, NOT_RUN, OTHER_MACHINES) if mark in command.comment
+        ]
         if command.text in RUN_BY_TESTS:
             assert not marks, f"{command.text!r} is run by the tests but marked {marks}"
             continue
         assert marks, (
             f"README command {command.text!r} is neither run by tests/unit/test_readme.py "
-            f"nor marked {REAL_SERVER} or {NOT_RUN}"
+            f"nor marked {REAL_SERVER}, {NOT_RUN} or {OTHER_MACHINES}"
         )
         if NOT_RUN in marks:
             assert command.text.split()[0] in NOT_RUN_PROGRAMS, command.text
+        if OTHER_MACHINES in marks:
+            assert "--tx ssh=" in command.text, command.text
     assert set(RUN_BY_TESTS) <= {c.text for c in commands}, "a runner for a command gone"
 
 
