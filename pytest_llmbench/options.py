@@ -354,6 +354,15 @@ REPEATABLE = {"endpoint": ",", "variants": ",", "limits": ";"}
 # Short names another plugin or the project's conftest had already taken, for the header.
 SHORT_NAMES_TAKEN = pytest.StashKey[tuple[str, ...]]()
 
+# A path an xdist controller hands a remote worker relative to the project (run/remote.py);
+# the worker reads it against its own working directory, the copy's root.
+ROOTDIR_ARG = "<rootdir>/"
+
+
+def read_rootdir_args(args: list[str]) -> None:
+    """On a worker, before pytest parses its command line: `<rootdir>/PATH` back to PATH."""
+    args[:] = [arg.removeprefix(ROOTDIR_ARG) for arg in args]
+
 
 def _add(group: pytest.OptionGroup, opt: Option, flag: str, help: str) -> None:
     dest = "llmbench_" + opt.dest

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .options import SHORT_NAMES_TAKEN, Settings, add_options, add_short_names, resolve
+from .options import (
+    ROOTDIR_ARG,
+    SHORT_NAMES_TAKEN,
+    Settings,
+    add_options,
+    add_short_names,
+    read_rootdir_args,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from .run.bench import BenchRun
@@ -42,12 +50,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> Generator[None, None, None]:
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if os.environ.get("PYTEST_XDIST_WORKER") and any(a.startswith(ROOTDIR_ARG) for a in args):
         # Paths a controller handed a worker relative to the project (run/remote.py), read
         # before pytest parses the command line or looks for conftests.
-        from .run.remote import read_relative_args
-
-        read_relative_args(args)
+        read_rootdir_args(args)
     # The project's conftests register their options inside this hook; the short names are
     # registered after them, and only where they left the name free.
     yield

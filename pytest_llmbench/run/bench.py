@@ -289,9 +289,18 @@ class BenchRun:
             node.workerinput[WORKER_KEY] = for_worker(verdict)
         if self.settings.models:
             if self._stored_answers is None:
-                real = [m for m in self.settings.models if m in self.settings.real_models]
-                self._stored_answers = self.state.store.stored(self.settings.backend, real)
+                self._stored_answers = self._reusable_answers()
             node.workerinput[ANSWERS_INPUT] = self._stored_answers
+
+    def _reusable_answers(self) -> dict[str, str]:
+        """The stored answers this run's workers could reuse (they do not read the store)."""
+        from .sampling import repeat_seed
+
+        settings = self.settings
+        seeds = [repeat_seed(settings.seed, repeat) for repeat in range(settings.repeat)]
+        return self.state.store.stored(
+            settings.backend, settings.real_models, settings.temperature, seeds
+        )
 
     # ------------------------------------------------------------------ collection
     def pytest_collect_file(

@@ -25,11 +25,10 @@ from typing import Any
 import pytest
 
 from .. import __version__
-from ..options import Settings
+from ..options import ROOTDIR_ARG, Settings
 from ..taskfiles.roots import TaskRoots, bundled_root
 from . import node_check
 
-ROOTDIR_MARK = "<rootdir>/"  # a path the controller hands a remote worker, relative to its root
 # The node's check starts a sandbox there once (its self-test) and connects to each server.
 CHECK_TIMEOUT_S = 120.0
 
@@ -67,13 +66,8 @@ def relative_args(args: Sequence[str], invocation_dir: Path, rootdir: Path) -> l
                 f"llmbench: {arg} is outside the rootdir {rootdir}; remote workers (--tx) "
                 "collect paths inside the project only"
             ) from None
-        out.append(f"{ROOTDIR_MARK}{inside.as_posix()}{sep}{rest}")
+        out.append(f"{ROOTDIR_ARG}{inside.as_posix()}{sep}{rest}")
     return out
-
-
-def read_relative_args(args: list[str]) -> None:
-    """On a worker: `<rootdir>/PATH` back to PATH, in place (the worker runs at its root)."""
-    args[:] = [arg.removeprefix(ROOTDIR_MARK) for arg in args]
 
 
 def task_files(roots: TaskRoots, rootdir: Path) -> list[str]:

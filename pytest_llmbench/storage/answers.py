@@ -188,19 +188,26 @@ class AnswerStore:
         with self._count_lock:
             self.writes += len(rows)
 
-    def stored(self, backend: str, models: Iterable[str]) -> dict[str, str]:
-        """Every stored answer of `models` on `backend`, by key, as stored (the controller
-        hands them to its xdist workers, which cannot read this database). Nothing when the
-        policy does not read the store, or there is no store yet."""
+    def stored(
+        self, backend: str, models: Iterable[str], temperature: float, seeds: Iterable[int | None]
+    ) -> dict[str, str]:
+        """The stored answers a run could reuse, by key, as stored: those of `models` on
+        `backend` sampled at `temperature` with one of `seeds` (the controller hands them to
+        its xdist workers, which do not read this database; answers of other settings would
+        only weigh on the hand-over). Nothing when the policy does not read the store, or
+        there is no store yet."""
         names = sorted(set(models))
         if self.policy != "use" or not names or not self.path.exists():
             return {}
+        wanted = set(seeds)
         marks = ",".join("?" * len(names))
         rows = self._connection().execute(
-            f"SELECT key, generation FROM answers WHERE backend = ? AND model IN ({marks})",
-            (backend, *names),
+            "SELECT key, json_extract(request, '$.seed'), generation FROM answers "
+            f"WHERE backend = ? AND model IN ({marks}) "
+            "AND json_extract(request, '$.temperature') = ?",
+            (backend, *names, temperature),
         )
-        return dict(rows.fetchall())
+        return {key: generation for key, seed, generation in rows if seed in wanted}
 
     def load(self, digest: str) -> Generation | None:
         """A stored generation by its key, whatever the policy (reports read through this)."""

@@ -591,9 +591,7 @@ def test_every_readme_command_is_run_here_or_marked() -> None:
     commands = readme_commands()
     assert len(commands) >= len(RUN_BY_TESTS)
     for command in commands:
-        marks = [
-            mark for mark in (REAL_SERVER, NOT_RUN, OTHER_MACHINES) if mark in command.comment
-        ]
+        marks = [mark for mark in (REAL_SERVER, NOT_RUN, OTHER_MACHINES) if mark in command.comment]
         if command.text in RUN_BY_TESTS:
             assert not marks, f"{command.text!r} is run by the tests but marked {marks}"
             continue

@@ -15,8 +15,14 @@ import pytest
 from pytest_llmbench import __version__
 from pytest_llmbench.caseresult import CaseResult, GenerationStats
 from pytest_llmbench.exchange import Completion, Usage
+from pytest_llmbench.options import read_rootdir_args
 from pytest_llmbench.run import node_check, remote
-from pytest_llmbench.storage.answers import AnswerKey, AnswerStore, encode_generation
+from pytest_llmbench.storage.answers import (
+    AnswerKey,
+    AnswerStore,
+    decode_generation,
+    encode_generation,
+)
 from pytest_llmbench.storage.record_reader import read_run
 from pytest_llmbench.storage.record_writer import RECORD, RunRecord, record_case
 from pytest_llmbench.storage.relay import Outbox, RelayedAnswers, parse
@@ -88,7 +94,7 @@ def test_a_worker_reads_the_controllers_answers_and_its_own(tmp_path: Path) -> N
     outbox = Outbox()
     store = AnswerStore(tmp_path / "store.sqlite3")
     store.put(key("m", "old"), generation("stored"))
-    answers = RelayedAnswers(store.stored("openai", ["m"]), "use", outbox)
+    answers = RelayedAnswers(store.stored("openai", ["m"], 0.0, [None]), "use", outbox)
     found = answers.get(key("m", "old"))
     assert found is not None and found.answer == "stored"
     assert answers.get(key("m", "new")) is None
@@ -108,15 +114,19 @@ def test_the_cache_policy_holds_on_a_worker(policy: str, reads: bool, sends: boo
     assert (outbox.take() is not None) is sends
 
 
-def test_the_controller_hands_over_only_the_runs_models_on_its_backend(tmp_path: Path) -> None:
+def test_the_controller_hands_over_only_what_the_run_could_reuse(tmp_path: Path) -> None:
     store = AnswerStore(tmp_path / "store.sqlite3")
     for model, backend in (("a", "openai"), ("b", "openai"), ("a", "ollama")):
         store.put(key(model, "p", backend), generation(f"{model}@{backend}"))
-    handed = store.stored("openai", ["a"])
-    assert list(handed) == [key("a", "p").digest]
-    assert AnswerStore(tmp_path / "store.sqlite3", "refresh").stored("openai", ["a"]) == {}
+    store.put(AnswerKey("openai", "a", {"prompt": "p"}, 512, 0.8, 7), generation("warm"))
+    store.put(AnswerKey("openai", "a", {"prompt": "p"}, 512, 0.8, 9), generation("other seed"))
+    assert list(store.stored("openai", ["a"], 0.0, [None])) == [key("a", "p").digest]
+    warm = store.stored("openai", ["a"], 0.8, [7, 8])
+    assert [decode_generation(text).answer for text in warm.values()] == ["warm"]
+    refresh = AnswerStore(tmp_path / "store.sqlite3", "refresh")
+    assert refresh.stored("openai", ["a"], 0.0, [None]) == {}
     nowhere = AnswerStore(tmp_path / "none" / "store.sqlite3")
-    assert nowhere.stored("openai", ["a"]) == {}
+    assert nowhere.stored("openai", ["a"], 0.0, [None]) == {}
     assert not (tmp_path / "none").exists()  # asking does not create a database
 
 
@@ -138,7 +148,7 @@ def test_paths_reach_a_remote_worker_relative_to_the_project(tmp_path: Path) -> 
         "not_a_path", "<rootdir>/.",
     ]  # fmt: skip
     assert all(not Path(arg).exists() for arg in sent if arg.startswith("<"))  # xdist leaves them
-    remote.read_relative_args(sent)
+    read_rootdir_args(sent)
     assert sent == [*args[:5], "."]
     inside = tmp_path / "tasks"
     assert remote.relative_args(["python"], inside, tmp_path) == ["<rootdir>/tasks/python"]
