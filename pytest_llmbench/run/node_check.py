@@ -2,21 +2,27 @@
 
 The controller sends this module's source to the node through execnet (the gateway xdist opened
 for the worker, before xdist starts the worker there), with what the run needs; the node
-answers with its facts and run/remote.py compares them. It runs in the node's own Python, in
-the node's working directory, so it imports nothing but the standard library at the top: it
-must run even where the plugin is missing or another version.
+answers with its facts and run/remote.py compares them. The facts are gathered by a Python of
+their own on the node, in the node's working directory: the worker xdist starts next in the
+gateway's process must be the first there to import the plugin (pytest rewrites its asserts),
+and the check must run even where the plugin is missing or another version, so this module
+imports nothing but the standard library at the top.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 CONNECT_TIMEOUT_S = 5.0
+FACTS_TIMEOUT_S = 100.0  # the sandbox's self-test, and a connection to each server
 BUNDLED = "bundled/"  # a task file named so is inside the installed plugin
 
 
@@ -72,6 +78,23 @@ def node_facts(need: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
-if __name__ == "__channelexec__":
-    channel = globals()["channel"]  # execnet's, on the node
-    channel.send(node_facts(channel.receive()))
+def gathered(need: dict[str, Any], source: str) -> dict[str, Any]:
+    """`node_facts(need)` from a Python of its own (this module's `source` run as a script)."""
+    here = {"python": sys.executable, "cwd": os.getcwd()}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", source], input=json.dumps(need), capture_output=True,
+            text=True, timeout=FACTS_TIMEOUT_S,
+        )  # fmt: skip
+        facts: dict[str, Any] = json.loads(done.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        lines = (getattr(exc, "stderr", None) or str(exc) or type(exc).__name__).splitlines()
+        return {**here, "error": lines[-1] if lines else type(exc).__name__}
+    return facts
+
+
+if __name__ == "__main__":  # on the node, in the Python `gathered` starts
+    json.dump(node_facts(json.load(sys.stdin)), sys.stdout)
+elif __name__ == "__channelexec__":  # on the node, in the gateway's process
+    channel = globals()["channel"]  # execnet's
+    channel.send(gathered(*channel.receive()))

@@ -18,6 +18,7 @@ For such a node (any `--tx` that is not a local popen without chdir) the control
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,8 @@ def needs(config: pytest.Config, settings: Settings, roots: TaskRoots) -> dict[s
 def refusal(node: str, need: dict[str, Any], facts: dict[str, Any]) -> str | None:
     """The one line that stops the run when the node cannot take part in it, else None."""
     where = f"llmbench: node {node} ({facts.get('python', '?')} in {facts.get('cwd', '?')})"
+    if "error" in facts:
+        return f"{where}: the check could not run there: {facts['error']}"
     if "missing" in facts:
         return f"{where} has no pytest-llmbench: pip install pytest-llmbench=={__version__} there"
     if facts.get("version") != __version__:
@@ -185,7 +188,8 @@ class RemoteNodes:
         if not is_remote(gateway.spec):
             return
         channel = gateway.remote_exec(node_check)
-        channel.send({k: v for k, v in self.need.items() if k in ("files", "isolation", "urls")})
+        sent = {k: v for k, v in self.need.items() if k in ("files", "isolation", "urls")}
+        channel.send((sent, inspect.getsource(node_check)))
         facts = channel.receive(timeout=CHECK_TIMEOUT_S)
         channel.waitclose(timeout=CHECK_TIMEOUT_S)
         need = {**self.need, "tier": self.tier()}

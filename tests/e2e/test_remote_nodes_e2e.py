@@ -147,9 +147,12 @@ def test_a_node_that_differs_is_refused_with_one_line_before_any_model_is_asked(
     controller = make_project(tmp_path / "controller")
     same = make_project(tmp_path / "same")
     other = make_project(tmp_path / "other", add_tasks(5) if differs == "task file" else TASKS)
+    older = tmp_path / "older" / "pytest_llmbench"
+    older.mkdir(parents=True)
+    (older / "__init__.py").write_text('__version__ = "0.0.0-other"\n')
     nodes = [
         SocketNode(same),
-        SocketNode(other, version="0.0.0-other" if differs == "version" else None),
+        SocketNode(other, other_plugin=older.parent if differs == "version" else None),
     ]
     try:
         result = Ran(controller, *bench_args(servers), "-d", *(node.tx for node in nodes))

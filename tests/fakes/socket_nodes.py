@@ -16,11 +16,6 @@ from pathlib import Path
 import execnet.script.socketserver
 
 SCRIPT = execnet.script.socketserver.__file__
-# Started instead of the script when a node must report another plugin version.
-OTHER_VERSION = (
-    "import runpy, sys; import pytest_llmbench; pytest_llmbench.__version__ = {version!r}; "
-    "sys.argv = [{script!r}, sys.argv[1]]; runpy.run_path({script!r}, run_name='__main__')"
-)
 
 
 def free_port() -> int:
@@ -32,18 +27,18 @@ def free_port() -> int:
 class SocketNode:
     """A socket server in `directory`; `tx` is the --tx that runs a worker in it."""
 
-    def __init__(self, directory: Path, *, version: str | None = None) -> None:
+    def __init__(self, directory: Path, *, other_plugin: Path | None = None) -> None:
+        """`other_plugin`: a directory put first on the node's Python path (a package
+        pytest_llmbench there stands for another version installed on that machine)."""
         self.directory = directory
         self.port = free_port()
-        address = f"127.0.0.1:{self.port}"
-        if version is None:
-            command = [sys.executable, SCRIPT, address]
-        else:
-            code = OTHER_VERSION.format(version=version, script=SCRIPT)
-            command = [sys.executable, "-c", code, address]
+        command = [sys.executable, SCRIPT, f"127.0.0.1:{self.port}"]
         # No bytecode: the node's directory must stay as the test made it.
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         env.pop("PYTEST_XDIST_WORKER", None)
+        if other_plugin is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(other_plugin),
+                                                              env.get("PYTHONPATH")]))  # fmt: skip
         self.process = subprocess.Popen(
             command, cwd=directory, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

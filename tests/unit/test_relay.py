@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -241,3 +243,18 @@ def test_task_files_that_differ_are_named(tmp_path: Path) -> None:
         "gw0 x", need, {**GOOD, "files": {"a.yaml": "other", "b.yaml": "missing"}}
     )
     assert line is not None and "task file a.yaml differs there (and 1 more)" in line
+
+
+def test_the_node_gathers_its_facts_in_a_python_of_its_own(tmp_path: Path) -> None:
+    """The gateway's process is the one xdist then runs the worker in: if the check imported
+    the plugin there, pytest could not rewrite its asserts (and says so in a warning)."""
+    script = (
+        "import json, runpy, sys\n"
+        f"module = runpy.run_path({node_check.__file__!r}, run_name='node_check')\n"
+        f"source = open({node_check.__file__!r}).read()\n"
+        "facts = module['gathered']({'files': [], 'urls': []}, source)\n"
+        "print(json.dumps([facts.get('version'), 'pytest_llmbench' in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=True)  # fmt: skip
+    assert json.loads(done.stdout) == [__version__, False]
