@@ -71,27 +71,28 @@ def relative_args(args: Sequence[str], invocation_dir: Path, rootdir: Path) -> l
     return out
 
 
-def task_files(roots: TaskRoots, rootdir: Path) -> list[str]:
-    """The run's task files as a node names them: relative to the project's root, the bundled
-    ones as `bundled/...`, others by their absolute path."""
+def task_files(roots: TaskRoots, rootdir: Path) -> dict[str, str]:
+    """The run's task files as a node names them (relative to the project's root, the bundled
+    ones as `bundled/...`, others by their absolute path), each with its digest here."""
     bundled = bundled_root()
-    names = []
+    files: dict[str, str] = {}
     for root in roots.paths:
         found = [root] if root.is_file() else [*root.rglob("*.yaml"), *root.rglob("*.yml")]
         for path in sorted(p for p in found if roots.collects(p)):
             resolved = path.resolve()
             if resolved.is_relative_to(rootdir.resolve()):
-                names.append(resolved.relative_to(rootdir.resolve()).as_posix())
+                name = resolved.relative_to(rootdir.resolve()).as_posix()
             elif bundled is not None and resolved.is_relative_to(bundled.resolve()):
-                rest = resolved.relative_to(bundled.resolve()).as_posix()
-                names.append(node_check.BUNDLED + rest)
+                name = node_check.BUNDLED + resolved.relative_to(bundled.resolve()).as_posix()
             else:
-                names.append(str(resolved))
-    return names
+                name = str(resolved)
+            files[name] = node_check.file_digest(resolved)
+    return files
 
 
 def needs(config: pytest.Config, settings: Settings, roots: TaskRoots) -> dict[str, Any]:
-    """What a node must have for this run (run/node_check.py is sent the first three)."""
+    """What a node must have for this run: its task files by digest, the sandbox it is
+    asked for, the servers it must reach (run/node_check.py is sent these)."""
     from ..backends import BACKENDS, default_base_url
 
     urls: list[str] = []
@@ -103,12 +104,10 @@ def needs(config: pytest.Config, settings: Settings, roots: TaskRoots) -> dict[s
                 )
                 if url and url not in urls:
                     urls.append(url)
-    rootdir = Path(config.rootpath)
     return {
-        "files": task_files(roots, rootdir),
+        "files": task_files(roots, Path(config.rootpath)),
         "isolation": settings.isolation,
         "urls": urls,
-        "rootdir": str(rootdir),
     }
 
 
@@ -124,14 +123,10 @@ def refusal(node: str, need: dict[str, Any], facts: dict[str, Any]) -> str | Non
             f"{where} runs pytest-llmbench {facts.get('version')}, this machine "
             f"{__version__}: install the same version on both"
         )
-    local = {name: node_check.file_digest(Path(need["rootdir"]) / name) for name in need["files"]}
-    bundled = bundled_root()
-    for name in need["files"]:
-        if name.startswith(node_check.BUNDLED) and bundled is not None:
-            local[name] = node_check.file_digest(bundled / name[len(node_check.BUNDLED) :])
-    differ = [name for name in need["files"] if facts.get("files", {}).get(name) != local[name]]
+    there = facts.get("files", {})
+    differ = [name for name, digest in need["files"].items() if there.get(name) != digest]
     if differ:
-        missing = facts.get("files", {}).get(differ[0]) == "missing"
+        missing = there.get(differ[0]) == "missing"
         how = "is missing there" if missing else "differs there"
         more = f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""
         return (
@@ -158,7 +153,7 @@ class RemoteNodes:
         self, config: pytest.Config, need: dict[str, Any], tier: Callable[[], str]
     ) -> None:
         self.config = config
-        self.need = need  # what node_check is sent: files, isolation, urls (+ rootdir)
+        self.need = need  # remote.needs()
         self.tier = tier  # the sandbox tier this run isolates with (known at the start)
         self._invocation: Any = None
 
@@ -188,7 +183,7 @@ class RemoteNodes:
         if not is_remote(gateway.spec):
             return
         channel = gateway.remote_exec(node_check)
-        sent = {k: v for k, v in self.need.items() if k in ("files", "isolation", "urls")}
+        sent = {**self.need, "files": list(self.need["files"])}  # the node's own digests back
         channel.send((sent, inspect.getsource(node_check)))
         facts = channel.receive(timeout=CHECK_TIMEOUT_S)
         channel.waitclose(timeout=CHECK_TIMEOUT_S)

@@ -30,6 +30,7 @@ from pytest_llmbench.storage.record_writer import RECORD, RunRecord, record_case
 from pytest_llmbench.storage.relay import Outbox, RelayedAnswers, parse
 from pytest_llmbench.suites.base import Generation
 from pytest_llmbench.taskfiles.format import PythonCase, PythonTask
+from pytest_llmbench.taskfiles.roots import TaskRoots
 
 TASK = PythonTask(
     id="add",
@@ -206,8 +207,7 @@ def test_a_node_tells_its_version_files_and_unreachable_servers(
     assert "tier" not in facts  # no sandbox asked for, none started
 
 
-NEED: dict[str, Any] = {"files": [], "isolation": "auto", "tier": "full", "urls": [],
-                        "rootdir": "/nowhere"}  # fmt: skip
+NEED: dict[str, Any] = {"files": {}, "isolation": "auto", "tier": "full", "urls": []}
 GOOD: dict[str, Any] = {"python": "/usr/bin/python3", "cwd": "/srv/p", "version": __version__,
                         "files": {}, "tier": "full", "unreachable": {}}  # fmt: skip
 
@@ -234,15 +234,20 @@ def test_a_node_that_cannot_take_part_gets_one_line_naming_it(
 
 
 def test_task_files_that_differ_are_named(tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
     for name in ("a.yaml", "b.yaml"):
-        (tmp_path / name).write_text(name)
-    need = {**NEED, "rootdir": str(tmp_path), "files": ["a.yaml", "b.yaml"]}
-    same = {name: node_check.file_digest(tmp_path / name) for name in ("a.yaml", "b.yaml")}
-    assert remote.refusal("gw0 x", need, {**GOOD, "files": same}) is None
-    line = remote.refusal(
-        "gw0 x", need, {**GOOD, "files": {"a.yaml": "other", "b.yaml": "missing"}}
-    )
-    assert line is not None and "task file a.yaml differs there (and 1 more)" in line
+        (tmp_path / "tasks" / name).write_text(f"suite: python\n# {name}\n")
+    roots = TaskRoots(((tmp_path / "tasks").resolve(),), "project")
+    files = remote.task_files(roots, tmp_path)
+    assert files == {
+        f"tasks/{name}": node_check.file_digest(tmp_path / "tasks" / name)
+        for name in ("a.yaml", "b.yaml")
+    }
+    need = {**NEED, "files": files}
+    assert remote.refusal("gw0 x", need, {**GOOD, "files": dict(files)}) is None
+    differ = {"tasks/a.yaml": "other", "tasks/b.yaml": "missing"}
+    line = remote.refusal("gw0 x", need, {**GOOD, "files": differ})
+    assert line is not None and "task file tasks/a.yaml differs there (and 1 more)" in line
 
 
 def test_the_node_gathers_its_facts_in_a_python_of_its_own(tmp_path: Path) -> None:
