@@ -7,9 +7,35 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pytest_llmbench.caseresult import GenerationStats
+from pytest_llmbench.exchange import Completion, Usage
 from pytest_llmbench.results import history
+from pytest_llmbench.suites.base import Generation
+from pytest_llmbench.taskfiles.format import PythonCase, PythonTask
 
 from .openai_server import Reply, Script, by_prompt, last_user_text
+
+# One small python task and a generation for it, as the record's and the relay's unit tests use.
+ADD_TASK = PythonTask(
+    id="add",
+    prompt="Write add(a, b).",
+    entry_point="add",
+    reference="def add(a, b):\n    return a + b\n",
+    cases=[PythonCase.model_validate({"id": f"c{i}", "args": [i, 1], "expect": i + 1})
+           for i in range(3)],
+)  # fmt: skip
+ADD_ANSWER = "```python\ndef add(a, b):\n    return a + b\n```"
+
+
+def add_generation(answer: str = ADD_ANSWER) -> Generation:
+    return Generation(
+        completions=(Completion(answer, usage=Usage(10, 20, None, "server")),),
+        answer=answer,
+        reasoning="",
+        truncated=False,
+        stats=GenerationStats(seconds=0.5, completion_tokens=20, requests=1),
+    )
+
 
 PYTHON_TASKS = """\
 suite: python

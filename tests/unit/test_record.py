@@ -9,34 +9,20 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fakes.bench import ADD_ANSWER, ADD_TASK, add_generation
 
-from pytest_llmbench.caseresult import CaseResult, GenerationStats
-from pytest_llmbench.exchange import Completion, Usage
+from pytest_llmbench.caseresult import CaseResult
 from pytest_llmbench.storage.record_reader import RecordError, list_runs, read_run, resolve_runs
 from pytest_llmbench.storage.record_writer import RECORD, RunRecord, record_case
 from pytest_llmbench.storage.transcript import OUTPUT_CAP, capped
-from pytest_llmbench.suites.base import Generation
-from pytest_llmbench.taskfiles.format import PythonCase, PythonTask
+from pytest_llmbench.taskfiles.format import PythonCase
 
-TASK = PythonTask(
-    id="add",
-    prompt="Write add(a, b).",
-    entry_point="add",
-    reference="def add(a, b):\n    return a + b\n",
-    cases=[PythonCase.model_validate({"id": f"c{i}", "args": [i, 1], "expect": i + 1})
-           for i in range(3)],
-)  # fmt: skip
-ANSWER = "```python\ndef add(a, b):\n    return a + b\n```"
+TASK = ADD_TASK
+ANSWER = ADD_ANSWER
 
 
 def _item(record: RunRecord, model: str, case: PythonCase) -> Any:
-    generation = Generation(
-        completions=(Completion(ANSWER, usage=Usage(10, 20, None, "server")),),
-        answer=ANSWER,
-        reasoning="",
-        truncated=False,
-        stats=GenerationStats(seconds=0.5, completion_tokens=20, requests=1),
-    )
+    generation = add_generation()
     config = SimpleNamespace(stash={RECORD: record})
     return SimpleNamespace(
         config=config, suite="python", task=TASK, case=case, model=model, generation=generation

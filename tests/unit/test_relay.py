@@ -13,10 +13,10 @@ from typing import Any
 
 import execnet
 import pytest
+from fakes.bench import ADD_TASK, add_generation
 
 from pytest_llmbench import __version__
-from pytest_llmbench.caseresult import CaseResult, GenerationStats
-from pytest_llmbench.exchange import Completion, Usage
+from pytest_llmbench.caseresult import CaseResult
 from pytest_llmbench.options import read_rootdir_args
 from pytest_llmbench.run import node_check, remote
 from pytest_llmbench.storage.answers import (
@@ -28,26 +28,7 @@ from pytest_llmbench.storage.answers import (
 from pytest_llmbench.storage.record_reader import read_run
 from pytest_llmbench.storage.record_writer import RECORD, RunRecord, record_case
 from pytest_llmbench.storage.relay import Outbox, RelayedAnswers, parse
-from pytest_llmbench.suites.base import Generation
-from pytest_llmbench.taskfiles.format import PythonCase, PythonTask
 from pytest_llmbench.taskfiles.roots import TaskRoots
-
-TASK = PythonTask(
-    id="add",
-    prompt="Write add(a, b).",
-    entry_point="add",
-    reference="def add(a, b):\n    return a + b\n",
-    cases=[PythonCase.model_validate({"id": f"c{i}", "args": [i, 1], "expect": i + 1})
-           for i in range(2)],
-)  # fmt: skip
-
-
-def generation(answer: str) -> Generation:
-    return Generation(
-        completions=(Completion(answer, usage=Usage(10, 20, None, "server")),),
-        answer=answer, reasoning="", truncated=False,
-        stats=GenerationStats(seconds=0.5, completion_tokens=20, requests=1),
-    )  # fmt: skip
 
 
 def key(model: str, prompt: str, backend: str = "openai") -> AnswerKey:
@@ -64,12 +45,12 @@ def test_answers_and_record_rows_reach_the_controllers_database_through_the_outb
 ) -> None:
     outbox = Outbox()
     answers = RelayedAnswers({}, "use", outbox)
-    answers.put(key("m", "p1"), generation("one"))
+    answers.put(key("m", "p1"), add_generation("one"))
     worker_record = RunRecord(tmp_path / "never.sqlite3", "run1", outbox)
-    for case in TASK.cases:
+    for case in ADD_TASK.cases:
         item = SimpleNamespace(
-            config=SimpleNamespace(stash={RECORD: worker_record}), suite="python", task=TASK,
-            case=case, model="m", generation=generation("one"),
+            config=SimpleNamespace(stash={RECORD: worker_record}), suite="python", task=ADD_TASK,
+            case=case, model="m", generation=add_generation("one"),
         )  # fmt: skip
         result = CaseResult("m", "python", "add", case.id, "passed", file="tasks/p.yaml")
         record_case(item, result, None)  # type: ignore[arg-type]
@@ -89,19 +70,19 @@ def test_answers_and_record_rows_reach_the_controllers_database_through_the_outb
     assert record.failure is None
     run = read_run(tmp_path / "store.sqlite3", "run1")
     (task,) = run.tasks
-    assert [c.case for c in task.cases] == ["c0", "c1"]
+    assert [c.case for c in task.cases] == ["c0", "c1", "c2"]
     assert task.generation is not None and task.generation["answer"] == "one"
 
 
 def test_a_worker_reads_the_controllers_answers_and_its_own(tmp_path: Path) -> None:
     outbox = Outbox()
     store = AnswerStore(tmp_path / "store.sqlite3")
-    store.put(key("m", "old"), generation("stored"))
+    store.put(key("m", "old"), add_generation("stored"))
     answers = RelayedAnswers(store.stored("openai", ["m"], 0.0, [None]), "use", outbox)
     found = answers.get(key("m", "old"))
     assert found is not None and found.answer == "stored"
     assert answers.get(key("m", "new")) is None
-    answers.put(key("m", "new"), generation("fresh"))
+    answers.put(key("m", "new"), add_generation("fresh"))
     again = answers.get(key("m", "new"))
     assert again is not None and again.answer == "fresh"
 
@@ -110,19 +91,19 @@ def test_a_worker_reads_the_controllers_answers_and_its_own(tmp_path: Path) -> N
                          ("refresh", False, True), ("off", False, False)])  # fmt: skip
 def test_the_cache_policy_holds_on_a_worker(policy: str, reads: bool, sends: bool) -> None:
     outbox = Outbox()
-    stored = {key("m", "p").digest: encode_generation(generation("stored"))}
+    stored = {key("m", "p").digest: encode_generation(add_generation("stored"))}
     answers = RelayedAnswers(dict(stored), policy, outbox)
     assert (answers.get(key("m", "p")) is not None) is reads
-    answers.put(key("m", "q"), generation("x"))
+    answers.put(key("m", "q"), add_generation("x"))
     assert (outbox.take() is not None) is sends
 
 
 def test_the_controller_hands_over_only_what_the_run_could_reuse(tmp_path: Path) -> None:
     store = AnswerStore(tmp_path / "store.sqlite3")
     for model, backend in (("a", "openai"), ("b", "openai"), ("a", "ollama")):
-        store.put(key(model, "p", backend), generation(f"{model}@{backend}"))
-    store.put(AnswerKey("openai", "a", {"prompt": "p"}, 512, 0.8, 7), generation("warm"))
-    store.put(AnswerKey("openai", "a", {"prompt": "p"}, 512, 0.8, 9), generation("other seed"))
+        store.put(key(model, "p", backend), add_generation(f"{model}@{backend}"))
+    store.put(AnswerKey("openai", "a", {"prompt": "p"}, 512, 0.8, 7), add_generation("warm"))
+    store.put(AnswerKey("openai", "a", {"prompt": "p"}, 512, 0.8, 9), add_generation("other seed"))
     assert list(store.stored("openai", ["a"], 0.0, [None])) == [key("a", "p").digest]
     warm = store.stored("openai", ["a"], 0.8, [7, 8])
     assert [decode_generation(text).answer for text in warm.values()] == ["warm"]
